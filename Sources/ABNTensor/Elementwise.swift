@@ -1,0 +1,47 @@
+/// Adds bias (C) to every pixel of x (images, C, pixels), in place.
+func addChannelBias(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>,
+                    images: Int, channels: Int, pixels: Int) {
+    Parallel.forEach(images * channels, minimumPerThread: 16) { task in
+        let v = bias[task % channels]
+        let p = x + task * pixels
+        for i in 0..<pixels { p[i] += v }
+    }
+}
+
+/// sums (C) = sum over images and pixels of x (images, C, pixels); overwritten or, with
+/// `accumulate`, added to. Accumulates in Double.
+func channelSums(_ sums: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                 images: Int, channels: Int, pixels: Int, accumulate: Bool) {
+    Parallel.forEach(channels) { c in
+        var total = 0.0
+        for n in 0..<images {
+            let p = x + (n * channels + c) * pixels
+            var s: Float = 0
+            for i in 0..<pixels { s += p[i] }
+            total += Double(s)
+        }
+        sums[c] = accumulate ? sums[c] + Float(total) : Float(total)
+    }
+}
+
+/// Splits `count` elements into blocks of at least 16 KiB for the parallel loops.
+@inline(__always)
+func forBlocks(_ count: Int, _ body: (Range<Int>) -> Void) {
+    Parallel.forRanges(count, minimumPerThread: 4096, body)
+}
+
+/// Residual add: output += other, element-wise (shapes must match). Its backward passes
+/// the output gradient unchanged to both branches.
+public func addInPlace(_ output: Tensor, _ other: Tensor) {
+    checkShape(output.shape == other.shape, "residual add: shapes \(output.shape) and \(other.shape) differ")
+    let y = output.data, x = other.data
+    forBlocks(output.count) { r in
+        for i in r { y[i] += x[i] }
+    }
+}
+
+/// dst += src, element-wise (shapes must match); used to sum gradients of two branches.
+public func accumulate(into dst: Tensor, _ src: Tensor) {
+    checkShape(dst.shape == src.shape, "gradient accumulation: shapes \(dst.shape) and \(src.shape) differ")
+    addInPlace(dst, src)
+}

@@ -1,0 +1,107 @@
+/// A 64-byte aligned Float32 buffer charged to a `MemoryLedger` for its whole life.
+final class TensorStorage {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+    let ledger: MemoryLedger
+
+    init(count: Int, ledger: MemoryLedger) {
+        self.count = count
+        self.ledger = ledger
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            .bindMemory(to: Float.self, capacity: max(count, 1))
+        ledger.recordAllocation(bytes: count * MemoryLayout<Float>.stride)
+    }
+
+    deinit {
+        pointer.deallocate()
+        ledger.recordFree(bytes: count * MemoryLayout<Float>.stride)
+    }
+}
+
+/// A contiguous row-major Float32 array with a shape (NCHW for images, (N, C) for features).
+///
+/// A reference type: layers overwrite a tensor's storage in place and every holder sees it.
+/// `reshaped(_:)` gives a view of the same storage without allocating.
+public final class Tensor {
+    /// Dimensions, outermost first, e.g. [N, C, H, W].
+    public let shape: [Int]
+    /// Number of elements (product of `shape`).
+    public let count: Int
+    private let storage: TensorStorage
+
+    /// Creates a zero-filled tensor, charged to `MemoryLedger.current`.
+    public convenience init(zeros shape: [Int]) {
+        self.init(uninitialized: shape)
+        data.initialize(repeating: 0, count: count)
+    }
+
+    /// Creates a tensor whose elements are not set, charged to `MemoryLedger.current`.
+    public init(uninitialized shape: [Int]) {
+        checkShape(shape.allSatisfy { $0 >= 0 }, "a tensor shape must not have negative dimensions, got \(shape)")
+        self.shape = shape
+        count = shape.reduce(1, *)
+        storage = TensorStorage(count: count, ledger: MemoryLedger.current)
+    }
+
+    /// Creates a tensor holding `values` (row-major) with the given shape.
+    public convenience init(_ values: [Float], shape: [Int]) {
+        self.init(uninitialized: shape)
+        checkShape(values.count == count, "\(values.count) values do not fill shape \(shape) of \(count) elements")
+        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
+    }
+
+    private init(shape: [Int], storage: TensorStorage) {
+        self.shape = shape
+        count = shape.reduce(1, *)
+        self.storage = storage
+    }
+
+    /// The first element; `count` elements follow contiguously.
+    public var data: UnsafeMutablePointer<Float> { storage.pointer }
+
+    /// A view of the same storage with another shape of the same element count.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        checkShape(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape): element counts differ")
+        return Tensor(shape: newShape, storage: storage)
+    }
+
+    /// True when both tensors use the same storage.
+    public func sharesStorage(with other: Tensor) -> Bool { storage === other.storage }
+
+    /// Bytes of this tensor's elements.
+    public var byteCount: Int { count * MemoryLayout<Float>.stride }
+
+    /// The elements as an array (a copy).
+    public var array: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+
+    /// Element at a flat index.
+    public subscript(flat index: Int) -> Float {
+        get { data[index] }
+        set { data[index] = newValue }
+    }
+
+    /// Sets every element to zero.
+    public func zero() { data.update(repeating: 0, count: count) }
+
+    /// Copies `other`'s elements, which must have the same count.
+    public func copy(from other: Tensor) {
+        checkShape(other.count == count, "cannot copy a tensor of shape \(other.shape) into one of shape \(shape)")
+        data.update(from: other.data, count: count)
+    }
+
+    /// A new tensor with the same shape and elements.
+    public func clone() -> Tensor {
+        let t = Tensor(uninitialized: shape)
+        t.copy(from: self)
+        return t
+    }
+}
+
+/// Stops with `message` when `condition` is false. Used for shape checks, whose message
+/// (naming both shapes) must survive optimized builds, unlike `precondition`'s.
+@inline(__always)
+public func checkShape(_ condition: Bool, _ message: @autoclosure () -> String,
+                       file: StaticString = #fileID, line: UInt = #line) {
+    if !condition { fatalError(message(), file: file, line: line) }
+}

@@ -1,0 +1,46 @@
+/// Scratch memory reused by the kernels across layers and steps: it grows to the largest
+/// request and never shrinks, so a steady-state training step allocates nothing. Its
+/// buffers are tensors, so the memory ledger counts them.
+///
+/// Not thread-safe: request buffers on the calling thread, then hand the pointers to workers.
+public final class Workspace {
+    /// What a scratch buffer is used for; each purpose has its own buffer per worker.
+    public enum Slot: Int, CaseIterable {
+        /// im2col columns of a chunk of images: (C*kH*kW, images*outH*outW).
+        case columns
+        /// GEMM output or gathered output gradient of a chunk: (outC, images*outH*outW).
+        case staging
+        /// A worker's partial weight gradient: (outC, C*kH*kW).
+        case weightGradient
+    }
+
+    /// Upper bound, in elements, of one worker's im2col buffer (1 MiB, about a core's L2):
+    /// a convolution processes its batch in chunks of images that fit (at least one image).
+    public var columnBudget: Int
+
+    private var buffers: [Tensor?] = Array(repeating: nil, count: Slot.allCases.count)
+
+    public init(columnBudget: Int = 1 << 18) {
+        self.columnBudget = columnBudget
+    }
+
+    /// One buffer of at least `count` elements per worker, 64-byte aligned; contents unspecified.
+    public func buffers(_ slot: Slot, workers: Int, count: Int) -> [UnsafeMutablePointer<Float>] {
+        let stride = (count + 15) / 16 * 16
+        let needed = stride * workers
+        if buffers[slot.rawValue].map({ $0.count < needed }) ?? true {
+            buffers[slot.rawValue] = nil  // free the old buffer before allocating the larger one
+            buffers[slot.rawValue] = Tensor(uninitialized: [needed])
+        }
+        let base = buffers[slot.rawValue]!.data
+        return (0..<workers).map { base + $0 * stride }
+    }
+
+    /// Bytes held by all scratch buffers.
+    public var byteCount: Int { buffers.reduce(0) { $0 + ($1?.byteCount ?? 0) } }
+
+    /// Frees all scratch buffers.
+    public func release() {
+        buffers = Array(repeating: nil, count: Slot.allCases.count)
+    }
+}

@@ -1,0 +1,23 @@
+import ABNTensor
+import ArgumentParser
+
+@main
+struct ABN: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abn",
+        abstract: "Data-parallel training with In-Place Activated BatchNorm, synchronized over MPI.",
+        subcommands: [Bench.self])
+}
+
+/// Options shared by the commands that compute.
+struct ThreadOptions: ParsableArguments {
+    @Option(help: "Threads for GEMM and the other kernels (default: OPENBLAS_NUM_THREADS, else the number of cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads).") }
+    }
+
+    /// Applies the thread count to the engine and OpenBLAS.
+    func apply() { Parallel.setThreadCount(threads ?? Parallel.defaultThreadCount()) }
+}

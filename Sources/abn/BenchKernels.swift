@@ -1,0 +1,140 @@
+import ABNTensor
+import ArgumentParser
+import Foundation
+
+struct BenchKernels: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "GFLOP/s of every convolution of the reference network, forward and both backward directions, next to raw sgemm.",
+        discussion: """
+        For each conv shape of the reference network at the given batch, times the forward pass, \
+        the input gradient and the weight gradient (median of --repeats runs after a warm-up). In the \
+        same run it times raw cblas_sgemm, with OpenBLAS's own threads at the same thread count: a \
+        large square product (the machine's GEMM limit, `sgemm_gflops`) and, for each direction, one \
+        product of the same shape as the convolution's lowered GEMM (`same_shape_sgemm_gflops`). \
+        The convolutions are timed first, so that OpenBLAS's spinning threads cannot slow them.
+        """)
+
+    @Option(help: "Batch size.") var batch = 128
+    @Option(help: "Timed repetitions per measurement (the median is reported).") var repeats = 5
+    @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
+    @Option(help: "Size of the square sgemm that measures the GEMM limit.") var peakSize = 2048
+    @Option(help: "Elements of one worker's im2col buffer (default: the workspace's).") var columnBudget: Int?
+    @Flag(help: "Print JSON lines instead of a table.") var json = false
+    @OptionGroup var threads: ThreadOptions
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch).") }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1, got \(repeats).") }
+        guard parseWidths(widths) != nil else { throw ValidationError("--widths must be three positive integers like 32,64,128, got '\(widths)'.") }
+        if let columnBudget, columnBudget < 1 { throw ValidationError("--column-budget must be positive, got \(columnBudget).") }
+    }
+
+    /// One timed convolution direction.
+    struct Measurement {
+        let kernel: String
+        let direction: String
+        let seconds: Double
+        let gflops: Double
+        let gemm: GemmShape
+    }
+
+    func run() throws {
+        threads.apply()
+        var rng = SplitMix64(seed: 1)
+        let workspace = Workspace()
+        if let columnBudget { workspace.columnBudget = columnBudget }
+        var results: [Measurement] = []
+        for (name, g) in referenceConvolutions(widths: parseWidths(widths)!, batch: batch) {
+            let x = Tensor(uninitialized: g.inputShape); x.fillUniform(-1, 1, using: &rng)
+            let w = Tensor(uninitialized: g.weightShape); w.fillUniform(-0.1, 0.1, using: &rng)
+            let y = Tensor(uninitialized: g.outputShape)
+            let dy = Tensor(uninitialized: g.outputShape); dy.fillUniform(-1, 1, using: &rng)
+            let dx = Tensor(uninitialized: g.inputShape)
+            let dw = Tensor(uninitialized: g.weightShape)
+            let directions: [(String, () -> Void, GemmShape)] = [
+                ("forward", { conv2dForward(output: y, input: x, weight: w, bias: nil, geometry: g, workspace: workspace) },
+                 GemmShape(m: g.outChannels, n: g.batch * g.outPixels, k: g.patchSize, transA: false, transB: false)),
+                ("input_grad", { conv2dBackward(dInput: dx, dWeight: nil, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace) },
+                 GemmShape(m: g.patchSize, n: g.batch * g.outPixels, k: g.outChannels, transA: true, transB: false)),
+                ("weight_grad", { conv2dBackward(dInput: nil, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace) },
+                 GemmShape(m: g.outChannels, n: g.patchSize, k: g.batch * g.outPixels, transA: false, transB: true)),
+            ]
+            for (direction, body, gemm) in directions {
+                let seconds = medianSeconds(repeats: repeats, body)
+                results.append(Measurement(kernel: name, direction: direction, seconds: seconds,
+                                           gflops: g.forwardFlops / seconds / 1e9, gemm: gemm))
+            }
+        }
+        workspace.release()
+        let peak = GemmShape(m: peakSize, n: peakSize, k: peakSize, transA: false, transB: false).gflops(repeats: 3, rng: &rng)
+        if !json {
+            print("abn bench kernels: batch \(batch), \(Parallel.threadCount) threads; raw sgemm \(peakSize)^3: \(formatted(peak)) GFLOP/s")
+            print("kernel".padding(toLength: 28, withPad: " ", startingAt: 0)
+                  + "direction    conv GFLOP/s  same-shape sgemm  conv/sgemm")
+        }
+        for r in results {
+            let sameShape = r.gemm.gflops(repeats: repeats, rng: &rng)
+            if json {
+                printJSONLine(["kernel": r.kernel, "direction": r.direction, "batch": batch, "threads": Parallel.threadCount,
+                               "seconds": r.seconds, "gflops": r.gflops, "sgemm_gflops": peak,
+                               "same_shape_sgemm_gflops": sameShape, "fraction_of_sgemm": r.gflops / peak])
+            } else {
+                print(r.kernel.padding(toLength: 28, withPad: " ", startingAt: 0)
+                      + r.direction.padding(toLength: 13, withPad: " ", startingAt: 0)
+                      + formatted(r.gflops).leftPadded(12) + formatted(sameShape).leftPadded(18)
+                      + (formatted(100 * r.gflops / peak, 0) + "%").leftPadded(12))
+            }
+        }
+    }
+}
+
+/// "32,64,128" -> [32, 64, 128]; nil unless three positive integers.
+func parseWidths(_ text: String) -> [Int]? {
+    let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard parts.count == 3, parts.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+    return parts.map { $0! }
+}
+
+/// The distinct convolutions of the reference network (reference-net.md) on 1x28x28 inputs.
+func referenceConvolutions(widths w: [Int], batch: Int) -> [(String, Conv2DGeometry)] {
+    var out: [(String, Conv2DGeometry)] = [("stem 3x3", Conv2DGeometry(input: [batch, 1, 28, 28], outChannels: w[0], kernel: 3, padding: 1))]
+    var cin = w[0], size = 28
+    for (i, c) in w.enumerated() {
+        let stride = i == 0 ? 1 : 2
+        let conv1 = Conv2DGeometry(input: [batch, cin, size, size], outChannels: c, kernel: 3, stride: stride, padding: 1)
+        out.append(("stage\(i + 1).0.conv1 3x3", conv1))
+        if stride != 1 || cin != c {
+            out.append(("stage\(i + 1).0.proj 1x1", Conv2DGeometry(input: [batch, cin, size, size], outChannels: c, kernel: 1, stride: stride)))
+        }
+        size = conv1.outHeight
+        out.append(("stage\(i + 1).*.conv2 3x3", Conv2DGeometry(input: [batch, c, size, size], outChannels: c, kernel: 3, padding: 1)))
+        cin = c
+    }
+    return out
+}
+
+/// One raw sgemm problem (row-major), timed on random matrices with OpenBLAS's own threads.
+struct GemmShape {
+    let m, n, k: Int
+    let transA, transB: Bool
+
+    func gflops(repeats: Int, rng: inout SplitMix64) -> Double {
+        let a = Tensor(uninitialized: [m * k]); a.fillUniform(-1, 1, using: &rng)
+        let b = Tensor(uninitialized: [k * n]); b.fillUniform(-1, 1, using: &rng)
+        let c = Tensor(uninitialized: [m * n])
+        let seconds = BLAS.withLibraryThreads(Parallel.threadCount) {
+            medianSeconds(repeats: repeats) {
+                BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k,
+                           a: a.data, lda: transA ? m : k, b: b.data, ldb: transB ? k : n, c: c.data, ldc: n)
+            }
+        }
+        return 2 * Double(m) * Double(n) * Double(k) / seconds / 1e9
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}

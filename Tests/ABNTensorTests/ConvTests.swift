@@ -1,0 +1,113 @@
+import ABNTensor
+import Testing
+
+/// Direct convolution in Double, for reference: output (N, outC, outH, outW).
+func naiveConvolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ g: Conv2DGeometry) -> [Double] {
+    var out = [Double](repeating: 0, count: g.outputShape.reduce(1, *))
+    for n in 0..<g.batch {
+        for o in 0..<g.outChannels {
+            for oh in 0..<g.outHeight {
+                for ow in 0..<g.outWidth {
+                    var s = Double(bias?[flat: o] ?? 0)
+                    for c in 0..<g.inChannels {
+                        for i in 0..<g.kernelHeight {
+                            for j in 0..<g.kernelWidth {
+                                let ih = oh * g.strideHeight - g.padHeight + i * g.dilationHeight
+                                let iw = ow * g.strideWidth - g.padWidth + j * g.dilationWidth
+                                guard ih >= 0, ih < g.inHeight, iw >= 0, iw < g.inWidth else { continue }
+                                let xv = x[flat: ((n * g.inChannels + c) * g.inHeight + ih) * g.inWidth + iw]
+                                let wv = w[flat: ((o * g.inChannels + c) * g.kernelHeight + i) * g.kernelWidth + j]
+                                s += Double(xv) * Double(wv)
+                            }
+                        }
+                    }
+                    out[((n * g.outChannels + o) * g.outHeight + oh) * g.outWidth + ow] = s
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// Geometries covering kernel sizes, strides, paddings, dilations and non-square inputs.
+let convCases: [Conv2DGeometry] = [
+    Conv2DGeometry(input: [3, 2, 7, 7], outChannels: 4, kernel: 3, padding: 1),
+    Conv2DGeometry(input: [2, 3, 8, 6], outChannels: 5, kernel: 3, stride: 2, padding: 1),
+    Conv2DGeometry(input: [2, 2, 9, 9], outChannels: 3, kernel: 3, padding: 2, dilation: 2),
+    Conv2DGeometry(input: [3, 4, 6, 6], outChannels: 2, kernel: 1, stride: 2),
+    Conv2DGeometry(input: [2, 1, 10, 9], outChannels: 3, kernel: 5, stride: 3, padding: 2),
+    Conv2DGeometry(input: [2, 3, 6, 7], outChannels: 2, kernel: (2, 3), stride: (1, 2), padding: (0, 1), dilation: (2, 1)),
+    Conv2DGeometry(input: [4, 2, 5, 5], outChannels: 3, kernel: 3),
+]
+
+/// Column budgets: one image per chunk, several images per chunk, the whole batch at once.
+let columnBudgets = [1, 200, 1 << 20]
+
+@Suite("Convolution")
+struct ConvTests {
+    @Test("forward equals a direct convolution", arguments: convCases, columnBudgets)
+    func forwardMatchesDirect(g: Conv2DGeometry, budget: Int) {
+        let x = randomTensor(g.inputShape, seed: 1)
+        let w = randomTensor(g.weightShape, seed: 2)
+        let b = randomTensor([g.outChannels], seed: 3)
+        let y = Tensor(zeros: g.outputShape)
+        conv2dForward(output: y, input: x, weight: w, bias: b, geometry: g, workspace: Workspace(columnBudget: budget))
+        expectClose(y.array.map(Double.init), naiveConvolution(x, w, b, g), rtol: 1e-5, atol: 1e-5, "\(g)")
+    }
+
+    @Test("backward equals finite differences", arguments: convCases, columnBudgets)
+    func backwardMatchesFiniteDifferences(g: Conv2DGeometry, budget: Int) {
+        let workspace = Workspace(columnBudget: budget)
+        let x = randomTensor(g.inputShape, seed: 4)
+        let w = randomTensor(g.weightShape, seed: 5)
+        let b = randomTensor([g.outChannels], seed: 6)
+        let r = randomTensor(g.outputShape, seed: 7)  // dLoss/dOutput
+        let y = Tensor(zeros: g.outputShape)
+        let loss = { () -> Double in
+            conv2dForward(output: y, input: x, weight: w, bias: b, geometry: g, workspace: workspace)
+            return dot(y, r)
+        }
+        let dx = Tensor(zeros: g.inputShape), dw = Tensor(zeros: g.weightShape), db = Tensor(zeros: [g.outChannels])
+        conv2dBackward(dInput: dx, dWeight: dw, dBias: db, dOutput: r, input: x, weight: w, geometry: g, workspace: workspace)
+        for (name, param, grad) in [("dInput", x, dx), ("dWeight", w, dw), ("dBias", b, db)] {
+            let idx = sampleIndices(param.count, count: 40, seed: 8)
+            // The loss is linear in each argument, so a large step is exact up to rounding.
+            let numeric = numericalGradient(of: loss, at: param, indices: idx, step: 0.5)
+            expectClose(idx.map { Double(grad[flat: $0]) }, numeric, rtol: 1e-3, atol: 1e-3, "\(name) of \(g)")
+        }
+    }
+
+    @Test("backward accumulates into existing gradients when asked")
+    func accumulate() {
+        let g = convCases[1]
+        let workspace = Workspace(columnBudget: 200)
+        let x = randomTensor(g.inputShape, seed: 9), w = randomTensor(g.weightShape, seed: 10)
+        let dy = randomTensor(g.outputShape, seed: 11)
+        let dw1 = Tensor(zeros: g.weightShape), db1 = Tensor(zeros: [g.outChannels])
+        conv2dBackward(dInput: nil, dWeight: dw1, dBias: db1, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace)
+        let dw2 = dw1.clone(), db2 = db1.clone()
+        conv2dBackward(dInput: nil, dWeight: dw2, dBias: db2, dOutput: dy, input: x, weight: w, geometry: g,
+                       accumulate: true, workspace: workspace)
+        expectClose(dw2.array, dw1.array.map { 2 * $0 }, rtol: 1e-5, atol: 1e-6, "dWeight")
+        expectClose(db2.array, db1.array.map { 2 * $0 }, rtol: 1e-5, atol: 1e-6, "dBias")
+    }
+
+    @Test("results do not depend on the thread count")
+    func threadCountIndependent() {
+        let g = Conv2DGeometry(input: [6, 3, 9, 9], outChannels: 4, kernel: 3, padding: 1)
+        let x = randomTensor(g.inputShape, seed: 12), w = randomTensor(g.weightShape, seed: 13)
+        let dy = randomTensor(g.outputShape, seed: 14)
+        var outputs: [[Float]] = []
+        let saved = Parallel.threadCount
+        for threads in [1, 3] {
+            Parallel.setThreadCount(threads)
+            let y = Tensor(zeros: g.outputShape), dx = Tensor(zeros: g.inputShape)
+            let workspace = Workspace(columnBudget: 250)
+            conv2dForward(output: y, input: x, weight: w, bias: nil, geometry: g, workspace: workspace)
+            conv2dBackward(dInput: dx, dWeight: nil, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace)
+            outputs.append(y.array + dx.array)
+        }
+        Parallel.setThreadCount(saved)
+        #expect(outputs[0] == outputs[1])
+    }
+}

@@ -1,0 +1,109 @@
+import ABNTensor
+import Foundation
+import Testing
+
+@Suite("Linear, pooling, loss and optimizer kernels")
+struct KernelTests {
+    @Test("linear backward equals finite differences")
+    func linear() {
+        let x = randomTensor([5, 7], seed: 1), w = randomTensor([3, 7], seed: 2), b = randomTensor([3], seed: 3)
+        let r = randomTensor([5, 3], seed: 4)
+        let y = Tensor(zeros: [5, 3])
+        let loss = { () -> Double in
+            linearForward(output: y, input: x, weight: w, bias: b)
+            return dot(y, r)
+        }
+        let dx = Tensor(zeros: x.shape), dw = Tensor(zeros: w.shape), db = Tensor(zeros: b.shape)
+        linearBackward(dInput: dx, dWeight: dw, dBias: db, dOutput: r, input: x, weight: w)
+        for (name, p, g) in [("dInput", x, dx), ("dWeight", w, dw), ("dBias", b, db)] {
+            let idx = Array(0..<p.count)
+            expectClose(g.array.map(Double.init), numericalGradient(of: loss, at: p, indices: idx, step: 0.5),
+                        rtol: 1e-4, atol: 1e-5, name)
+        }
+    }
+
+    @Test("global average pool forward and backward")
+    func averagePool() {
+        let x = randomTensor([2, 3, 4, 5], seed: 5), r = randomTensor([2, 3], seed: 6)
+        let y = Tensor(zeros: [2, 3])
+        let loss = { () -> Double in
+            globalAveragePoolForward(output: y, input: x)
+            return dot(y, r)
+        }
+        _ = loss()
+        for t in 0..<6 {
+            let want = (0..<20).reduce(0.0) { $0 + Double(x[flat: t * 20 + $1]) } / 20
+            #expect(abs(Double(y[flat: t]) - want) < 1e-6)
+        }
+        let dx = Tensor(zeros: x.shape)
+        globalAveragePoolBackward(dInput: dx, dOutput: r)
+        expectClose(dx.array.map(Double.init), numericalGradient(of: loss, at: x, indices: Array(0..<x.count), step: 0.5),
+                    rtol: 1e-4, atol: 1e-6, "dInput")
+    }
+
+    @Test("2x2 max pool forward and backward, odd sizes drop the last row and column")
+    func maxPool() {
+        // distinct values so that every window has a unique maximum away from ties
+        var rng = SplitMix64(seed: 7)
+        let x = Tensor(Array(0..<(2 * 2 * 5 * 6)).map { Float($0) * 0.01 }.shuffled(using: &rng), shape: [2, 2, 5, 6])
+        let r = randomTensor([2, 2, 2, 3], seed: 8)
+        let y = Tensor(zeros: [2, 2, 2, 3])
+        let loss = { () -> Double in
+            maxPool2x2Forward(output: y, input: x)
+            return dot(y, r)
+        }
+        _ = loss()
+        #expect(y[flat: 0] == [x[flat: 0], x[flat: 1], x[flat: 6], x[flat: 7]].max())
+        let dx = Tensor(zeros: x.shape)
+        maxPool2x2Backward(dInput: dx, dOutput: r, input: x)
+        expectClose(dx.array.map(Double.init), numericalGradient(of: loss, at: x, indices: Array(0..<x.count), step: 1e-3),
+                    rtol: 1e-3, atol: 1e-3, "dInput")
+    }
+
+    @Test("softmax cross-entropy: value, normalizer and gradient")
+    func crossEntropy() {
+        let logits = randomTensor([4, 5], seed: 9, scale: 3)
+        let labels = [0, 3, 4, 1]
+        let dLogits = Tensor(zeros: logits.shape)
+        let value = softmaxCrossEntropy(dLogits: dLogits, logits: logits, labels: labels, normalizer: 10)
+        var want = 0.0
+        for i in 0..<4 {
+            let row = (0..<5).map { Double(logits[flat: i * 5 + $0]) }
+            want += log(row.map(exp).reduce(0, +)) - row[labels[i]]
+        }
+        #expect(abs(value - want / 10) < 1e-6)
+        let loss = { softmaxCrossEntropy(dLogits: nil, logits: logits, labels: labels, normalizer: 10) }
+        expectClose(dLogits.array.map(Double.init), numericalGradient(of: loss, at: logits, indices: Array(0..<20), step: 1e-2),
+                    rtol: 1e-3, atol: 1e-4, "dLogits")
+    }
+
+    @Test("residual add and gradient accumulation")
+    func residualAdd() {
+        let a = randomTensor([2, 3, 2, 2], seed: 10), b = randomTensor([2, 3, 2, 2], seed: 11)
+        let sum = a.clone()
+        addInPlace(sum, b)
+        expectClose(sum.array, zip(a.array, b.array).map { $0 + $1 }, rtol: 0, atol: 0, "a + b")
+    }
+
+    @Test("SGD follows PyTorch's update: coupled weight decay, momentum, Nesterov")
+    func sgd() {
+        for nesterov in [false, true] {
+            let s = SGDSettings(learningRate: 0.1, momentum: 0.9, nesterov: nesterov, weightDecay: 0.01)
+            var p: [Float] = [1, -2], v: [Float] = [0, 0]
+            let grads: [[Float]] = [[0.5, 0.25], [-1, 2]]
+            // reference: PyTorch's SGD step written out in Double
+            var pr: [Double] = [1, -2], vr: [Double] = [0, 0]
+            for g in grads {
+                for i in 0..<2 {
+                    let d = Double(g[i]) + 0.01 * pr[i]
+                    vr[i] = 0.9 * vr[i] + d
+                    pr[i] -= 0.1 * (nesterov ? d + 0.9 * vr[i] : vr[i])
+                }
+                g.withUnsafeBufferPointer { gp in
+                    sgdStep(parameters: &p, velocity: &v, gradients: gp.baseAddress!, count: 2, settings: s)
+                }
+            }
+            expectClose(p.map(Double.init), pr, rtol: 1e-6, atol: 1e-7, "parameters, nesterov \(nesterov)")
+        }
+    }
+}
