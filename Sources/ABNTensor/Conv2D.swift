@@ -64,11 +64,6 @@ public struct Conv2DGeometry: Sendable, Equatable, CustomStringConvertible {
         "\(inChannels)->\(outChannels) \(kernelHeight)x\(kernelWidth) s\(strideHeight) p\(padHeight) d\(dilationHeight) on \(inHeight)x\(inWidth)"
     }
 
-    /// Images per chunk so that the im2col columns stay within `budget` elements.
-    func imagesPerChunk(budget: Int) -> Int {
-        max(1, min(batch, budget / max(1, patchSize * outPixels)))
-    }
-
     /// For kernel column `j`: the output columns whose input column lies inside the image.
     func validOutputColumns(kernelColumn j: Int) -> Range<Int> {
         let offset = j * dilationWidth - padWidth  // iw = ow * stride + offset
@@ -78,14 +73,60 @@ public struct Conv2DGeometry: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-// MARK: - im2col / col2im (serial: each worker lowers its own chunk of images)
+// MARK: - Work plan
 
-/// cols: (C*kH*kW, ldCols); fills columns [0, images*outPixels) from `images` images at `input`.
+/// How a convolution's batch is cut into work items for the workers. An item is either a chunk
+/// of whole images (when one image's im2col columns fit the budget) or, for large images, a
+/// block of output rows of one image, so that a worker's columns stay in its core's cache.
+struct ConvolutionPlan {
+    /// Images per item (1 when items are row blocks).
+    let images: Int
+    /// Output rows per item (all rows when items are chunks of images).
+    let rows: Int
+    let blocksPerImage: Int
+    let items: Int
+    /// Columns of the largest item's lowered matrix: images * rows * outW.
+    let maxColumns: Int
+
+    init(_ g: Conv2DGeometry, budget: Int, splitRows: Bool) {
+        let perImage = g.patchSize * g.outPixels
+        if perImage <= budget || !splitRows {
+            images = max(1, min(g.batch, budget / max(1, perImage)))
+            rows = g.outHeight
+        } else {
+            images = 1
+            rows = max(1, min(g.outHeight, budget / (g.patchSize * g.outWidth)))
+        }
+        blocksPerImage = (g.outHeight + rows - 1) / rows
+        items = images > 1 ? (g.batch + images - 1) / images : g.batch * blocksPerImage
+        maxColumns = images * rows * g.outWidth
+    }
+
+    /// The images and output rows of item `index`.
+    func item(_ index: Int, _ g: Conv2DGeometry) -> (firstImage: Int, images: Int, rows: Range<Int>) {
+        if images > 1 || blocksPerImage == 1 {
+            let n0 = index * images
+            return (n0, min(images, g.batch - n0), 0..<g.outHeight)
+        }
+        let r0 = (index % blocksPerImage) * rows
+        return (index / blocksPerImage, 1, r0..<min(g.outHeight, r0 + rows))
+    }
+}
+
+// MARK: - im2col / col2im (serial: each worker lowers its own item)
+
+/// cols: (C*kH*kW, ldCols). Fills columns [0, images*rows.count*outW) with the patches of
+/// output rows `rows` of `images` images at `input` (image-major, then row, then column).
 func im2col(_ cols: UnsafeMutablePointer<Float>, ldCols: Int,
-            _ input: UnsafePointer<Float>, images: Int, _ g: Conv2DGeometry) {
+            _ input: UnsafePointer<Float>, images: Int, rows: Range<Int>, _ g: Conv2DGeometry) {
     let kH = g.kernelHeight, kW = g.kernelWidth, H = g.inHeight, W = g.inWidth
-    let OH = g.outHeight, OW = g.outWidth, P = g.outPixels, C = g.inChannels
+    let OW = g.outWidth, C = g.inChannels
     let sh = g.strideHeight, sw = g.strideWidth
+    let perImage = rows.count * OW
+    // With stride 1 and outW == W, consecutive output rows read consecutive input rows at the
+    // same column shift: the valid rows are one contiguous copy, then the columns that fall in
+    // the padding are zeroed.
+    let contiguousRows = sh == 1 && sw == 1 && OW == W
     for j in 0..<kW {
         let v = g.validOutputColumns(kernelColumn: j)
         let colOffset = j * g.dilationWidth - g.padWidth
@@ -93,21 +134,34 @@ func im2col(_ cols: UnsafeMutablePointer<Float>, ldCols: Int,
             for c in 0..<C {
                 let plane = input + (b * C + c) * H * W
                 for i in 0..<kH {
-                    let row = cols + ((c * kH + i) * kW + j) * ldCols + b * P
+                    let row = cols + ((c * kH + i) * kW + j) * ldCols + b * perImage
                     let rowOffset = i * g.dilationHeight - g.padHeight
-                    for oh in 0..<OH {
-                        let dst = row + oh * OW
-                        let ih = oh * sh + rowOffset
-                        if ih < 0 || ih >= H {
-                            for ow in 0..<OW { dst[ow] = 0 }
-                            continue
+                    // output rows whose input row is inside the image
+                    let lo = max(rows.lowerBound, min(rows.upperBound, (-rowOffset + sh - 1) / sh))
+                    let hi = max(lo, min(rows.upperBound, (H - 1 - rowOffset) / sh + 1))
+                    if lo > rows.lowerBound { (row).update(repeating: 0, count: (lo - rows.lowerBound) * OW) }
+                    if hi < rows.upperBound { (row + (hi - rows.lowerBound) * OW).update(repeating: 0, count: (rows.upperBound - hi) * OW) }
+                    guard lo < hi else { continue }
+                    if contiguousRows && !v.isEmpty {
+                        let dst = row + (lo - rows.lowerBound) * OW
+                        let src = plane + (lo + rowOffset) * W + colOffset
+                        let first = v.lowerBound, last = (hi - lo - 1) * OW + v.upperBound
+                        (dst + first).update(from: src + first, count: last - first)
+                        for r in 0..<(hi - lo) {
+                            let d = dst + r * OW
+                            for ow in 0..<v.lowerBound { d[ow] = 0 }
+                            for ow in v.upperBound..<OW { d[ow] = 0 }
                         }
-                        let src = plane + ih * W + colOffset
+                        continue
+                    }
+                    for oh in lo..<hi {
+                        let dst = row + (oh - rows.lowerBound) * OW
+                        let src = plane + (oh * sh + rowOffset) * W + colOffset
                         for ow in 0..<v.lowerBound { dst[ow] = 0 }
-                        if sw == 1 {
-                            for ow in v { dst[ow] = src[ow] }
-                        } else {
-                            for ow in v { dst[ow] = src[ow * sw] }
+                        switch sw {  // constant strides let the compiler vectorize the gather
+                        case 1: for ow in v { dst[ow] = src[ow] }
+                        case 2: for ow in v { dst[ow] = src[2 * ow] }
+                        default: for ow in v { dst[ow] = src[ow * sw] }
                         }
                         for ow in v.upperBound..<OW { dst[ow] = 0 }
                     }
@@ -118,7 +172,7 @@ func im2col(_ cols: UnsafeMutablePointer<Float>, ldCols: Int,
 }
 
 /// Overwrites the `images` input-gradient images at `dInput` with the sum of `dCols`
-/// (C*kH*kW, ldCols) over the patches each input pixel belongs to.
+/// (C*kH*kW, ldCols), all output rows, over the patches each input pixel belongs to.
 func col2im(_ dInput: UnsafeMutablePointer<Float>, _ dCols: UnsafePointer<Float>, ldCols: Int,
             images: Int, _ g: Conv2DGeometry) {
     let kH = g.kernelHeight, kW = g.kernelWidth, H = g.inHeight, W = g.inWidth
@@ -165,39 +219,47 @@ private func checkConvShapes(_ g: Conv2DGeometry, input: Tensor, output: Tensor,
 
 /// output (N, outC, outH, outW) = conv(input (N, C, H, W), weight (outC, C, kH, kW)) + bias (outC).
 ///
-/// The batch is cut into chunks of images whose im2col columns fit `workspace.columnBudget`;
-/// each worker lowers a chunk into its own columns and multiplies them by the weight with a
-/// single-threaded sgemm, then writes the chunk's output in NCHW order.
+/// Each worker takes whole work items (see `ConvolutionPlan`), lowers an item into its own
+/// im2col columns and multiplies them by the weight with a single-threaded sgemm.
 public func conv2dForward(output: Tensor, input: Tensor, weight: Tensor, bias: Tensor?,
                           geometry g: Conv2DGeometry, workspace: Workspace) {
     checkConvShapes(g, input: input, output: output, weight: weight, bias: bias)
-    let K = g.patchSize, P = g.outPixels, OC = g.outChannels
-    let chunk = g.imagesPerChunk(budget: workspace.columnBudget)
-    let chunks = (g.batch + chunk - 1) / chunk
-    let workers = Parallel.workers(for: chunks)
-    let cols = workspace.buffers(.columns, workers: workers, count: K * chunk * P)  // (K, chunk*P) each
-    let staging = workspace.buffers(.staging, workers: workers, count: chunk > 1 ? OC * chunk * P : 0)  // (OC, chunk*P)
-    let x = input.data, y = output.data, w = weight.data, biasData = bias?.data
-    func forwardChunk(_ worker: Int, _ index: Int) {
-        let n0 = index * chunk, nb = min(chunk, g.batch - n0)
-        let ld = nb * P
-        let yChunk = y + n0 * OC * P
-        im2col(cols[worker], ldCols: ld, x + n0 * g.inChannels * g.inPixels, images: nb, g)
-        let gemmOut = nb == 1 ? yChunk : staging[worker]
-        BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ld, c: gemmOut, ldc: ld)
+    convolve(output.data, input.data, weight.data, bias?.data, g, workspace)
+}
+
+/// The forward convolution on raw buffers (shapes already checked).
+private func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                      _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ workspace: Workspace) {
+    let K = g.patchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
+    let plan = ConvolutionPlan(g, budget: workspace.columnBudget, splitRows: true)
+    let workers = Parallel.workers(for: plan.items)
+    let cols = workspace.buffers(.columns, workers: workers, count: K * plan.maxColumns)  // (K, columns)
+    let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)  // (OC, columns)
+    func forwardItem(_ worker: Int, _ index: Int) {
+        let (n0, nb, rows) = plan.item(index, g)
+        let ld = nb * rows.count * OW
+        let yImage = y + n0 * OC * P
+        im2col(cols[worker], ldCols: ld, x + n0 * g.inChannels * g.inPixels, images: nb, rows: rows, g)
+        if nb == 1 {  // straight into the image's output rows
+            let yRows = yImage + rows.lowerBound * OW
+            BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ld, c: yRows, ldc: P)
+            if let bias {
+                for o in 0..<OC { let v = bias[o]; for p in 0..<ld { yRows[o * P + p] += v } }
+            }
+            return
+        }
+        let s = staging[worker]
+        BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ld, c: s, ldc: ld)
         for b in 0..<nb {  // (OC, nb*P) -> (nb, OC, P), adding the bias
             for o in 0..<OC {
-                let src = gemmOut + o * ld + b * P
-                let dst = yChunk + (b * OC + o) * P
-                let v = biasData?[o] ?? 0
-                if nb > 1 || biasData != nil {
-                    for p in 0..<P { dst[p] = src[p] + v }
-                }
+                let src = s + o * ld + b * P, dst = yImage + (b * OC + o) * P
+                let v = bias?[o] ?? 0
+                for p in 0..<P { dst[p] = src[p] + v }
             }
         }
     }
-    Parallel.forWorkers(chunks) { worker, indices in
-        for index in indices { forwardChunk(worker, index) }
+    Parallel.forWorkers(plan.items) { worker, items in
+        for index in items { forwardItem(worker, index) }
     }
 }
 
@@ -205,66 +267,131 @@ public func conv2dForward(output: Tensor, input: Tensor, weight: Tensor, bias: T
 /// overwritten; dWeight (outC, C, kH, kW) and dBias (outC) are overwritten, or added to when
 /// `accumulate` is true. Pass nil for gradients that are not needed.
 ///
-/// Chunks as in the forward pass; each worker sums its weight gradient in its own buffer and
-/// the buffers are added at the end.
+/// The weight gradient is summed per worker over its items and the workers' sums are added in
+/// a fixed order (reproducible for a given thread count). For stride 1 the input gradient is
+/// the forward convolution of dOutput with the flipped, transposed kernel; otherwise it is a
+/// GEMM into im2col columns followed by col2im.
 public func conv2dBackward(dInput: Tensor?, dWeight: Tensor?, dBias: Tensor?,
                            dOutput: Tensor, input: Tensor, weight: Tensor,
                            geometry g: Conv2DGeometry, accumulate: Bool = false, workspace: Workspace) {
     checkConvShapes(g, input: input, output: dOutput, weight: weight, bias: dBias, outputName: "dOutput")
     if let dInput { checkShape(dInput.shape == g.inputShape, "conv2d: dInput shape \(dInput.shape) does not match the input shape \(g.inputShape)") }
     if let dWeight { checkShape(dWeight.shape == g.weightShape, "conv2d: dWeight shape \(dWeight.shape) does not match the weight shape \(g.weightShape)") }
-    let K = g.patchSize, P = g.outPixels, OC = g.outChannels
-    if let dBias { channelSums(dBias.data, dOutput.data, images: g.batch, channels: OC, pixels: P, accumulate: accumulate) }
-    guard dInput != nil || dWeight != nil else { return }
-    let chunk = g.imagesPerChunk(budget: workspace.columnBudget)
-    let chunks = (g.batch + chunk - 1) / chunk
-    let workers = Parallel.workers(for: chunks)
-    let cols = workspace.buffers(.columns, workers: workers, count: K * chunk * P)  // (K, chunk*P), reused for dCols
-    let staging = workspace.buffers(.staging, workers: workers, count: chunk > 1 ? OC * chunk * P : 0)  // (OC, chunk*P)
-    let partials = workspace.buffers(.weightGradient, workers: workers, count: dWeight == nil ? 0 : OC * K)  // (OC, K)
-    if dWeight != nil {
-        for p in partials { p.update(repeating: 0, count: OC * K) }
-    }
-    let x = input.data, w = weight.data, dy = dOutput.data, dx = dInput?.data
-    let wantWeightGradient = dWeight != nil
-    func backwardChunk(_ worker: Int, _ index: Int) {
-        let n0 = index * chunk, nb = min(chunk, g.batch - n0)
-        let ld = nb * P
-        let dyChunk = dy + n0 * OC * P
-        let dyMatrix: UnsafeMutablePointer<Float>  // (OC, nb*P)
-        if nb == 1 {
-            dyMatrix = dyChunk
+    if let dBias { channelSums(dBias.data, dOutput.data, images: g.batch, channels: g.outChannels, pixels: g.outPixels, accumulate: accumulate) }
+    if let dWeight { convWeightGradient(dWeight.data, dOutput.data, input.data, g, accumulate, workspace) }
+    if let dInput {
+        if let transposed = g.transposedForInputGradient, g.inChannels >= 8 {
+            let flipped = workspace.buffers(.flippedWeight, workers: 1, count: weight.count)[0]
+            flipTransposed(flipped, weight.data, g)
+            convolve(dInput.data, dOutput.data, flipped, nil, transposed, workspace)
         } else {
-            dyMatrix = staging[worker]
-            for b in 0..<nb {
-                for o in 0..<OC {
-                    let src = dyChunk + (b * OC + o) * P, dst = dyMatrix + o * ld + b * P
-                    for p in 0..<P { dst[p] = src[p] }
+            convInputGradientByCol2im(dInput.data, dOutput.data, weight.data, g, workspace)
+        }
+    }
+}
+
+extension Conv2DGeometry {
+    /// For stride 1: the convolution of dOutput whose result is dInput (flipped, transposed
+    /// kernel; padding dilation*(k-1) - padding). Nil when the stride is not 1 or the padding
+    /// exceeds the kernel's dilated extent. (Used when the input has at least 8 channels: with
+    /// fewer, its GEMM has too few rows to be efficient and col2im is faster.)
+    var transposedForInputGradient: Conv2DGeometry? {
+        let padH = dilationHeight * (kernelHeight - 1) - padHeight
+        let padW = dilationWidth * (kernelWidth - 1) - padWidth
+        guard strideHeight == 1, strideWidth == 1, padH >= 0, padW >= 0 else { return nil }
+        return Conv2DGeometry(input: outputShape, outChannels: inChannels, kernel: (kernelHeight, kernelWidth),
+                              padding: (padH, padW), dilation: (dilationHeight, dilationWidth))
+    }
+}
+
+/// flipped (C, outC, kH, kW)[c, o, i, j] = weight (outC, C, kH, kW)[o, c, kH-1-i, kW-1-j].
+private func flipTransposed(_ flipped: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>, _ g: Conv2DGeometry) {
+    let C = g.inChannels, OC = g.outChannels, kH = g.kernelHeight, kW = g.kernelWidth
+    for o in 0..<OC {
+        for c in 0..<C {
+            for i in 0..<kH {
+                for j in 0..<kW {
+                    flipped[((c * OC + o) * kH + i) * kW + j] = weight[((o * C + c) * kH + (kH - 1 - i)) * kW + (kW - 1 - j)]
                 }
             }
         }
-        let inputOffset = n0 * g.inChannels * g.inPixels
-        if wantWeightGradient {
-            im2col(cols[worker], ldCols: ld, x + inputOffset, images: nb, g)
-            BLAS.sgemm(transB: true, m: OC, n: K, k: ld, a: dyMatrix, lda: ld, b: cols[worker], ldb: ld,
-                       beta: 1, c: partials[worker], ldc: K)
-        }
-        if let dx {
-            BLAS.sgemm(transA: true, m: K, n: ld, k: OC, a: w, lda: K, b: dyMatrix, ldb: ld, c: cols[worker], ldc: ld)
-            col2im(dx + inputOffset, cols[worker], ldCols: ld, images: nb, g)
-        }
     }
-    Parallel.forWorkers(chunks) { worker, indices in
-        for index in indices { backwardChunk(worker, index) }
-    }
-    if let dWeight {
-        let out = dWeight.data
-        forBlocks(OC * K) { r in
-            for i in r {
-                var s: Float = accumulate ? out[i] : 0
-                for p in partials { s += p[i] }
-                out[i] = s
+}
+
+/// dW (outC, K) = sum over items of dY_item (outC, columns) * cols_item^T.
+private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                _ g: Conv2DGeometry, _ accumulate: Bool, _ workspace: Workspace) {
+    let K = g.patchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
+    let plan = ConvolutionPlan(g, budget: workspace.columnBudget, splitRows: true)
+    let workers = Parallel.workers(for: plan.items)
+    let cols = workspace.buffers(.columns, workers: workers, count: K * plan.maxColumns)  // (K, columns)
+    let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)  // (OC, columns)
+    let partials = workspace.buffers(.weightGradient, workers: workers, count: OC * K)  // (OC, K)
+    func weightGradientItem(_ worker: Int, _ index: Int, first: Bool) {
+        let (n0, nb, rows) = plan.item(index, g)
+        let ld = nb * rows.count * OW
+        let dyImage = dy + n0 * OC * P
+        im2col(cols[worker], ldCols: ld, x + n0 * g.inChannels * g.inPixels, images: nb, rows: rows, g)
+        let dyMatrix: UnsafePointer<Float>, lda: Int  // (OC, ld)
+        if nb == 1 {
+            dyMatrix = dyImage + rows.lowerBound * OW
+            lda = P
+        } else {
+            let s = staging[worker]
+            for b in 0..<nb {
+                for o in 0..<OC {
+                    let src = dyImage + (b * OC + o) * P, dst = s + o * ld + b * P
+                    for p in 0..<P { dst[p] = src[p] }
+                }
             }
+            dyMatrix = UnsafePointer(s)
+            lda = ld
         }
+        BLAS.sgemm(transB: true, m: OC, n: K, k: ld, a: dyMatrix, lda: lda, b: cols[worker], ldb: ld,
+                   beta: first ? 0 : 1, c: partials[worker], ldc: K)
+    }
+    Parallel.forWorkers(plan.items) { worker, items in
+        for index in items { weightGradientItem(worker, index, first: index == items.lowerBound) }
+    }
+    forBlocks(OC * K) { r in
+        for i in r {
+            var s: Float = accumulate ? dW[i] : 0
+            for p in partials { s += p[i] }
+            dW[i] = s
+        }
+    }
+}
+
+/// dInput by dCols (K, columns) = W^T * dY_item, then col2im; items are whole images, so no
+/// two workers add into the same input image.
+private func convInputGradientByCol2im(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
+                                       _ w: UnsafePointer<Float>, _ g: Conv2DGeometry, _ workspace: Workspace) {
+    let K = g.patchSize, P = g.outPixels, OC = g.outChannels
+    let plan = ConvolutionPlan(g, budget: workspace.columnBudget, splitRows: false)
+    let workers = Parallel.workers(for: plan.items)
+    let cols = workspace.buffers(.columns, workers: workers, count: K * plan.maxColumns)  // (K, columns)
+    let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)  // (OC, columns)
+    func inputGradientItem(_ worker: Int, _ index: Int) {
+        let (n0, nb, _) = plan.item(index, g)
+        let ld = nb * P
+        let dyImage = dy + n0 * OC * P
+        let dyMatrix: UnsafePointer<Float>  // (OC, ld)
+        if nb == 1 {
+            dyMatrix = dyImage
+        } else {
+            let s = staging[worker]
+            for b in 0..<nb {
+                for o in 0..<OC {
+                    let src = dyImage + (b * OC + o) * P, dst = s + o * ld + b * P
+                    for p in 0..<P { dst[p] = src[p] }
+                }
+            }
+            dyMatrix = UnsafePointer(s)
+        }
+        BLAS.sgemm(transA: true, m: K, n: ld, k: OC, a: w, lda: K, b: dyMatrix, ldb: ld, c: cols[worker], ldc: ld)
+        col2im(dx + n0 * g.inChannels * g.inPixels, cols[worker], ldCols: ld, images: nb, g)
+    }
+    Parallel.forWorkers(plan.items) { worker, items in
+        for index in items { inputGradientItem(worker, index) }
     }
 }

@@ -12,6 +12,8 @@ public final class Workspace {
         case staging
         /// A worker's partial weight gradient: (outC, C*kH*kW).
         case weightGradient
+        /// A convolution kernel flipped and transposed for the input gradient: (C, outC, kH, kW).
+        case flippedWeight
     }
 
     /// Upper bound, in elements, of one worker's im2col buffer (1 MiB, about a core's L2):

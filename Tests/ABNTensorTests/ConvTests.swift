@@ -38,9 +38,13 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [2, 1, 10, 9], outChannels: 3, kernel: 5, stride: 3, padding: 2),
     Conv2DGeometry(input: [2, 3, 6, 7], outChannels: 2, kernel: (2, 3), stride: (1, 2), padding: (0, 1), dilation: (2, 1)),
     Conv2DGeometry(input: [4, 2, 5, 5], outChannels: 3, kernel: 3),
+    // 8+ input channels and stride 1: the input gradient is a transposed convolution
+    Conv2DGeometry(input: [2, 8, 6, 5], outChannels: 3, kernel: 3, padding: 1),
+    Conv2DGeometry(input: [2, 9, 7, 7], outChannels: 4, kernel: 3, padding: 1, dilation: 2),
+    Conv2DGeometry(input: [3, 8, 4, 4], outChannels: 2, kernel: 1),
 ]
 
-/// Column budgets: one image per chunk, several images per chunk, the whole batch at once.
+/// Column budgets: one output row per item, several images per item, the whole batch at once.
 let columnBudgets = [1, 200, 1 << 20]
 
 @Suite("Convolution")
