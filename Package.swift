@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "abn", targets: ["abn"]),
         .library(name: "ABNTensor", targets: ["ABNTensor"]),
+        .library(name: "ABNLayers", targets: ["ABNLayers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -19,10 +20,14 @@ let package = Package(
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "ABNTensor", dependencies: ["CBLAS"]),
+        .target(name: "ABNLayers", dependencies: ["ABNTensor"]),
         .executableTarget(name: "abn", dependencies: [
             "ABNTensor",
+            "ABNLayers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "ABNTensorTests", dependencies: ["ABNTensor"]),
+        .target(name: "ABNTestSupport", dependencies: ["ABNTensor"], path: "Tests/ABNTestSupport"),
+        .testTarget(name: "ABNTensorTests", dependencies: ["ABNTensor", "ABNTestSupport"]),
+        .testTarget(name: "ABNLayersTests", dependencies: ["ABNLayers", "ABNTensor", "ABNTestSupport"]),
     ]
 )

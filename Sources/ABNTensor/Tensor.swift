@@ -29,6 +29,8 @@ public final class Tensor {
     /// Number of elements (product of `shape`).
     public let count: Int
     private let storage: TensorStorage
+    /// Elements of `storage` before this tensor's first element (non-zero for views).
+    private let offset: Int
 
     /// Creates a zero-filled tensor, charged to `MemoryLedger.current`.
     public convenience init(zeros shape: [Int]) {
@@ -42,6 +44,7 @@ public final class Tensor {
         self.shape = shape
         count = shape.reduce(1, *)
         storage = TensorStorage(count: count, ledger: MemoryLedger.current)
+        offset = 0
     }
 
     /// Creates a tensor holding `values` (row-major) with the given shape.
@@ -51,19 +54,27 @@ public final class Tensor {
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
     }
 
-    private init(shape: [Int], storage: TensorStorage) {
+    private init(shape: [Int], storage: TensorStorage, offset: Int) {
         self.shape = shape
         count = shape.reduce(1, *)
         self.storage = storage
+        self.offset = offset
     }
 
     /// The first element; `count` elements follow contiguously.
-    public var data: UnsafeMutablePointer<Float> { storage.pointer }
+    public var data: UnsafeMutablePointer<Float> { storage.pointer + offset }
 
     /// A view of the same storage with another shape of the same element count.
     public func reshaped(_ newShape: [Int]) -> Tensor {
         checkShape(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape): element counts differ")
-        return Tensor(shape: newShape, storage: storage)
+        return Tensor(shape: newShape, storage: storage, offset: offset)
+    }
+
+    /// A view of `shape.reduce(1, *)` elements starting `start` elements into this tensor.
+    public func slice(from start: Int, shape newShape: [Int]) -> Tensor {
+        let n = newShape.reduce(1, *)
+        checkShape(start >= 0 && start + n <= count, "a slice of shape \(newShape) at \(start) does not fit a tensor of shape \(shape)")
+        return Tensor(shape: newShape, storage: storage, offset: offset + start)
     }
 
     /// True when both tensors use the same storage.

@@ -1,4 +1,5 @@
 import ABNTensor
+import ABNTestSupport
 import Testing
 
 /// Direct convolution in Double, for reference: output (N, outC, outH, outW).

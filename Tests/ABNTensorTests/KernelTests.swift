@@ -1,4 +1,5 @@
 import ABNTensor
+import ABNTestSupport
 import Foundation
 import Testing
 

@@ -1,4 +1,5 @@
 import ABNTensor
+import ABNTestSupport
 import Testing
 
 @Suite("Memory ledger and shape checks")

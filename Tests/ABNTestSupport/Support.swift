@@ -2,7 +2,7 @@ import ABNTensor
 import Testing
 
 /// Largest absolute and relative error of `got` against `want`, and where.
-struct Discrepancy: CustomStringConvertible {
+public struct Discrepancy: CustomStringConvertible {
     var maxAbs = 0.0
     var maxRel = 0.0
     var worstIndex = -1
@@ -10,14 +10,14 @@ struct Discrepancy: CustomStringConvertible {
     var worstWant = 0.0
     var failures = 0
 
-    var description: String {
+    public var description: String {
         "max abs \(maxAbs), max rel \(maxRel); worst at [\(worstIndex)]: got \(worstGot), want \(worstWant); \(failures) element(s) out of tolerance"
     }
 }
 
 /// Checks |got - want| <= atol + rtol * |want| element-wise and reports the worst element
 /// at the caller's source location.
-func expectClose(_ got: [Double], _ want: [Double], rtol: Double, atol: Double, _ what: String = "",
+public func expectClose(_ got: [Double], _ want: [Double], rtol: Double, atol: Double, _ what: String = "",
                  sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(got.count == want.count, "\(what): \(got.count) values, want \(want.count)", sourceLocation: sourceLocation)
     var d = Discrepancy()
@@ -37,13 +37,13 @@ func expectClose(_ got: [Double], _ want: [Double], rtol: Double, atol: Double, 
     #expect(d.failures == 0, "\(what): \(d)", sourceLocation: sourceLocation)
 }
 
-func expectClose(_ got: [Float], _ want: [Float], rtol: Double, atol: Double, _ what: String = "",
+public func expectClose(_ got: [Float], _ want: [Float], rtol: Double, atol: Double, _ what: String = "",
                  sourceLocation: SourceLocation = #_sourceLocation) {
     expectClose(got.map(Double.init), want.map(Double.init), rtol: rtol, atol: atol, what, sourceLocation: sourceLocation)
 }
 
 /// A tensor of uniform values in [-1, 1) from a seeded generator.
-func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
+public func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
     var rng = SplitMix64(seed: seed)
     let t = Tensor(uninitialized: shape)
     t.fillUniform(-scale, scale, using: &rng)
@@ -51,7 +51,7 @@ func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
 }
 
 /// Central finite-difference derivatives of `loss` with respect to chosen elements of `x`.
-func numericalGradient(of loss: () -> Double, at x: Tensor, indices: [Int], step h: Float) -> [Double] {
+public func numericalGradient(of loss: () -> Double, at x: Tensor, indices: [Int], step h: Float) -> [Double] {
     indices.map { i in
         let saved = x[flat: i]
         x[flat: i] = saved + h
@@ -64,14 +64,14 @@ func numericalGradient(of loss: () -> Double, at x: Tensor, indices: [Int], step
 }
 
 /// sum(t * weights) in Double: a scalar loss whose gradient with respect to t is `weights`.
-func dot(_ t: Tensor, _ weights: Tensor) -> Double {
+public func dot(_ t: Tensor, _ weights: Tensor) -> Double {
     var s = 0.0
     for i in 0..<t.count { s += Double(t[flat: i]) * Double(weights[flat: i]) }
     return s
 }
 
 /// `count` distinct-ish sample indices spread over 0..<n (all of them when n <= count).
-func sampleIndices(_ n: Int, count: Int, seed: UInt64) -> [Int] {
+public func sampleIndices(_ n: Int, count: Int, seed: UInt64) -> [Int] {
     if n <= count { return Array(0..<n) }
     var rng = SplitMix64(seed: seed)
     return (0..<count).map { _ in Int(rng.next() % UInt64(n)) }

@@ -1,0 +1,82 @@
+import ABNTensor
+import Foundation
+
+/// A convolution with a weight parameter (outC, C, k, k) and optional bias, square kernel.
+/// It keeps nothing: the caller passes the forward input again to `backward`.
+public final class Conv2DLayer {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let inChannels: Int
+    public let outChannels: Int
+    public let kernel: Int
+    public let stride: Int
+    public let padding: Int
+
+    /// He-normal initialization (std sqrt(2 / fan_in)), bias zero.
+    public init(_ name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                bias: Bool = false, rng: inout SplitMix64) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        let w = Tensor(uninitialized: [outChannels, inChannels, kernel, kernel])
+        w.fillNormal(std: Float((2.0 / Double(inChannels * kernel * kernel)).squareRoot()), using: &rng)
+        weight = Parameter("\(name).weight", value: w)
+        self.bias = bias ? Parameter("\(name).bias", value: Tensor(zeros: [outChannels])) : nil
+    }
+
+    public var allParameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
+
+    public func geometry(for input: Tensor) -> Conv2DGeometry {
+        checkShape(input.shape.count == 4 && input.shape[1] == inChannels,
+                   "conv \(weight.name): input shape \(input.shape) does not match \(inChannels) input channels")
+        return Conv2DGeometry(input: input.shape, outChannels: outChannels, kernel: kernel, stride: stride, padding: padding)
+    }
+
+    /// (N, outC, outH, outW) for input (N, C, H, W).
+    public func forward(_ x: Tensor, workspace: Workspace) -> Tensor {
+        let g = geometry(for: x)
+        let y = Tensor(uninitialized: g.outputShape)
+        conv2dForward(output: y, input: x, weight: weight.value, bias: bias?.value, geometry: g, workspace: workspace)
+        return y
+    }
+
+    /// Writes the parameter gradients (overwriting); returns dInput when `inputGradient`.
+    public func backward(_ dy: Tensor, input x: Tensor, inputGradient: Bool, workspace: Workspace) -> Tensor? {
+        let g = geometry(for: x)
+        let dx = inputGradient ? Tensor(uninitialized: x.shape) : nil
+        conv2dBackward(dInput: dx, dWeight: weight.gradient, dBias: bias?.gradient, dOutput: dy, input: x,
+                       weight: weight.value, geometry: g, workspace: workspace)
+        return dx
+    }
+}
+
+/// A fully connected layer: weight (out, in), bias (out), PyTorch's default initialization
+/// (uniform in +-1/sqrt(in)).
+public final class LinearLayer {
+    public let weight: Parameter
+    public let bias: Parameter
+
+    public init(_ name: String, inFeatures: Int, outFeatures: Int, rng: inout SplitMix64) {
+        let bound = Float(1 / Double(inFeatures).squareRoot())
+        let w = Tensor(uninitialized: [outFeatures, inFeatures]); w.fillUniform(-bound, bound, using: &rng)
+        let b = Tensor(uninitialized: [outFeatures]); b.fillUniform(-bound, bound, using: &rng)
+        weight = Parameter("\(name).weight", value: w)
+        bias = Parameter("\(name).bias", value: b)
+    }
+
+    public var allParameters: [Parameter] { [weight, bias] }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        let y = Tensor(uninitialized: [x.shape[0], weight.shape[0]])
+        linearForward(output: y, input: x, weight: weight.value, bias: bias.value)
+        return y
+    }
+
+    public func backward(_ dy: Tensor, input x: Tensor) -> Tensor {
+        let dx = Tensor(uninitialized: x.shape)
+        linearBackward(dInput: dx, dWeight: weight.gradient, dBias: bias.gradient, dOutput: dy, input: x, weight: weight.value)
+        return dx
+    }
+}

@@ -1,0 +1,277 @@
+import ABNTensor
+import Foundation
+
+/// How a norm layer trades memory for computation; all three compute the same values.
+public enum NormMode: String, Sendable, CaseIterable, Codable {
+    /// InPlace-ABN: overwrites its input with its output and keeps only the output (plus
+    /// per-channel variance and count); backward inverts the activation and the affine step.
+    case inplace
+    /// Batch norm into a new tensor, then the activation in place on it; keeps input and output.
+    case standard
+    /// Keeps only the input and recomputes normalization and activation in backward.
+    case checkpoint
+}
+
+/// Batch normalization fused with an invertible activation, in one of the three `NormMode`s,
+/// with the semantics of the reference InPlace-ABN:
+/// z = act(gamma' * (x - mean) / sqrt(var + eps) + beta), gamma' = |weight| + eps, biased batch
+/// variance, running_var updated with the unbiased M/(M-1) variance, M the global count.
+///
+/// Input and output are (N, C, ...) (any trailing spatial dimensions). Batch statistics and the
+/// backward sums pass through `reducer`, so the layer is synchronized across replicas by
+/// giving it a cross-rank reducer. Statistics accumulate in Double, two-pass (stable).
+public final class NormAct {
+    public let name: String
+    public let channels: Int
+    public let mode: NormMode
+    public let activation: Activation
+    public let eps: Float
+    public let momentum: Float
+    /// (C) weight; the layer uses gamma' = |weight| + eps.
+    public let weight: Parameter
+    /// (C) beta.
+    public let bias: Parameter
+    /// (C) running mean and (C) running (unbiased) variance.
+    public let runningMean: Parameter
+    public let runningVar: Parameter
+    /// Where batch statistics and backward sums are combined across replicas.
+    public var reducer: StatisticsReducer = LocalReducer()
+    /// Training normalizes by batch statistics and updates the running ones; eval uses the running ones.
+    public var training = true
+
+    // What the forward pass keeps for backward, by mode: inplace z; standard x and z; checkpoint x.
+    private var savedInput: Tensor?
+    private var savedOutput: Tensor?
+    /// (C) per-channel statistics of the last forward pass, in Double.
+    private var mean: [Double]
+    private var variance: [Double]
+    /// Values per channel over all replicas in the last forward pass (M).
+    private var globalCount = 0.0
+    private var usedBatchStatistics = true
+
+    public init(_ name: String, channels: Int, mode: NormMode, activation: Activation,
+                eps: Float = 1e-5, momentum: Float = 0.1) throws {
+        guard channels >= 1 else { throw LayerError.invalidSetting("\(name): a norm layer needs at least one channel.") }
+        guard eps > 0 else { throw LayerError.invalidSetting("\(name): eps must be positive, got \(eps).") }
+        guard momentum >= 0 && momentum <= 1 else {
+            throw LayerError.invalidSetting("\(name): momentum must be in [0, 1], got \(momentum).")
+        }
+        self.name = name
+        self.channels = channels
+        self.mode = mode
+        self.activation = activation
+        self.eps = eps
+        self.momentum = momentum
+        weight = Parameter("\(name).weight", value: Tensor(Array(repeating: 1, count: channels), shape: [channels]))
+        bias = Parameter("\(name).bias", value: Tensor(zeros: [channels]))
+        runningMean = Parameter("\(name).running_mean", .buffer, value: Tensor(zeros: [channels]))
+        runningVar = Parameter("\(name).running_var", .buffer, value: Tensor(Array(repeating: 1, count: channels), shape: [channels]))
+        mean = Array(repeating: 0, count: channels)
+        variance = Array(repeating: 1, count: channels)
+    }
+
+    /// weight, bias, running_mean, running_var.
+    public var allParameters: [Parameter] { [weight, bias, runningMean, runningVar] }
+
+    /// Bytes this layer holds for its backward pass (tensors it alone keeps are counted by the
+    /// ledger too; this is for reports).
+    public var savedTensors: [Tensor] { [savedInput, savedOutput].compactMap { $0 } }
+
+    private func checkInput(_ x: Tensor) {
+        checkShape(x.shape.count >= 2 && x.shape[1] == channels,
+                   "\(name): input shape \(x.shape) does not match the layer's \(channels) channels (want (N, \(channels), ...))")
+    }
+
+    // MARK: Forward
+
+    /// Normalizes and activates x (N, C, ...). In `inplace` mode the result is written over x
+    /// and x is returned; otherwise a new tensor is returned and x is left as it was.
+    /// Throws when training sees fewer than 2 values per channel over all replicas.
+    public func forward(_ x: Tensor) throws -> Tensor {
+        checkInput(x)
+        let n = x.shape[0], C = channels, hw = x.count / max(1, n * C)
+        if training {
+            try computeBatchStatistics(x, images: n, pixels: hw)
+        } else {
+            for c in 0..<C {
+                mean[c] = Double(runningMean.value[flat: c])
+                variance[c] = Double(runningVar.value[flat: c])
+            }
+        }
+        usedBatchStatistics = training
+        let z = mode == .inplace ? x : Tensor(uninitialized: x.shape)
+        normalizeAndActivate(z, x, images: n, pixels: hw)
+        switch mode {
+        case .inplace: savedInput = nil; savedOutput = z
+        case .standard: savedInput = x; savedOutput = z
+        case .checkpoint: savedInput = x; savedOutput = nil
+        }
+        return z
+    }
+
+    /// checkpoint mode: recomputes the output of the last forward pass from its saved input,
+    /// for the backward pass of the layer that consumed it.
+    public func recomputeOutput() -> Tensor {
+        precondition(mode == .checkpoint, "\(name): recomputeOutput() is for checkpoint mode")
+        guard let x = savedInput else { preconditionFailure("\(name): recomputeOutput() before forward") }
+        let z = Tensor(uninitialized: x.shape)
+        normalizeAndActivate(z, x, images: x.shape[0], pixels: x.count / max(1, x.shape[0] * channels))
+        return z
+    }
+
+    private func computeBatchStatistics(_ x: Tensor, images n: Int, pixels hw: Int) throws {
+        let C = channels
+        var count = Double(n * hw)
+        let data = x.data
+        mean.withUnsafeMutableBufferPointer { meanBuffer in
+            variance.withUnsafeMutableBufferPointer { m2Buffer in
+                let meanOut = meanBuffer.baseAddress!, m2Out = m2Buffer.baseAddress!
+                Parallel.forEach(C) { c in
+                    var sum = 0.0
+                    for i in 0..<n {
+                        let p = data + (i * C + c) * hw
+                        for j in 0..<hw { sum += Double(p[j]) }
+                    }
+                    let m = count > 0 ? sum / count : 0
+                    var m2 = 0.0
+                    for i in 0..<n {
+                        let p = data + (i * C + c) * hw
+                        for j in 0..<hw { let d = Double(p[j]) - m; m2 += d * d }
+                    }
+                    meanOut[c] = m
+                    m2Out[c] = m2
+                }
+                reducer.mergeMoments(count: &count, mean: meanOut, m2: m2Out, channels: C)
+            }
+        }
+        let total = Int(count.rounded())
+        guard total >= 2 else { throw LayerError.tooFewValuesPerChannel(layer: name, count: total) }
+        globalCount = count
+        let m = Double(momentum)
+        for c in 0..<C {
+            variance[c] /= count  // M2 -> biased variance
+            let rm = runningMean.value.data, rv = runningVar.value.data
+            rm[c] = Float((1 - m) * Double(rm[c]) + m * mean[c])
+            rv[c] = Float((1 - m) * Double(rv[c]) + m * variance[c] * count / (count - 1))
+        }
+    }
+
+    /// gamma' (C) = |weight| + eps.
+    private func effectiveGamma(_ c: Int) -> Double { Double(abs(weight.value[flat: c])) + Double(eps) }
+
+    /// Per channel: scale = gamma' / sqrt(var + eps), shift = beta - mean * scale.
+    private func affine() -> (scale: [Float], shift: [Float]) {
+        var scale = [Float](repeating: 0, count: channels), shift = scale
+        for c in 0..<channels {
+            let s = effectiveGamma(c) / (variance[c] + Double(eps)).squareRoot()
+            scale[c] = Float(s)
+            shift[c] = Float(Double(bias.value[flat: c]) - mean[c] * s)
+        }
+        return (scale, shift)
+    }
+
+    /// z = act(x * scale + shift); z may be x.
+    private func normalizeAndActivate(_ z: Tensor, _ x: Tensor, images n: Int, pixels hw: Int) {
+        let (scale, shift) = affine()
+        let C = channels, act = activation
+        let src = x.data, dst = z.data
+        scale.withUnsafeBufferPointer { sc in
+            shift.withUnsafeBufferPointer { sh in
+                let sc = sc.baseAddress!, sh = sh.baseAddress!
+                Parallel.forEach(n * C, minimumPerThread: 4) { plane in
+                    let a = sc[plane % C], b = sh[plane % C]
+                    let p = src + plane * hw, q = dst + plane * hw
+                    switch act {
+                    case .leakyReLU(let slope):
+                        for j in 0..<hw { let y = p[j] * a + b; q[j] = y >= 0 ? y : y * slope }
+                    case .elu, .identity:
+                        for j in 0..<hw { q[j] = act.apply(p[j] * a + b) }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Backward
+
+    /// From dz (the gradient at the output, same shape) computes dx and writes it over dz's
+    /// storage, which is returned; writes the gradients of weight and bias (overwriting).
+    /// In checkpoint mode the output is recomputed from the saved input.
+    @discardableResult
+    public func backward(_ dz: Tensor) -> Tensor {
+        let reference = savedOutput ?? savedInput
+        guard let reference else { preconditionFailure("\(name): backward without forward") }
+        checkShape(dz.shape == reference.shape, "\(name): gradient shape \(dz.shape) does not match the output shape \(reference.shape)")
+        let n = dz.shape[0], C = channels, hw = dz.count / max(1, n * C)
+        let (scale, shift) = affine()
+        let invStd = (0..<C).map { 1 / (variance[$0] + Double(eps)).squareRoot() }
+        let gammaP = (0..<C).map(effectiveGamma)
+        let act = activation, mode = mode
+        let z = savedOutput?.data, x = savedInput?.data, g = dz.data
+        let meanF = mean.map(Float.init), invStdF = invStd.map(Float.init)
+        let betaF = (0..<C).map { bias.value[flat: $0] }, invGammaF = gammaP.map { Float(1 / $0) }
+
+        /// dy and xhat of element j of plane `plane` (channel c), by mode.
+        @inline(__always)
+        func dyAndXhat(_ plane: Int, _ c: Int, _ j: Int) -> (Float, Float) {
+            let i = plane * hw + j
+            switch mode {
+            case .inplace:
+                let (y, dy) = act.invert(z![i], g[i])
+                return (dy, (y - betaF[c]) * invGammaF[c])
+            case .standard:
+                let (_, dy) = act.invert(z![i], g[i])
+                return (dy, (x![i] - meanF[c]) * invStdF[c])
+            case .checkpoint:
+                let y = x![i] * scale[c] + shift[c]
+                let (_, dy) = act.invert(act.apply(y), g[i])
+                return (dy, (x![i] - meanF[c]) * invStdF[c])
+            }
+        }
+
+        // sums (2C): [sum dy (C), sum dy * xhat (C)]
+        var sums = [Double](repeating: 0, count: 2 * C)
+        sums.withUnsafeMutableBufferPointer { buffer in
+            let s = buffer.baseAddress!
+            Parallel.forEach(C) { c in
+                var s1 = 0.0, s2 = 0.0
+                for i in 0..<n {
+                    let plane = i * C + c
+                    for j in 0..<hw {
+                        let (dy, xhat) = dyAndXhat(plane, c, j)
+                        s1 += Double(dy)
+                        s2 += Double(dy) * Double(xhat)
+                    }
+                }
+                s[c] = s1
+                s[C + c] = s2
+            }
+        }
+        // parameter gradients from the local sums (the gradient averager sums them over ranks)
+        let dWeight = weight.gradient!.data, dBias = bias.gradient!.data
+        for c in 0..<C {
+            dBias[c] = Float(sums[c])
+            dWeight[c] = Float(sums[C + c]) * (weight.value[flat: c] < 0 ? -1 : 1)
+        }
+        if usedBatchStatistics {
+            sums.withUnsafeMutableBufferPointer { reducer.sum($0.baseAddress!, count: 2 * C) }
+        }
+        // dx = gamma'/sqrt(var + eps) * (dy - S1/M - xhat * S2/M)   (training)
+        // dx = gamma'/sqrt(running_var + eps) * dy                    (eval)
+        let M = globalCount
+        let a = (0..<C).map { Float(gammaP[$0] * invStd[$0]) }
+        let m1 = (0..<C).map { usedBatchStatistics ? Float(sums[$0] / M) : 0 }
+        let m2 = (0..<C).map { usedBatchStatistics ? Float(sums[C + $0] / M) : 0 }
+        Parallel.forEach(n * C, minimumPerThread: 4) { plane in
+            let c = plane % C
+            let q = g + plane * hw
+            for j in 0..<hw {
+                let (dy, xhat) = dyAndXhat(plane, c, j)
+                q[j] = a[c] * (dy - m1[c] - xhat * m2[c])
+            }
+        }
+        savedInput = nil
+        savedOutput = nil
+        return dz
+    }
+}

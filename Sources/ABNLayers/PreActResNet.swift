@@ -1,0 +1,146 @@
+import ABNTensor
+
+/// Shape of a pre-activation ResNet (reference-net.md): a 3x3 stem, stages of residual
+/// blocks (the first block of every stage after the first has stride 2), and a head of
+/// norm, global average pool and linear classifier.
+public struct NetworkShape: Sendable, Equatable, Codable {
+    /// Channels of each stage, e.g. [32, 64, 128].
+    public var widths: [Int]
+    public var blocksPerStage: Int
+    public var inChannels: Int
+    public var classes: Int
+
+    public init(widths: [Int] = [32, 64, 128], blocksPerStage: Int = 2, inChannels: Int = 1, classes: Int = 10) {
+        self.widths = widths
+        self.blocksPerStage = blocksPerStage
+        self.inChannels = inChannels
+        self.classes = classes
+    }
+}
+
+/// The reference network, with its norm layers in any `NormMode`. Parameter names follow the
+/// PyTorch peer's state dict (`stem.weight`, `stage2.0.bn1.running_var`, `fc.bias`, ...).
+///
+/// `forward` keeps what `backward` needs; `backward` writes every parameter gradient into
+/// `parameters.gradients` (overwriting) and calls `gradientsReady` as each one is final, in
+/// reverse order, so that gradient averaging can overlap the rest of the backward pass.
+public final class PreActResNet {
+    public let shape: NetworkShape
+    public let norm: NormSettings
+    public let parameters: ParameterStore
+    /// Scratch for the convolutions, reused across layers and steps.
+    public let workspace = Workspace()
+    /// Called with each parameter whose gradient the backward pass has just finished.
+    public var gradientsReady: ((Parameter) -> Void)?
+
+    private let stem: Conv2DLayer
+    private let stages: [[PreActBlock]]
+    private let headNorm: NormAct
+    private let fc: LinearLayer
+
+    // kept for backward
+    private var images: Tensor?
+    private var pooled: Tensor?
+    private var headShape: [Int] = []
+
+    /// Builds the network with weights drawn from `seed` (He-normal convolutions, PyTorch's
+    /// default linear initialization, norm weight 1 and bias 0).
+    public init(shape: NetworkShape = NetworkShape(), norm: NormSettings, seed: UInt64 = 0) throws {
+        guard !shape.widths.isEmpty, shape.widths.allSatisfy({ $0 >= 1 }), shape.blocksPerStage >= 1,
+              shape.inChannels >= 1, shape.classes >= 2 else {
+            throw LayerError.invalidSetting("network shape \(shape) is invalid: widths and counts must be positive and classes >= 2.")
+        }
+        self.shape = shape
+        self.norm = norm
+        var rng = SplitMix64(seed: seed)
+        stem = Conv2DLayer("stem", inChannels: shape.inChannels, outChannels: shape.widths[0], kernel: 3, padding: 1, rng: &rng)
+        var stages: [[PreActBlock]] = []
+        var cin = shape.widths[0]
+        for (i, c) in shape.widths.enumerated() {
+            var blocks: [PreActBlock] = []
+            for b in 0..<shape.blocksPerStage {
+                let stride = (i > 0 && b == 0) ? 2 : 1
+                blocks.append(try PreActBlock("stage\(i + 1).\(b)", inChannels: b == 0 ? cin : c, outChannels: c,
+                                              stride: stride, norm: norm, rng: &rng))
+            }
+            stages.append(blocks)
+            cin = c
+        }
+        self.stages = stages
+        headNorm = try norm.layer("head_norm", channels: cin)
+        fc = LinearLayer("fc", inFeatures: cin, outFeatures: shape.classes, rng: &rng)
+        let all = stem.allParameters + stages.flatMap { $0.flatMap(\.allParameters) } + headNorm.allParameters + fc.allParameters
+        parameters = ParameterStore(all)
+    }
+
+    /// Every norm layer, in forward order.
+    public var normLayers: [NormAct] { stages.flatMap { $0.flatMap(\.normLayers) } + [headNorm] }
+
+    /// Training (batch statistics) or eval (running statistics) for every norm layer.
+    public var training: Bool {
+        get { headNorm.training }
+        set { for layer in normLayers { layer.training = newValue } }
+    }
+
+    /// Sets the reducer of every norm layer (cross-replica synchronization, or none).
+    public func setReducer(_ reducer: StatisticsReducer) {
+        for layer in normLayers { layer.reducer = reducer }
+    }
+
+    /// logits (N, classes) for images (N, inChannels, H, W). The images are kept (not changed)
+    /// for the backward pass.
+    public func forward(_ images: Tensor) throws -> Tensor {
+        var x = stem.forward(images, workspace: workspace)
+        for stage in stages {
+            for block in stage { x = try block.forward(x, workspace: workspace) }
+        }
+        let h = try headNorm.forward(x)
+        let pooled = Tensor(uninitialized: [h.shape[0], h.shape[1]])
+        globalAveragePoolForward(output: pooled, input: h)
+        self.images = images
+        self.pooled = pooled
+        headShape = h.shape
+        return fc.forward(pooled)
+    }
+
+    /// Backward from dLogits (N, classes); parameter gradients land in `parameters.gradients`.
+    public func backward(_ dLogits: Tensor) {
+        guard let images, let pooled else { preconditionFailure("PreActResNet.backward before forward") }
+        let ready = gradientsReady ?? { _ in }
+        let dPooled = fc.backward(dLogits, input: pooled)
+        ready(fc.weight); ready(fc.bias)
+        self.pooled = nil
+        let dh = Tensor(uninitialized: headShape)
+        globalAveragePoolBackward(dInput: dh, dOutput: dPooled)
+        var dx = headNorm.backward(dh)
+        ready(headNorm.weight); ready(headNorm.bias)
+        for stage in stages.reversed() {
+            for block in stage.reversed() { dx = block.backward(dx, workspace: workspace, gradientsReady: ready) }
+        }
+        _ = stem.backward(dx, input: images, inputGradient: false, workspace: workspace)
+        ready(stem.weight)
+        self.images = nil
+    }
+
+    /// Multiply-adds of convolutions and the linear layer for one image of size h x w, forward.
+    public func forwardMultiplyAdds(height: Int, width: Int) -> Double {
+        var total = 0.0
+        var size = (height, width)
+        func conv(_ l: Conv2DLayer, _ s: (Int, Int)) -> (Int, Int) {
+            let g = Conv2DGeometry(input: [1, l.inChannels, s.0, s.1], outChannels: l.outChannels, kernel: l.kernel,
+                                   stride: l.stride, padding: l.padding)
+            total += g.forwardFlops / 2
+            return (g.outHeight, g.outWidth)
+        }
+        size = conv(stem, size)
+        for stage in stages {
+            for block in stage {
+                if let proj = block.proj { _ = conv(proj, size) }
+                let s1 = conv(block.conv1, size)
+                size = conv(block.conv2, s1)
+            }
+        }
+        total += Double(fc.weight.value.count)
+        return total
+    }
+}
