@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
@@ -21,9 +22,14 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "ABNTensor", dependencies: ["CBLAS"]),
         .target(name: "ABNLayers", dependencies: ["ABNTensor"]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "ABNComm", dependencies: ["ABNTensor", "ABNLayers", "CMPI"]),
+        .target(name: "ABNTraining", dependencies: ["ABNTensor", "ABNLayers", "ABNComm", "CZlib", "Yams"]),
         .executableTarget(name: "abn", dependencies: [
             "ABNTensor",
             "ABNLayers",
+            "ABNComm",
+            "ABNTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "ABNTestSupport", dependencies: ["ABNTensor"], path: "Tests/ABNTestSupport"),

@@ -12,6 +12,12 @@ public enum NormMode: String, Sendable, CaseIterable, Codable {
     case checkpoint
 }
 
+/// What a `NormAct.probe` is shown.
+public enum NormProbe: String, Sendable {
+    case output = "output"
+    case inputGradient = "input_grad"
+}
+
 /// Batch normalization fused with an invertible activation, in one of the three `NormMode`s,
 /// with the semantics of the reference InPlace-ABN:
 /// z = act(gamma' * (x - mean) / sqrt(var + eps) + beta), gamma' = |weight| + eps, biased batch
@@ -38,6 +44,9 @@ public final class NormAct {
     public var reducer: StatisticsReducer = LocalReducer()
     /// Training normalizes by batch statistics and updates the running ones; eval uses the running ones.
     public var training = true
+    /// Called with the layer's output at the end of forward and with its input gradient at the
+    /// end of backward (for checks such as `abn verify`); the tensor is only valid during the call.
+    public var probe: ((NormAct, NormProbe, Tensor) -> Void)?
 
     // What the forward pass keeps for backward, by mode: inplace z; standard x and z; checkpoint x.
     private var savedInput: Tensor?
@@ -106,6 +115,7 @@ public final class NormAct {
         case .standard: savedInput = x; savedOutput = z
         case .checkpoint: savedInput = x; savedOutput = nil
         }
+        probe?(self, .output, z)
         return z
     }
 
@@ -272,6 +282,7 @@ public final class NormAct {
         }
         savedInput = nil
         savedOutput = nil
+        probe?(self, .inputGradient, dz)
         return dz
     }
 }

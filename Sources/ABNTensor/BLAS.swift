@@ -22,6 +22,10 @@ public enum BLAS {
                              beta: Float = 0,
                              c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0, n > 0 else { return }
+        if k == 0 {  // an empty sum: C = beta * C
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+            return
+        }
         _ = Parallel.threadCount  // keeps OpenBLAS single-threaded from the first call on
         cblas_sgemm(CblasRowMajor,
                     transA ? CblasTrans : CblasNoTrans,

@@ -353,10 +353,11 @@ private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafeP
     Parallel.forWorkers(plan.items) { worker, items in
         for index in items { weightGradientItem(worker, index, first: index == items.lowerBound) }
     }
+    let used = partials.prefix(min(workers, plan.items))  // an empty batch leaves them unwritten
     forBlocks(OC * K) { r in
         for i in r {
             var s: Float = accumulate ? dW[i] : 0
-            for p in partials { s += p[i] }
+            for p in used { s += p[i] }
             dW[i] = s
         }
     }

@@ -1,4 +1,5 @@
 import ABNTensor
+import ABNTraining
 import ArgumentParser
 
 @main
@@ -6,7 +7,7 @@ struct ABN: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "abn",
         abstract: "Data-parallel training with In-Place Activated BatchNorm, synchronized over MPI.",
-        subcommands: [Bench.self])
+        subcommands: [Verify.self, Bench.self])
 }
 
 /// Options shared by the commands that compute.

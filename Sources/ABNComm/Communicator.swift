@@ -1,0 +1,58 @@
+import Foundation
+import ABNTensor
+
+/// The collectives the trainer needs, over all replicas of a job. Every rank must make the
+/// same calls in the same order.
+public protocol Communicator: AnyObject {
+    /// This replica's index, 0..<size.
+    var rank: Int { get }
+    /// Number of replicas.
+    var size: Int { get }
+
+    /// Replaces each element with its sum over all ranks (the same result on every rank).
+    func allreduceSum(_ values: UnsafeMutablePointer<Double>, count: Int)
+    func allreduceSum(_ values: UnsafeMutablePointer<Float>, count: Int)
+    /// Merges packed per-channel moments [count, mean (C), M2 (C)] of all ranks with Chan's
+    /// formula, in ONE collective of 1 + 2C Doubles; every rank gets the merged moments.
+    func allreduceMoments(_ packed: UnsafeMutablePointer<Double>, channels: Int)
+    /// Copies `bytes` bytes from `root` to every rank.
+    func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int)
+    /// Every rank's `value`, indexed by rank.
+    func allgather(_ value: Int64) -> [Int64]
+    /// On `root`: the concatenation over ranks of each rank's `count` Floats (counts may
+    /// differ); elsewhere an empty array.
+    func gather(_ values: UnsafePointer<Float>, count: Int, root: Int) -> [Float]
+    func barrier()
+    /// A communicator over the same ranks whose traffic never mixes with this one's (for a
+    /// communication thread).
+    func duplicate() -> Communicator
+    /// Ends the whole job (every rank) with `code`.
+    func abort(code: Int32) -> Never
+}
+
+extension Communicator {
+    /// Broadcasts a tensor's elements from `root`.
+    public func broadcast(_ tensor: Tensor, root: Int = 0) {
+        broadcast(UnsafeMutableRawPointer(tensor.data), bytes: tensor.byteCount, root: root)
+    }
+
+    public var isRoot: Bool { rank == 0 }
+}
+
+/// One process and no MPI: collectives leave values unchanged.
+public final class SingleProcess: Communicator {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+    public func allreduceSum(_ values: UnsafeMutablePointer<Double>, count: Int) {}
+    public func allreduceSum(_ values: UnsafeMutablePointer<Float>, count: Int) {}
+    public func allreduceMoments(_ packed: UnsafeMutablePointer<Double>, channels: Int) {}
+    public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) {}
+    public func allgather(_ value: Int64) -> [Int64] { [value] }
+    public func gather(_ values: UnsafePointer<Float>, count: Int, root: Int) -> [Float] {
+        Array(UnsafeBufferPointer(start: values, count: count))
+    }
+    public func barrier() {}
+    public func duplicate() -> Communicator { self }
+    public func abort(code: Int32) -> Never { exit(code) }
+}

@@ -1,0 +1,72 @@
+import ABNComm
+import ABNLayers
+import ABNTensor
+import Foundation
+
+/// Starts, checks and ends a data-parallel job: picks the communicator, makes all ranks start
+/// from rank 0's state, detects ranks that disagree, and turns an error on any rank into the
+/// end of the whole job with that rank's message (never a hang).
+public struct Coordinator {
+    public let comm: Communicator
+
+    /// MPI when started by an MPI launcher, otherwise a single process without MPI.
+    public static func launch() -> Coordinator {
+        Coordinator(comm: MPICommunicator.launchedByMPI ? MPICommunicator.world() : SingleProcess())
+    }
+
+    public init(comm: Communicator) { self.comm = comm }
+
+    public var isRoot: Bool { comm.rank == 0 }
+
+    /// Fails on every rank when ranks hold different `text` for `what` (e.g. the resolved
+    /// config or the model size), naming the ranks that differ from rank 0.
+    public func requireAgreement(_ what: String, _ text: String) throws {
+        let mine = Int64(bitPattern: fnv1a(Array(text.utf8)))
+        let all = comm.allgather(mine)
+        let differing = all.indices.filter { all[$0] != all[0] }
+        if !differing.isEmpty {
+            throw TrainingError("ranks \(differing.map(String.init).joined(separator: ", ")) have a different \(what) from rank 0; start every rank with the same binary, config and options.")
+        }
+    }
+
+    /// Makes every rank hold rank 0's parameters and buffers (running statistics).
+    public func broadcastInitialState(_ store: ParameterStore) {
+        comm.broadcast(store.values)
+        comm.broadcast(store.bufferValues)
+    }
+
+    /// True when every rank holds bit-identical parameters and buffers.
+    public func replicasIdentical(_ store: ParameterStore) -> Bool {
+        let bytes = UnsafeRawBufferPointer(start: store.values.data, count: store.values.byteCount)
+        let buffers = UnsafeRawBufferPointer(start: store.bufferValues.data, count: store.bufferValues.byteCount)
+        let hash = Int64(bitPattern: fnv1a(Array(bytes) + Array(buffers)))
+        return Set(comm.allgather(hash)).count == 1
+    }
+
+    /// Runs `body`; on an error prints it (with the rank when there are several) and ends the
+    /// job: MPI_Abort across ranks, or exit code 1 for a single process.
+    public func run(_ body: () throws -> Void) {
+        do {
+            try body()
+        } catch {
+            let prefix = comm.size > 1 ? "abn (rank \(comm.rank)): error: " : "abn: error: "
+            FileHandle.standardError.write(Data((prefix + "\(error)\n").utf8))
+            if comm.size > 1 { comm.abort(code: 1) }
+            exit(1)
+        }
+    }
+
+    /// Prints on rank 0 only.
+    public func say(_ line: String) {
+        guard isRoot else { return }
+        print(line)
+        fflush(nil)
+    }
+}
+
+/// 64-bit FNV-1a hash.
+func fnv1a(_ bytes: [UInt8]) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+    return h
+}

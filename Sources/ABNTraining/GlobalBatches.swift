@@ -1,0 +1,72 @@
+import ABNTensor
+
+/// Turns a step number into the step's global batch: a permutation of the training set per
+/// epoch, drawn from the seed, cut into batches of `globalBatch` (the last partial batch of an
+/// epoch is dropped). The batches do not depend on the world size; rank r takes its slice.
+public struct GlobalBatches: Sendable {
+    public let samples: Int
+    public let globalBatch: Int
+    public let seed: UInt64
+
+    public init(samples: Int, globalBatch: Int, seed: UInt64) throws {
+        guard globalBatch >= 1, samples >= globalBatch else {
+            throw TrainingError("train.global_batch is \(globalBatch) but the training set has \(samples) samples; use a batch between 1 and \(samples).")
+        }
+        self.samples = samples
+        self.globalBatch = globalBatch
+        self.seed = seed
+    }
+
+    public var stepsPerEpoch: Int { samples / globalBatch }
+
+    /// The epoch a global step belongs to.
+    public func epoch(ofStep step: Int) -> Int { step / stepsPerEpoch }
+
+    /// The sample order of an epoch (Fisher-Yates from a generator seeded by seed and epoch).
+    public func permutation(epoch: Int) -> [Int] {
+        var order = Array(0..<samples)
+        var rng = SplitMix64(seed: mixSeed(seed, 0x5A4D_504C, UInt64(epoch)))
+        for i in stride(from: samples - 1, to: 0, by: -1) {
+            let j = Int(rng.next() % UInt64(i + 1))
+            order.swapAt(i, j)
+        }
+        return order
+    }
+
+    /// Sample indices of global step `step`, given its epoch's permutation.
+    public func batch(step: Int, permutation: [Int]) -> [Int] {
+        let start = (step % stepsPerEpoch) * globalBatch
+        return Array(permutation[start..<start + globalBatch])
+    }
+}
+
+/// How a global batch is divided among ranks: rank r takes `counts[r]` consecutive samples.
+public struct BatchSlices: Sendable, Equatable {
+    public let counts: [Int]
+
+    /// As even as possible: the first `batch % ranks` ranks take one more.
+    public init(even batch: Int, ranks: Int) {
+        counts = (0..<ranks).map { batch / ranks + ($0 < batch % ranks ? 1 : 0) }
+    }
+
+    /// Explicit counts (e.g. for tests of uneven or empty ranks).
+    public init(counts: [Int]) { self.counts = counts }
+
+    public var total: Int { counts.reduce(0, +) }
+
+    /// The positions in the global batch that rank `rank` takes.
+    public func range(rank: Int) -> Range<Int> {
+        let start = counts[..<rank].reduce(0, +)
+        return start..<start + counts[rank]
+    }
+}
+
+/// Mixes values into one 64-bit seed (SplitMix64 finalizer over a running hash).
+public func mixSeed(_ values: UInt64...) -> UInt64 {
+    var h: UInt64 = 0x243F_6A88_85A3_08D3
+    for v in values {
+        var g = SplitMix64(seed: h ^ v)
+        h = g.next()
+    }
+    return h
+}
