@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+
+/// Runs the release `abn` binary, alone or under mpirun, and collects its output.
+enum BinaryRunner {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let binary = packageRoot.appendingPathComponent(".build/release/abn").path
+
+    struct Output {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+
+        /// The JSON objects among stdout's lines.
+        var jsonLines: [[String: Any]] {
+            stdout.split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+        }
+    }
+
+    /// `abn ARGS` directly (ranks == nil) or under `mpirun -n ranks`.
+    static func run(_ arguments: [String], ranks: Int? = nil, environment extra: [String: String] = [:]) throws -> Output {
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw RunnerError("\(binary) is missing: build it with `swift build -c release` (launch/setup.sh does) before the tests.")
+        }
+        let process = Process()
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        for (k, v) in extra { environment[k] = v }
+        if let ranks {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            var flags = ["mpirun", "-n", String(ranks), "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS"]
+            if getuid() == 0 { flags.append("--allow-run-as-root") }
+            process.arguments = flags + [binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+        }
+        process.environment = environment
+        process.currentDirectoryURL = packageRoot
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // read both pipes while the process runs, so a full pipe cannot block it
+        nonisolated(unsafe) var errData = Data()
+        let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        reader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while !reader.isFinished { usleep(1000) }
+        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+struct RunnerError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+
+/// Cross-rank equivalence of synchronized InPlace-ABN, through the real binary under mpirun:
+/// `abn verify` compares N ranks against one process on the concatenated batch (norm outputs,
+/// input gradients, and every parameter and running statistic after 5 SGD steps) within rtol
+/// 1e-4, atol 1e-5, and runs the unsynchronized negative control, which must fall outside.
+@Suite("Synchronized norm layers across MPI ranks", .serialized)
+struct SynchronizationTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        let ranks: Int
+        let slices: String?
+        var testDescription: String { "\(ranks) rank(s)" + (slices.map { ", slices \($0)" } ?? ", global batch 31") }
+    }
+
+    static let cases: [Case] = [
+        Case(ranks: 1, slices: nil),
+        Case(ranks: 2, slices: nil),
+        Case(ranks: 3, slices: nil),
+        Case(ranks: 4, slices: nil),
+        Case(ranks: 4, slices: "2,3,4,5"),  // rank + 2 samples
+        Case(ranks: 3, slices: "0,5,6"),    // a rank with no samples still takes part
+    ]
+
+    @Test("N ranks equal one process on the concatenated batch; unsynchronized BN does not", arguments: cases)
+    func equivalence(_ c: Case) throws {
+        var arguments = ["verify", "--config", "configs/tiny.yaml", "--steps", "5", "--set", "train.global_batch=31", "--json"]
+        if let slices = c.slices { arguments += ["--slices", slices] }
+        let output = try BinaryRunner.run(arguments, ranks: c.ranks)
+        let summary = output.jsonLines.first { $0["kind"] as? String == "summary" }
+        try #require(summary != nil, "no summary line; exit \(output.status), stderr: \(output.stderr)")
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        #expect(summary!["world_size"] as? Int == c.ranks)
+        #expect(summary!["synchronized_matches"] as? Bool == true, "worst rel \(summary!["synchronized_worst_rel"] ?? "?")")
+        #expect(summary!["replicas_identical"] as? Bool == true)
+        let rows = output.jsonLines.filter { $0["kind"] as? String == "synchronized" }
+        // outputs and input gradients of every norm layer, and parameters and running stats
+        #expect(rows.contains { ($0["quantity"] as? String) == "input_grad" })
+        #expect(rows.contains { ($0["quantity"] as? String)?.hasPrefix("running_var") == true })
+        #expect(rows.contains { ($0["quantity"] as? String)?.hasPrefix("weight") == true })
+        if c.ranks > 1 {
+            #expect(summary!["control_differs"] as? Bool == true, "the unsynchronized control matched: the check could not fail")
+        }
+    }
+
+    @Test("a rank count that does not match --slices ends every rank with a message, not a hang")
+    func mismatchAborts() throws {
+        let output = try BinaryRunner.run(["verify", "--config", "configs/tiny.yaml", "--slices", "3,4"], ranks: 3)
+        #expect(output.status != 0)
+        #expect(output.stderr.contains("give one count per rank"), "stderr: \(output.stderr)")
+    }
+}
