@@ -193,7 +193,7 @@ public final class NormAct {
                     let p = src + plane * hw, q = dst + plane * hw
                     switch act {
                     case .leakyReLU(let slope):
-                        for j in 0..<hw { let y = p[j] * a + b; q[j] = y >= 0 ? y : y * slope }
+                        for j in 0..<hw { let y = p[j] * a + b; q[j] = y * (y < 0 ? slope : 1) }
                     case .elu, .identity:
                         for j in 0..<hw { q[j] = act.apply(p[j] * a + b) }
                     }
@@ -214,47 +214,31 @@ public final class NormAct {
         checkShape(dz.shape == reference.shape, "\(name): gradient shape \(dz.shape) does not match the output shape \(reference.shape)")
         let n = dz.shape[0], C = channels, hw = dz.count / max(1, n * C)
         let (scale, shift) = affine()
-        let invStd = (0..<C).map { 1 / (variance[$0] + Double(eps)).squareRoot() }
-        let gammaP = (0..<C).map(effectiveGamma)
-        let act = activation, mode = mode
-        let z = savedOutput?.data, x = savedInput?.data, g = dz.data
-        let meanF = mean.map(Float.init), invStdF = invStd.map(Float.init)
-        let betaF = (0..<C).map { bias.value[flat: $0] }, invGammaF = gammaP.map { Float(1 / $0) }
-
-        /// dy and xhat of element j of plane `plane` (channel c), by mode.
-        @inline(__always)
-        func dyAndXhat(_ plane: Int, _ c: Int, _ j: Int) -> (Float, Float) {
-            let i = plane * hw + j
-            switch mode {
-            case .inplace:
-                let (y, dy) = act.invert(z![i], g[i])
-                return (dy, (y - betaF[c]) * invGammaF[c])
-            case .standard:
-                let (_, dy) = act.invert(z![i], g[i])
-                return (dy, (x![i] - meanF[c]) * invStdF[c])
-            case .checkpoint:
-                let y = x![i] * scale[c] + shift[c]
-                let (_, dy) = act.invert(act.apply(y), g[i])
-                return (dy, (x![i] - meanF[c]) * invStdF[c])
-            }
-        }
-
-        // sums (2C): [sum dy (C), sum dy * xhat (C)]
+        let recovery = PlaneRecovery(
+            mode: mode, activation: activation, pixels: hw, z: savedOutput?.data, x: savedInput?.data, dz: dz.data,
+            beta: (0..<C).map { bias.value[flat: $0] }, inverseGamma: (0..<C).map { Float(1 / effectiveGamma($0)) },
+            mean: mean.map(Float.init), inverseStd: variance.map { Float(1 / ($0 + Double(eps)).squareRoot()) },
+            scale: scale, shift: shift)
+        // sums (2C): [sum dy (C), sum dy * xhat (C)], per channel over all its planes
         var sums = [Double](repeating: 0, count: 2 * C)
         sums.withUnsafeMutableBufferPointer { buffer in
             let s = buffer.baseAddress!
-            Parallel.forEach(C) { c in
-                var s1 = 0.0, s2 = 0.0
-                for i in 0..<n {
-                    let plane = i * C + c
-                    for j in 0..<hw {
-                        let (dy, xhat) = dyAndXhat(plane, c, j)
-                        s1 += Double(dy)
-                        s2 += Double(dy) * Double(xhat)
+            Parallel.forRanges(C) { channels in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * max(1, hw)) { scratch in
+                    let dy = scratch.baseAddress!, xhat = dy + hw
+                    for c in channels {
+                        var s1 = 0.0, s2 = 0.0
+                        for i in 0..<n {
+                            recovery.recover(plane: i * C + c, channel: c, dy: dy, xhat: xhat)
+                            var p1: Float = 0, p2: Float = 0
+                            for j in 0..<hw { p1 += dy[j]; p2 += dy[j] * xhat[j] }
+                            s1 += Double(p1)
+                            s2 += Double(p2)
+                        }
+                        s[c] = s1
+                        s[C + c] = s2
                     }
                 }
-                s[c] = s1
-                s[C + c] = s2
             }
         }
         // parameter gradients from the local sums (the gradient averager sums them over ranks)
@@ -268,21 +252,96 @@ public final class NormAct {
         }
         // dx = gamma'/sqrt(var + eps) * (dy - S1/M - xhat * S2/M)   (training)
         // dx = gamma'/sqrt(running_var + eps) * dy                    (eval)
-        let M = globalCount
-        let a = (0..<C).map { Float(gammaP[$0] * invStd[$0]) }
-        let m1 = (0..<C).map { usedBatchStatistics ? Float(sums[$0] / M) : 0 }
-        let m2 = (0..<C).map { usedBatchStatistics ? Float(sums[C + $0] / M) : 0 }
-        Parallel.forEach(n * C, minimumPerThread: 4) { plane in
-            let c = plane % C
-            let q = g + plane * hw
-            for j in 0..<hw {
-                let (dy, xhat) = dyAndXhat(plane, c, j)
-                q[j] = a[c] * (dy - m1[c] - xhat * m2[c])
+        var coefficients = [Float](repeating: 0, count: 3 * C)  // a (C), S1/M (C), S2/M (C)
+        for c in 0..<C {
+            coefficients[c] = Float(effectiveGamma(c) / (variance[c] + Double(eps)).squareRoot())
+            if usedBatchStatistics {
+                coefficients[C + c] = Float(sums[c] / globalCount)
+                coefficients[2 * C + c] = Float(sums[C + c] / globalCount)
+            }
+        }
+        let g = dz.data
+        coefficients.withUnsafeBufferPointer { k in
+            let k = k.baseAddress!
+            Parallel.forRanges(n * C, minimumPerThread: 4) { planes in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * max(1, hw)) { scratch in
+                    let dy = scratch.baseAddress!, xhat = dy + hw
+                    for plane in planes {
+                        let c = plane % C
+                        recovery.recover(plane: plane, channel: c, dy: dy, xhat: xhat)
+                        let a = k[c], m1 = k[C + c], m2 = k[2 * C + c]
+                        let q = g + plane * hw
+                        for j in 0..<hw { q[j] = a * (dy[j] - m1 - xhat[j] * m2) }
+                    }
+                }
             }
         }
         savedInput = nil
         savedOutput = nil
         probe?(self, .inputGradient, dz)
         return dz
+    }
+}
+
+/// Recovers, for one (image, channel) plane in the backward pass, dy (the gradient before the
+/// activation) and xhat (the normalized input) from what the layer's mode kept:
+/// inplace: both from z, inverting the activation and the affine step; standard: dy from z,
+/// xhat from x; checkpoint: both from x, recomputing the forward pass.
+private struct PlaneRecovery {
+    let mode: NormMode
+    let activation: Activation
+    let pixels: Int
+    /// The saved output z and input x (whichever the mode kept), and the incoming gradient dz.
+    let z: UnsafeMutablePointer<Float>?
+    let x: UnsafeMutablePointer<Float>?
+    let dz: UnsafeMutablePointer<Float>
+    /// Per channel: beta, 1/gamma', batch mean, 1/sqrt(var + eps), and the forward pass's
+    /// scale (gamma'/sqrt(var + eps)) and shift (beta - mean * scale).
+    let beta, inverseGamma, mean, inverseStd, scale, shift: [Float]
+
+    /// Fills dy (pixels) and xhat (pixels) for `plane`, of channel `c`.
+    func recover(plane: Int, channel c: Int, dy: UnsafeMutablePointer<Float>, xhat: UnsafeMutablePointer<Float>) {
+        let hw = pixels, base = plane * hw
+        let g = dz + base
+        if mode == .checkpoint {
+            let xp = x! + base, a = scale[c], b = shift[c], m = mean[c], s = inverseStd[c]
+            switch activation {
+            case .leakyReLU(let slope):
+                for j in 0..<hw { let y = xp[j] * a + b; dy[j] = g[j] * (y < 0 ? slope : 1) }
+            case .elu(let alpha):
+                for j in 0..<hw { let y = xp[j] * a + b; dy[j] = y >= 0 ? g[j] : g[j] * alpha * expf(y) }
+            case .identity:
+                for j in 0..<hw { dy[j] = g[j] }
+            }
+            for j in 0..<hw { xhat[j] = (xp[j] - m) * s }
+            return
+        }
+        // dy from z; for inplace, y (kept in xhat) from z too
+        let zp = z! + base
+        switch activation {
+        case .leakyReLU(let slope):
+            // branch-free, so the loop vectorizes
+            let inverseSlope = 1 / slope
+            for j in 0..<hw {
+                let v = zp[j]
+                dy[j] = g[j] * (v < 0 ? slope : 1)
+                xhat[j] = v * (v < 0 ? inverseSlope : 1)
+            }
+        case .elu(let alpha):
+            for j in 0..<hw {
+                let negative = zp[j] < 0
+                dy[j] = negative ? g[j] * (zp[j] + alpha) : g[j]
+                xhat[j] = negative ? log1pf(zp[j] / alpha) : zp[j]
+            }
+        case .identity:
+            for j in 0..<hw { dy[j] = g[j]; xhat[j] = zp[j] }
+        }
+        if mode == .inplace {
+            let b = beta[c], k = inverseGamma[c]
+            for j in 0..<hw { xhat[j] = (xhat[j] - b) * k }
+        } else {
+            let xp = x! + base, m = mean[c], s = inverseStd[c]
+            for j in 0..<hw { xhat[j] = (xp[j] - m) * s }
+        }
     }
 }

@@ -35,6 +35,16 @@ public struct Coordinator {
         comm.broadcast(store.bufferValues)
     }
 
+    /// Rank 0's `text` on every rank (others pass anything, e.g. "").
+    public func broadcast(_ text: String) -> String {
+        var bytes = Array(text.utf8)
+        var count = Int64(bytes.count)
+        comm.broadcast(&count, bytes: 8, root: 0)
+        if !isRoot { bytes = [UInt8](repeating: 0, count: Int(count)) }
+        bytes.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, bytes: $0.count, root: 0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// True when every rank holds bit-identical parameters and buffers.
     public func replicasIdentical(_ store: ParameterStore) -> Bool {
         let bytes = UnsafeRawBufferPointer(start: store.values.data, count: store.values.byteCount)

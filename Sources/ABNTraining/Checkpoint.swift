@@ -1,0 +1,155 @@
+import ABNLayers
+import ABNTensor
+import Foundation
+
+/// A training checkpoint: parameters and running statistics under their PyTorch state-dict
+/// names, SGD momentum under `optimizer.momentum.<name>`, and metadata (format version, step,
+/// epoch, data position, the seed that the data order and augmentation derive from, config,
+/// world size, input normalization as `data_mean` and `data_std`).
+public struct Checkpoint {
+    public static let formatVersion = "1"
+
+    public let entries: [String: Safetensors.Entry]
+    public let metadata: [String: String]
+    public let source: String
+
+    /// Steps completed when it was written.
+    public var step: Int { Int(metadata["step"] ?? "") ?? 0 }
+
+    /// Reads and checks a checkpoint file.
+    public init(path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TrainingError("cannot read the checkpoint \(path); check the path.")
+        }
+        let (entries, metadata) = try Safetensors.decode(data, source: path)
+        guard metadata["format"] == "abn-checkpoint", metadata["format_version"] == Checkpoint.formatVersion,
+              metadata["step"].flatMap(Int.init) != nil else {
+            throw TrainingError("\(path) is not an abn checkpoint of format version \(Checkpoint.formatVersion) (its metadata lacks format, format_version or step).")
+        }
+        self.entries = entries
+        self.metadata = metadata
+        source = path
+    }
+
+    /// The state of `replica` after `step` steps, as the bytes of a safetensors file.
+    public static func encode(_ replica: Replica, step: Int, epoch: Int, stepInEpoch: Int, config: TrainingConfig) throws -> Data {
+        let store = replica.net.parameters
+        var entries: [Safetensors.Entry] = []
+        for p in store.parameters + store.buffers {
+            entries.append(Safetensors.Entry(name: p.name, shape: p.shape, values: p.value.array))
+        }
+        for p in store.parameters {
+            let v = replica.optimizer.velocity.slice(from: p.offset, shape: p.shape)
+            entries.append(Safetensors.Entry(name: "optimizer.momentum.\(p.name)", shape: p.shape, values: v.array))
+        }
+        let metadata: [String: String] = [
+            "format": "abn-checkpoint", "format_version": formatVersion,
+            "step": String(step), "epoch": String(epoch), "step_in_epoch": String(stepInEpoch),
+            "seed": String(config.train.seed),
+            "rng": "stateless: sample order and augmentation derive from (seed, epoch, sample index)",
+            "world_size": String(replica.comm.size),
+            "model": modelDescription(replica.net), "parameter_count": String(store.parameterCount),
+            "data_mean": String(config.data.mean), "data_std": String(config.data.std),
+            "config": try config.yaml(),
+        ]
+        return try Safetensors.encode(entries, metadata: metadata)
+    }
+
+    /// Copies the checkpoint into `replica` (parameters, running statistics and, unless
+    /// `weightsOnly`, momentum), after checking it is for the same model.
+    public func apply(to replica: Replica, weightsOnly: Bool = false) throws {
+        let store = replica.net.parameters
+        let expected = Checkpoint.modelDescription(replica.net)
+        if let model = metadata["model"], model != expected {
+            throw TrainingError("\(source) is for another model (\(model)); this config builds \(expected). Use the config it was trained with, or another run directory.")
+        }
+        var targets: [(String, Tensor)] = (store.parameters + store.buffers).map { ($0.name, $0.value) }
+        if !weightsOnly {
+            targets += store.parameters.map { ("optimizer.momentum.\($0.name)", replica.optimizer.velocity.slice(from: $0.offset, shape: $0.shape)) }
+        }
+        for (name, tensor) in targets {
+            guard let e = entries[name] else {
+                throw TrainingError("\(source) has no tensor \(name): it is for another model; use the config it was trained with.")
+            }
+            guard e.shape == tensor.shape else {
+                throw TrainingError("\(source): tensor \(name) has shape \(e.shape) but this model's is \(tensor.shape): it is for another model.")
+            }
+            e.values.withUnsafeBufferPointer { tensor.data.update(from: $0.baseAddress!, count: tensor.count) }
+        }
+    }
+
+    /// What a checkpoint must match: layer widths, blocks, classes, norm settings' shapes.
+    static func modelDescription(_ net: PreActResNet) -> String {
+        "preact-resnet widths=\(net.shape.widths) blocks=\(net.shape.blocksPerStage) in=\(net.shape.inChannels) classes=\(net.shape.classes) parameters=\(net.parameters.parameterCount)"
+    }
+}
+
+/// The checkpoints of a run: `DIR/checkpoints/step-NNNNNNNN.safetensors`, written by rank 0
+/// atomically (temporary file, fsync, rename, fsync of the directory), newest `keep` kept.
+public struct CheckpointDirectory {
+    public let path: String
+
+    public init(runDirectory: String) {
+        path = (runDirectory as NSString).appendingPathComponent("checkpoints")
+    }
+
+    public func file(step: Int) -> String {
+        (path as NSString).appendingPathComponent(String(format: "step-%08d.safetensors", step))
+    }
+
+    /// Checkpoint files, newest (highest step) first.
+    public func list() -> [(step: Int, path: String)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        return names.compactMap { name -> (Int, String)? in
+            guard name.hasPrefix("step-"), name.hasSuffix(".safetensors"),
+                  let step = Int(name.dropFirst(5).dropLast(12)) else { return nil }
+            return (step, (path as NSString).appendingPathComponent(name))
+        }.sorted { $0.0 > $1.0 }
+    }
+
+    /// Writes `data` as the checkpoint of `step` and deletes all but the newest `keep`.
+    public func write(_ data: Data, step: Int, keep: Int) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let final = file(step: step)
+        let temporary = final + ".tmp"
+        try writeDurably(data, to: temporary)
+        guard rename(temporary, final) == 0 else {
+            throw TrainingError("cannot rename \(temporary) to \(final): \(String(cString: strerror(errno))).")
+        }
+        syncDirectory(path)
+        for old in list().dropFirst(keep) { try? FileManager.default.removeItem(atPath: old.path) }
+    }
+
+    /// The newest checkpoint that reads and checks cleanly; the ones skipped, with why.
+    public func newestValid() -> (checkpoint: Checkpoint?, skipped: [String]) {
+        var skipped: [String] = []
+        for entry in list() {
+            do { return (try Checkpoint(path: entry.path), skipped) } catch { skipped.append("\(error)") }
+        }
+        return (nil, skipped)
+    }
+}
+
+/// Writes `data` to `path` and fsyncs it before returning.
+func writeDurably(_ data: Data, to path: String) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw TrainingError("cannot create \(path): \(String(cString: strerror(errno))). Check that the run directory is writable.") }
+    defer { close(fd) }
+    try data.withUnsafeBytes { raw in
+        var written = 0
+        while written < raw.count {
+            let n = Foundation.write(fd, raw.baseAddress! + written, raw.count - written)
+            guard n > 0 else { throw TrainingError("cannot write \(path): \(String(cString: strerror(errno))) (is the disk full?).") }
+            written += n
+        }
+    }
+    guard fsync(fd) == 0 else { throw TrainingError("cannot sync \(path) to disk: \(String(cString: strerror(errno))).") }
+}
+
+/// fsync of a directory, so that a rename in it survives a crash.
+func syncDirectory(_ path: String) {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return }
+    fsync(fd)
+    close(fd)
+}

@@ -1,0 +1,192 @@
+import ABNComm
+import ABNLayers
+import ABNTensor
+import Foundation
+
+/// `abn train`: the data-parallel training loop of a config, with metrics, evaluation at each
+/// epoch end, checkpoints and exact resume. Rank 0 alone writes files.
+public final class Trainer {
+    public let config: TrainingConfig
+    public let runDirectory: String
+    private let coordinator: Coordinator
+    private var comm: Communicator { coordinator.comm }
+
+    public init(config: TrainingConfig, runDirectory: String, coordinator: Coordinator) {
+        self.config = config
+        self.runDirectory = runDirectory
+        self.coordinator = coordinator
+    }
+
+    /// Trains until the end of the last epoch or `train.max_steps`, from the newest valid
+    /// checkpoint when `resume` is set.
+    public func run(resume: Bool) throws {
+        let train = try FashionMNIST(root: config.data.root, split: .train, limit: config.data.trainLimit)
+        let test = try FashionMNIST(root: config.data.root, split: .test, limit: config.data.testLimit)
+        let batches = try GlobalBatches(samples: train.count, globalBatch: config.train.globalBatch, seed: UInt64(config.train.seed))
+        let slices = BatchSlices(even: config.train.globalBatch, ranks: comm.size)
+        let pipeline = ImagePipeline(mean: config.data.mean, std: config.data.std, augment: config.data.augment,
+                                     cropPadding: config.data.cropPadding, flip: config.data.flip, seed: UInt64(config.train.seed))
+        var totalSteps = config.train.epochs * batches.stepsPerEpoch
+        if config.train.maxSteps > 0 { totalSteps = min(totalSteps, config.train.maxSteps) }
+        let schedule = LearningRateSchedule(peak: config.train.lr, warmupSteps: config.train.warmupSteps, totalSteps: totalSteps,
+                                            kind: config.train.schedule, power: config.train.polyPower)
+        let replica = try Replica(config: config, comm: comm)
+        try coordinator.requireAgreement("config", try config.yaml())
+        try coordinator.requireAgreement("model size", String(replica.net.parameters.parameterCount))
+        coordinator.broadcastInitialState(replica.net.parameters)
+
+        let checkpoints = CheckpointDirectory(runDirectory: runDirectory)
+        var step = 0
+        if resume { step = try restore(replica, from: checkpoints) }
+        let metrics = try coordinator.isRoot ? MetricsLog(runDirectory: runDirectory, config: config) : nil
+        if step >= totalSteps {
+            coordinator.say("train: nothing to do, the run is at step \(step) of \(totalSteps).")
+            return
+        }
+        coordinator.say("train: \(comm.size) rank(s) x \(Parallel.threadCount) thread(s), global batch \(config.train.globalBatch) "
+                        + "(\(slices.counts.map(String.init).joined(separator: "+"))), \(batches.stepsPerEpoch) steps per epoch, "
+                        + "steps \(step)..<\(totalSteps), norm \(config.model.norm.rawValue)\(config.model.sync ? " synchronized" : ""), "
+                        + "\(replica.net.parameters.parameterCount) parameters; run directory \(runDirectory)")
+        let progress = coordinator.isRoot ? ProgressLine(total: totalSteps) : nil
+        var permutation: [Int] = []
+        var permutationEpoch = -1
+        var window = (loss: 0.0, steps: 0, start: monotonicSeconds())
+        var timings = StepTimings()
+        while step < totalSteps {
+            let epoch = batches.epoch(ofStep: step)
+            if epoch != permutationEpoch { permutation = batches.permutation(epoch: epoch); permutationEpoch = epoch }
+            let indices = Array(batches.batch(step: step, permutation: permutation)[slices.range(rank: comm.rank)])
+            let (images, labels) = pipeline.batch(train, indices: indices, epoch: epoch)
+            let lr = schedule.rate(step: step)
+            let (loss, t) = try replica.step(images: images, labels: labels, globalBatch: config.train.globalBatch, learningRate: lr)
+            guard loss.isFinite else {
+                throw TrainingError("the loss became \(loss) at step \(step); lower train.lr (now \(config.train.lr)) or raise train.warmup_steps.")
+            }
+            step += 1
+            window.loss += loss; window.steps += 1
+            timings.total += t.total; timings.normSynchronization += t.normSynchronization
+            timings.exposedGradientAveraging += t.exposedGradientAveraging
+            let endOfEpoch = step % batches.stepsPerEpoch == 0
+            if step % config.train.logEvery == 0 || step == totalSteps || endOfEpoch {
+                let elapsed = monotonicSeconds() - window.start
+                let line: [String: Any] = [
+                    "step": step, "epoch": Double(step) / Double(batches.stepsPerEpoch), "loss": window.loss / Double(window.steps),
+                    "lr": Double(lr), "images_per_s": Double(window.steps * config.train.globalBatch) / elapsed,
+                    "step_s": timings.total / Double(window.steps),
+                    "norm_sync_s": timings.normSynchronization / Double(window.steps),
+                    "exposed_grad_avg_s": timings.exposedGradientAveraging / Double(window.steps),
+                ]
+                try metrics?.append(line)
+                progress?.show(line)
+                window = (0, 0, monotonicSeconds())
+                timings = StepTimings()
+            }
+            if (endOfEpoch || step == totalSteps) && config.train.evaluate {
+                let (testLoss, accuracy) = try evaluate(replica, on: test, pipeline: pipeline)
+                let line: [String: Any] = ["step": step, "epoch": Double(step) / Double(batches.stepsPerEpoch),
+                                           "test_loss": testLoss, "test_accuracy": accuracy]
+                try metrics?.append(line)
+                progress?.show(line)
+                window.start = monotonicSeconds()
+            }
+            if step == totalSteps || (config.checkpoint.every > 0 && step % config.checkpoint.every == 0) {
+                if coordinator.isRoot {
+                    let data = try Checkpoint.encode(replica, step: step, epoch: batches.epoch(ofStep: step),
+                                                     stepInEpoch: step % batches.stepsPerEpoch, config: config)
+                    try checkpoints.write(data, step: step, keep: config.checkpoint.keep)
+                    progress?.note("checkpoint \(checkpoints.file(step: step))")
+                }
+            }
+        }
+        progress?.finish()
+    }
+
+    /// Loads the newest valid checkpoint on rank 0 and gives its state to every rank; returns
+    /// the step to continue from (0 when there is none).
+    private func restore(_ replica: Replica, from checkpoints: CheckpointDirectory) throws -> Int {
+        var step: Int64 = 0
+        if coordinator.isRoot {
+            let (found, skipped) = checkpoints.newestValid()
+            for reason in skipped { coordinator.say("train: skipping a checkpoint: \(reason)") }
+            if let found {
+                try found.apply(to: replica)
+                step = Int64(found.step)
+                coordinator.say("train: resuming from \(found.source) (step \(found.step), written by \(found.metadata["world_size"] ?? "?") rank(s))")
+            } else {
+                coordinator.say("train: --resume found no valid checkpoint in \(checkpoints.path); starting from step 0")
+            }
+        }
+        comm.broadcast(&step, bytes: 8, root: 0)
+        comm.broadcast(replica.net.parameters.values)
+        comm.broadcast(replica.net.parameters.bufferValues)
+        comm.broadcast(replica.optimizer.velocity)
+        return Int(step)
+    }
+}
+
+/// DIR/metrics.jsonl (appended, one JSON object per line) and DIR/config.yaml (the resolved config).
+final class MetricsLog {
+    private let handle: FileHandle
+
+    init(runDirectory: String, config: TrainingConfig) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw TrainingError("cannot create the run directory \(runDirectory): \(error.localizedDescription)")
+        }
+        try config.yaml().write(toFile: (runDirectory as NSString).appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+        let path = (runDirectory as NSString).appendingPathComponent("metrics.jsonl")
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw TrainingError("cannot open \(path) for writing.") }
+        handle.seekToEndOfFile()
+        self.handle = handle
+    }
+
+    func append(_ object: [String: Any]) throws {
+        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        data.append(0x0A)
+        handle.write(data)
+    }
+}
+
+/// Rank 0's progress: a bar redrawn in place on a terminal, plain lines otherwise.
+final class ProgressLine {
+    private let total: Int
+    // mpirun gives every rank a pseudo-terminal whatever its own output is, so ranks print lines
+    private let terminal = isatty(STDOUT_FILENO) == 1 && !MPICommunicator.launchedByMPI
+    private var last: [String: Any] = [:]
+
+    init(total: Int) { self.total = total }
+
+    func show(_ line: [String: Any]) {
+        if line["test_accuracy"] != nil {
+            let text = String(format: "eval  step %d  epoch %.2f  test loss %.4f  test accuracy %.2f%%", line["step"] as! Int,
+                              line["epoch"] as! Double, line["test_loss"] as! Double, 100 * (line["test_accuracy"] as! Double))
+            emit(text, keep: true)
+            return
+        }
+        last = line
+        let step = line["step"] as! Int
+        let text = String(format: "step %d/%d  epoch %.2f  loss %.4f  lr %.4g  %.0f img/s", step, total, line["epoch"] as! Double,
+                          line["loss"] as! Double, line["lr"] as! Double, line["images_per_s"] as! Double)
+        if terminal {
+            let width = 24, filled = width * step / max(1, total)
+            emit("[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] " + text, keep: false)
+        } else {
+            emit(text, keep: true)
+        }
+    }
+
+    func note(_ text: String) { emit(text, keep: true) }
+
+    func finish() { if terminal { print("") } }
+
+    private func emit(_ text: String, keep: Bool) {
+        if terminal {
+            print("\r\u{1B}[2K" + text, terminator: keep ? "\n" : "")
+        } else {
+            print(text)
+        }
+        fflush(nil)
+    }
+}

@@ -1,0 +1,90 @@
+import ABNTraining
+import ArgumentParser
+import Foundation
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a network from a YAML config, on one process or under mpirun.",
+        discussion: """
+        Writes DIR/config.yaml (the resolved config), DIR/metrics.jsonl (one JSON object per line: \
+        step, epoch, loss, lr, images_per_s, step timings; eval lines with test_loss and \
+        test_accuracy) and DIR/checkpoints/step-NNNNNNNN.safetensors. DIR defaults to \
+        runs/<config name>. With --resume, continues from the newest valid checkpoint in DIR, \
+        with the same or another number of ranks. Use launch/train.sh -n N CONFIG for several \
+        ranks and launch/debug.sh CONFIG for one process.
+        """)
+
+    @Option(help: "The YAML config (see configs/).") var config: String
+    @Option(name: .customLong("set"), help: "Override a config key, e.g. --set train.lr=0.05 (repeatable).")
+    var overrides: [String] = []
+    @Option(help: "Run directory (default: runs/<config name>).") var runDir: String?
+    @Option(help: "Stop after this many steps in total (overrides train.max_steps).") var maxSteps: Int?
+    @Flag(help: "Continue from the newest valid checkpoint in the run directory.") var resume = false
+    @OptionGroup var threads: ThreadOptions
+
+    func validate() throws {
+        if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1, got \(maxSteps).") }
+    }
+
+    func run() throws {
+        threads.apply()
+        let coordinator = Coordinator.launch()
+        coordinator.run {
+            var settings = overrides
+            if let maxSteps { settings.append("train.max_steps=\(maxSteps)") }
+            let config = try TrainingConfig.load(path: self.config, overrides: settings)
+            let name = ((self.config as NSString).lastPathComponent as NSString).deletingPathExtension
+            let directory = runDir ?? "runs/\(name)"
+            try Trainer(config: config, runDirectory: directory, coordinator: coordinator).run(resume: resume)
+        }
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Test loss and accuracy of a checkpoint, on one process or under mpirun.",
+        discussion: "The model and data come from the config stored in the checkpoint, unless --config is given.")
+
+    @Option(help: "A checkpoint written by abn train.") var checkpoint: String
+    @Option(help: "A YAML config to use instead of the one stored in the checkpoint.") var config: String?
+    @Option(name: .customLong("set"), help: "Override a config key, e.g. --set data.test_limit=0 (repeatable).")
+    var overrides: [String] = []
+    @Flag(help: "Print one JSON line.") var json = false
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        threads.apply()
+        let coordinator = Coordinator.launch()
+        coordinator.run {
+            // rank 0 reads the file and hands config and weights to the others
+            var loaded: Checkpoint?
+            var configText = ""
+            if coordinator.isRoot {
+                let c = try Checkpoint(path: checkpoint)
+                loaded = c
+                configText = try config.map { path in
+                    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                        throw TrainingError("cannot read the config file \(path).")
+                    }
+                    return text
+                } ?? (c.metadata["config"] ?? "")
+            }
+            let text = coordinator.broadcast(configText)
+            let config = try TrainingConfig.parse(yaml: text, source: self.config ?? "the checkpoint's config", overrides: overrides)
+            let replica = try Replica(config: config, comm: coordinator.comm)
+            if let loaded { try loaded.apply(to: replica, weightsOnly: true) }
+            coordinator.broadcastInitialState(replica.net.parameters)
+            let test = try FashionMNIST(root: config.data.root, split: .test, limit: config.data.testLimit)
+            let pipeline = ImagePipeline(mean: config.data.mean, std: config.data.std, augment: false, cropPadding: 0, flip: false, seed: 0)
+            let (loss, accuracy) = try evaluate(replica, on: test, pipeline: pipeline)
+            guard coordinator.isRoot else { return }
+            if json {
+                printJSONLine(["checkpoint": checkpoint, "step": loaded?.step ?? 0, "test_loss": loss, "test_accuracy": accuracy,
+                               "samples": test.count, "ranks": coordinator.comm.size])
+            } else {
+                print(String(format: "%@ (step %d): test loss %.4f, test accuracy %.2f%% on %d images", checkpoint,
+                             loaded?.step ?? 0, loss, 100 * accuracy, test.count))
+            }
+        }
+    }
+}
