@@ -18,8 +18,9 @@ public final class Trainer {
     }
 
     /// Trains until the end of the last epoch or `train.max_steps`, from the newest valid
-    /// checkpoint when `resume` is set.
-    public func run(resume: Bool) throws {
+    /// checkpoint when `resume` is set. `stopAfterStep` ends the run early at that step, with a
+    /// checkpoint, as an interruption would (the schedule still spans the whole run).
+    public func run(resume: Bool, stopAfterStep: Int? = nil) throws {
         let train = try FashionMNIST(root: config.data.root, split: .train, limit: config.data.trainLimit)
         let test = try FashionMNIST(root: config.data.root, split: .test, limit: config.data.testLimit)
         let batches = try GlobalBatches(samples: train.count, globalBatch: config.train.globalBatch, seed: UInt64(config.train.seed))
@@ -39,20 +40,21 @@ public final class Trainer {
         var step = 0
         if resume { step = try restore(replica, from: checkpoints) }
         let metrics = try coordinator.isRoot ? MetricsLog(runDirectory: runDirectory, config: config) : nil
-        if step >= totalSteps {
-            coordinator.say("train: nothing to do, the run is at step \(step) of \(totalSteps).")
+        let lastStep = min(totalSteps, stopAfterStep ?? totalSteps)
+        if step >= lastStep {
+            coordinator.say("train: nothing to do, the run is at step \(step) of \(lastStep).")
             return
         }
         coordinator.say("train: \(comm.size) rank(s) x \(Parallel.threadCount) thread(s), global batch \(config.train.globalBatch) "
                         + "(\(slices.counts.map(String.init).joined(separator: "+"))), \(batches.stepsPerEpoch) steps per epoch, "
-                        + "steps \(step)..<\(totalSteps), norm \(config.model.norm.rawValue)\(config.model.sync ? " synchronized" : ""), "
+                        + "steps \(step)..<\(lastStep) of \(totalSteps), norm \(config.model.norm.rawValue)\(config.model.sync ? " synchronized" : ""), "
                         + "\(replica.net.parameters.parameterCount) parameters; run directory \(runDirectory)")
         let progress = coordinator.isRoot ? ProgressLine(total: totalSteps) : nil
         var permutation: [Int] = []
         var permutationEpoch = -1
         var window = (loss: 0.0, steps: 0, start: monotonicSeconds())
         var timings = StepTimings()
-        while step < totalSteps {
+        while step < lastStep {
             let epoch = batches.epoch(ofStep: step)
             if epoch != permutationEpoch { permutation = batches.permutation(epoch: epoch); permutationEpoch = epoch }
             let indices = Array(batches.batch(step: step, permutation: permutation)[slices.range(rank: comm.rank)])
@@ -67,7 +69,7 @@ public final class Trainer {
             timings.total += t.total; timings.normSynchronization += t.normSynchronization
             timings.exposedGradientAveraging += t.exposedGradientAveraging
             let endOfEpoch = step % batches.stepsPerEpoch == 0
-            if step % config.train.logEvery == 0 || step == totalSteps || endOfEpoch {
+            if step % config.train.logEvery == 0 || step == lastStep || endOfEpoch {
                 let elapsed = monotonicSeconds() - window.start
                 let line: [String: Any] = [
                     "step": step, "epoch": Double(step) / Double(batches.stepsPerEpoch), "loss": window.loss / Double(window.steps),
@@ -89,7 +91,7 @@ public final class Trainer {
                 progress?.show(line)
                 window.start = monotonicSeconds()
             }
-            if step == totalSteps || (config.checkpoint.every > 0 && step % config.checkpoint.every == 0) {
+            if step == lastStep || (config.checkpoint.every > 0 && step % config.checkpoint.every == 0) {
                 if coordinator.isRoot {
                     let data = try Checkpoint.encode(replica, step: step, epoch: batches.epoch(ofStep: step),
                                                      stepInEpoch: step % batches.stepsPerEpoch, config: config)

@@ -20,10 +20,13 @@ struct Train: ParsableCommand {
     @Option(help: "Run directory (default: runs/<config name>).") var runDir: String?
     @Option(help: "Stop after this many steps in total (overrides train.max_steps).") var maxSteps: Int?
     @Flag(help: "Continue from the newest valid checkpoint in the run directory.") var resume = false
+    @Option(help: ArgumentHelp("Stop after this global step, with a checkpoint, as if interrupted (the schedule is unchanged; continue with --resume).", visibility: .default))
+    var stopAfterStep: Int?
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1, got \(maxSteps).") }
+        if let stopAfterStep, stopAfterStep < 1 { throw ValidationError("--stop-after-step must be at least 1, got \(stopAfterStep).") }
     }
 
     func run() throws {
@@ -35,7 +38,7 @@ struct Train: ParsableCommand {
             let config = try TrainingConfig.load(path: self.config, overrides: settings)
             let name = ((self.config as NSString).lastPathComponent as NSString).deletingPathExtension
             let directory = runDir ?? "runs/\(name)"
-            try Trainer(config: config, runDirectory: directory, coordinator: coordinator).run(resume: resume)
+            try Trainer(config: config, runDirectory: directory, coordinator: coordinator).run(resume: resume, stopAfterStep: stopAfterStep)
         }
     }
 }

@@ -21,6 +21,15 @@ enum BinaryRunner {
 
     /// `abn ARGS` directly (ranks == nil) or under `mpirun -n ranks`.
     static func run(_ arguments: [String], ranks: Int? = nil, environment extra: [String: String] = [:]) throws -> Output {
+        try execute(arguments, ranks: ranks, script: nil, environment: extra)
+    }
+
+    /// A launch script, e.g. `launch/debug.sh ARGS`.
+    static func script(_ path: String, _ arguments: [String]) throws -> Output {
+        try execute(arguments, ranks: nil, script: path, environment: [:])
+    }
+
+    private static func execute(_ arguments: [String], ranks: Int?, script: String?, environment extra: [String: String]) throws -> Output {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw RunnerError("\(binary) is missing: build it with `swift build -c release` (launch/setup.sh does) before the tests.")
         }
@@ -28,7 +37,10 @@ enum BinaryRunner {
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "1"
         for (k, v) in extra { environment[k] = v }
-        if let ranks {
+        if let script {
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = [script] + arguments
+        } else if let ranks {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             var flags = ["mpirun", "-n", String(ranks), "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS"]
             if getuid() == 0 { flags.append("--allow-run-as-root") }

@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+
+/// `abn train` and `abn eval` on configs/tiny.yaml, through the launch scripts and the binary.
+@Suite("Training runs", .serialized)
+struct TrainingRunTests {
+    /// A fresh run directory under the system's temporary folder.
+    func runDirectory(_ name: String) -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-test-\(getpid())-\(name)").path
+        try? FileManager.default.removeItem(atPath: dir)
+        return dir
+    }
+
+    func losses(_ dir: String) throws -> [Double] {
+        let text = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
+        return text.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double
+        }
+    }
+
+    @Test("12 steps with a global batch of 31 log the same losses in one process and on 3 ranks")
+    func sameLossesAcrossWorldSizes() throws {
+        let one = runDirectory("one"), three = runDirectory("three")
+        let common = ["--max-steps", "12", "--set", "train.global_batch=31", "--set", "train.log_every=1", "--set", "train.evaluate=false"]
+        let a = try BinaryRunner.script("launch/debug.sh", ["configs/tiny.yaml", "--run-dir", one] + common)
+        #expect(a.status == 0, "stderr: \(a.stderr)")
+        let b = try BinaryRunner.script("launch/train.sh", ["-n", "3", "configs/tiny.yaml", "--run-dir", three] + common)
+        #expect(b.status == 0, "stderr: \(b.stderr)")
+        let la = try losses(one), lb = try losses(three)
+        try #require(la.count == 12 && lb.count == 12, "logged \(la.count) and \(lb.count) losses")
+        for (x, y) in zip(la, lb) { #expect(abs(x - y) <= 1e-4 * abs(x), "losses \(la) vs \(lb)") }
+        #expect(la.first! != la.last!)  // it trains
+    }
+
+    @Test("K steps, resume, K steps give a checkpoint bit-identical to 2K steps in one run")
+    func exactResume() throws {
+        let straight = runDirectory("straight"), resumed = runDirectory("resumed")
+        let common = ["train", "--config", "configs/tiny.yaml", "--max-steps", "12", "--set", "checkpoint.every=0"]
+        #expect(try BinaryRunner.run(common + ["--run-dir", straight]).status == 0)
+        #expect(try BinaryRunner.run(common + ["--run-dir", resumed, "--stop-after-step", "6"]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: resumed + "/checkpoints/step-00000006.safetensors"))
+        let second = try BinaryRunner.run(common + ["--run-dir", resumed, "--resume"])
+        #expect(second.stdout.contains("resuming from") && second.stdout.contains("step 6"), "stdout: \(second.stdout)")
+        let a = FileManager.default.contents(atPath: straight + "/checkpoints/step-00000012.safetensors")
+        let b = FileManager.default.contents(atPath: resumed + "/checkpoints/step-00000012.safetensors")
+        try #require(a != nil && b != nil)
+        #expect(a == b, "the resumed run's checkpoint differs from the uninterrupted run's")
+    }
+
+    @Test("resume on another world size continues from the newest valid checkpoint, skipping a corrupt one")
+    func resumeElsewhere() throws {
+        let dir = runDirectory("elsewhere")
+        let common = ["train", "--config", "configs/tiny.yaml", "--max-steps", "10", "--set", "checkpoint.every=4", "--set", "checkpoint.keep=3"]
+        #expect(try BinaryRunner.run(common + ["--run-dir", dir, "--stop-after-step", "8"]).status == 0)
+        // break the newest checkpoint: resume must fall back to step 4 and keep the files
+        let newest = dir + "/checkpoints/step-00000008.safetensors"
+        let data = try #require(FileManager.default.contents(atPath: newest))
+        try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: newest))
+        let output = try BinaryRunner.run(common + ["--run-dir", dir, "--resume"], ranks: 2)
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        #expect(output.stdout.contains("skipping a checkpoint") && output.stdout.contains("step 4"), "stdout: \(output.stdout)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/checkpoints/step-00000010.safetensors"))
+    }
+
+    @Test("abn eval agrees alone and on 2 ranks, and refuses a truncated checkpoint with a message")
+    func evalChecks() throws {
+        let dir = runDirectory("eval")
+        #expect(try BinaryRunner.run(["train", "--config", "configs/tiny.yaml", "--max-steps", "8", "--run-dir", dir]).status == 0)
+        let file = dir + "/checkpoints/step-00000008.safetensors"
+        let alone = try BinaryRunner.run(["eval", "--checkpoint", file, "--json"])
+        let two = try BinaryRunner.run(["eval", "--checkpoint", file, "--json"], ranks: 2)
+        let a = try #require(alone.jsonLines.first?["test_accuracy"] as? Double, "stderr: \(alone.stderr)")
+        let b = try #require(two.jsonLines.first?["test_accuracy"] as? Double, "stderr: \(two.stderr)")
+        #expect(a == b)
+        let truncated = dir + "/truncated.safetensors"
+        try FileManager.default.contents(atPath: file)!.prefix(1000).write(to: URL(fileURLWithPath: truncated))
+        let refused = try BinaryRunner.run(["eval", "--checkpoint", truncated])
+        #expect((1...127).contains(refused.status), "exit status \(refused.status)")
+        #expect(refused.stderr.contains("truncated or corrupt"), "stderr: \(refused.stderr)")
+    }
+
+    @Test("a config error names the key and exits with 1")
+    func configError() throws {
+        let output = try BinaryRunner.run(["train", "--config", "configs/tiny.yaml", "--set", "train.lr=-1", "--run-dir", runDirectory("bad")])
+        #expect(output.status == 1)
+        #expect(output.stderr.contains("train.lr"), "stderr: \(output.stderr)")
+    }
+}
