@@ -28,8 +28,7 @@ public final class Replica {
     public init(config: TrainingConfig, comm: Communicator, sync: Bool? = nil) throws {
         self.comm = comm
         net = try PreActResNet(shape: config.networkShape, norm: try config.normSettings(), seed: UInt64(config.model.initSeed))
-        optimizer = SGD(net.parameters, settings: SGDSettings(learningRate: config.train.lr, momentum: config.train.momentum,
-                                                              nesterov: config.train.nesterov, weightDecay: config.train.weightDecay))
+        optimizer = SGD(net.parameters, settings: config.sgdSettings)
         let synchronized = (sync ?? config.model.sync) && comm.size > 1
         statistics = synchronized ? SynchronizedStatistics(comm) : nil
         if let statistics { net.setReducer(statistics) }

@@ -63,10 +63,8 @@ public struct SynchronizationCheck {
         guard slices.total >= 2 else { throw TrainingError("the global batch must have at least 2 samples, got \(slices.total).") }
         let data = try FashionMNIST(root: config.data.root, split: .train, limit: config.data.trainLimit)
         let batches = try GlobalBatches(samples: data.count, globalBatch: slices.total, seed: UInt64(config.train.seed))
-        let pipeline = ImagePipeline(mean: config.data.mean, std: config.data.std, augment: config.data.augment,
-                                     cropPadding: config.data.cropPadding, flip: config.data.flip, seed: UInt64(config.train.seed))
-        let schedule = LearningRateSchedule(peak: config.train.lr, warmupSteps: config.train.warmupSteps,
-                                            totalSteps: steps, kind: config.train.schedule, power: config.train.polyPower)
+        let pipeline = config.imagePipeline
+        let schedule = config.schedule(totalSteps: steps)
 
         /// Trains `replica` for the K steps on positions `positions` of each global batch.
         func train(_ replica: Replica, positions: (Int) -> Range<Int>, rank: Int) throws -> Outcome {

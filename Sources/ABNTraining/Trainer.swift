@@ -25,12 +25,10 @@ public final class Trainer {
         let test = try FashionMNIST(root: config.data.root, split: .test, limit: config.data.testLimit)
         let batches = try GlobalBatches(samples: train.count, globalBatch: config.train.globalBatch, seed: UInt64(config.train.seed))
         let slices = BatchSlices(even: config.train.globalBatch, ranks: comm.size)
-        let pipeline = ImagePipeline(mean: config.data.mean, std: config.data.std, augment: config.data.augment,
-                                     cropPadding: config.data.cropPadding, flip: config.data.flip, seed: UInt64(config.train.seed))
+        let pipeline = config.imagePipeline
         var totalSteps = config.train.epochs * batches.stepsPerEpoch
         if config.train.maxSteps > 0 { totalSteps = min(totalSteps, config.train.maxSteps) }
-        let schedule = LearningRateSchedule(peak: config.train.lr, warmupSteps: config.train.warmupSteps, totalSteps: totalSteps,
-                                            kind: config.train.schedule, power: config.train.polyPower)
+        let schedule = config.schedule(totalSteps: totalSteps)
         let replica = try Replica(config: config, comm: comm)
         try coordinator.requireAgreement("config", try config.yaml())
         try coordinator.requireAgreement("model size", String(replica.net.parameters.parameterCount))

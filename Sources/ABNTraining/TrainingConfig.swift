@@ -1,4 +1,5 @@
 import ABNLayers
+import ABNTensor
 import Foundation
 import Yams
 
@@ -20,10 +21,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         public var sync = true
         /// leaky_relu | elu | identity, and its slope or alpha.
         public var activation = "leaky_relu"
-        public var activationParam: Float = 0.01
-        public var eps: Float = 1e-5
+        public var activationParam: Double = 0.01
+        public var eps: Double = 1e-5
         /// Running statistics: running = (1 - momentum) * running + momentum * batch.
-        public var momentum: Float = 0.1
+        public var momentum: Double = 0.1
         /// Seed of the initial weights.
         public var initSeed = 0
     }
@@ -39,8 +40,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         public var trainLimit = 0
         public var testLimit = 0
         /// Input normalization: (pixel / 255 - mean) / std.
-        public var mean: Float = 0.2860
-        public var std: Float = 0.3530
+        public var mean: Double = 0.2860
+        public var std: Double = 0.3530
     }
 
     public struct Train: Codable, Equatable, Sendable {
@@ -50,14 +51,14 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         /// Stop after this many steps (0: run all epochs).
         public var maxSteps = 0
         /// Peak learning rate (reached after warmup).
-        public var lr: Float = 0.1
+        public var lr: Double = 0.1
         /// cosine | poly | constant, after a linear warmup of `warmup_steps`.
         public var schedule = "cosine"
-        public var polyPower: Float = 0.9
+        public var polyPower: Double = 0.9
         public var warmupSteps = 200
-        public var momentum: Float = 0.9
+        public var momentum: Double = 0.9
         public var nesterov = true
-        public var weightDecay: Float = 5e-4
+        public var weightDecay: Double = 5e-4
         /// Seed of the sample order and augmentation.
         public var seed = 0
         /// Gradient averaging bucket size in KiB, and whether it overlaps backward.
@@ -217,7 +218,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     // MARK: Derived settings
 
     public func activation() throws -> Activation {
-        try Activation(name: model.activation, parameter: model.activationParam)
+        try Activation(name: model.activation, parameter: Float(model.activationParam))
     }
 
     public var networkShape: NetworkShape {
@@ -225,7 +226,24 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     }
 
     public func normSettings() throws -> NormSettings {
-        NormSettings(mode: model.norm, activation: try activation(), eps: model.eps, momentum: model.momentum)
+        NormSettings(mode: model.norm, activation: try activation(), eps: Float(model.eps), momentum: Float(model.momentum))
+    }
+
+    public var sgdSettings: SGDSettings {
+        SGDSettings(learningRate: Float(train.lr), momentum: Float(train.momentum), nesterov: train.nesterov,
+                    weightDecay: Float(train.weightDecay))
+    }
+
+    /// Normalization and (for training) augmentation of the input images.
+    public var imagePipeline: ImagePipeline {
+        ImagePipeline(mean: Float(data.mean), std: Float(data.std), augment: data.augment,
+                      cropPadding: data.cropPadding, flip: data.flip, seed: UInt64(train.seed))
+    }
+
+    /// The learning-rate schedule of a run of `totalSteps` steps.
+    public func schedule(totalSteps: Int) -> LearningRateSchedule {
+        LearningRateSchedule(peak: Float(train.lr), warmupSteps: train.warmupSteps, totalSteps: totalSteps,
+                             kind: train.schedule, power: Float(train.polyPower))
     }
 
     /// The config as YAML (all keys, resolved).

@@ -78,8 +78,7 @@ struct Eval: ParsableCommand {
             if let loaded { try loaded.apply(to: replica, weightsOnly: true) }
             coordinator.broadcastInitialState(replica.net.parameters)
             let test = try FashionMNIST(root: config.data.root, split: .test, limit: config.data.testLimit)
-            let pipeline = ImagePipeline(mean: config.data.mean, std: config.data.std, augment: false, cropPadding: 0, flip: false, seed: 0)
-            let (loss, accuracy) = try evaluate(replica, on: test, pipeline: pipeline)
+            let (loss, accuracy) = try evaluate(replica, on: test, pipeline: config.imagePipeline)
             guard coordinator.isRoot else { return }
             if json {
                 printJSONLine(["checkpoint": checkpoint, "step": loaded?.step ?? 0, "test_loss": loss, "test_accuracy": accuracy,
