@@ -12,6 +12,8 @@ public protocol Communicator: AnyObject {
     /// Replaces each element with its sum over all ranks (the same result on every rank).
     func allreduceSum(_ values: UnsafeMutablePointer<Double>, count: Int)
     func allreduceSum(_ values: UnsafeMutablePointer<Float>, count: Int)
+    /// Replaces each element with its maximum over all ranks.
+    func allreduceMax(_ values: UnsafeMutablePointer<Double>, count: Int)
     /// Merges packed per-channel moments [count, mean (C), M2 (C)] of all ranks with Chan's
     /// formula, in ONE collective of 1 + 2C Doubles; every rank gets the merged moments.
     func allreduceMoments(_ packed: UnsafeMutablePointer<Double>, channels: Int)
@@ -46,6 +48,7 @@ public final class SingleProcess: Communicator {
     public var size: Int { 1 }
     public func allreduceSum(_ values: UnsafeMutablePointer<Double>, count: Int) {}
     public func allreduceSum(_ values: UnsafeMutablePointer<Float>, count: Int) {}
+    public func allreduceMax(_ values: UnsafeMutablePointer<Double>, count: Int) {}
     public func allreduceMoments(_ packed: UnsafeMutablePointer<Double>, channels: Int) {}
     public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) {}
     public func allgather(_ value: Int64) -> [Int64] { [value] }

@@ -52,6 +52,11 @@ public final class MPICommunicator: Communicator {
         Self.check(MPI_Allreduce(cmpi_in_place(), values, Int32(count), cmpi_float(), cmpi_op_sum(), comm), "MPI_Allreduce")
     }
 
+    public func allreduceMax(_ values: UnsafeMutablePointer<Double>, count: Int) {
+        guard size > 1, count > 0 else { return }
+        Self.check(MPI_Allreduce(cmpi_in_place(), values, Int32(count), cmpi_double(), cmpi_op_max(), comm), "MPI_Allreduce (max)")
+    }
+
     public func allreduceMoments(_ packed: UnsafeMutablePointer<Double>, channels: Int) {
         guard size > 1 else { return }
         let type = MomentsType.shared.datatype(channels: channels)

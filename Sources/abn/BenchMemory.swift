@@ -19,12 +19,18 @@ struct BenchMemory: ParsableCommand {
     @Option(name: .customLong("mode"), help: "Norm mode (inplace, standard, checkpoint); repeat for several (default: all).")
     var modes: [NormMode] = NormMode.allCases
     @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
+    @Option(help: "Also find, per mode, the largest batch whose training step peaks within this many bytes (e.g. 1073741824 or 1GiB).")
+    var memoryBudget: String?
+    @Option(help: "Write an SVG chart of memory against batch per mode.") var svg: String?
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
         guard batches.allSatisfy({ $0 >= 1 }) else { throw ValidationError("every --batch must be at least 1, got \(batches).") }
         guard parseWidths(widths) != nil else { throw ValidationError("--widths must be three positive integers like 32,64,128, got '\(widths)'.") }
+        if let memoryBudget, parseBytes(memoryBudget) == nil {
+            throw ValidationError("--memory-budget must be a byte count such as 1073741824, 512MiB or 2GiB; got '\(memoryBudget)'.")
+        }
     }
 
     func run() throws {
@@ -34,12 +40,16 @@ struct BenchMemory: ParsableCommand {
             print("abn bench memory: reference network, widths \(widths), 1x28x28 inputs")
             print("mode        batch   saved MiB   peak MiB   saved/standard")
         }
+        var chart = SVGChart(title: "Training memory of the reference network", xLabel: "batch", yLabel: "MiB")
+        var curves: [NormMode: [(batch: Int, memory: StepMemory)]] = [:]
         for batch in batches {
             let measured = try modes.map { ($0, try measureStepMemory(shape: shape, mode: $0, batch: batch)) }
             let standardSaved = measured.first { $0.0 == .standard }?.1.savedBytes
             for (mode, m) in measured {
+                curves[mode, default: []].append((batch, m))
                 if json {
-                    printJSONLine(["mode": mode.rawValue, "batch": batch, "saved_bytes": m.savedBytes, "peak_bytes": m.peakBytes])
+                    printJSONLine(["mode": mode.rawValue, "batch": batch, "saved_bytes": m.savedBytes, "peak_bytes": m.peakBytes,
+                                   "peak_rss_bytes": peakResidentBytes()])
                 } else {
                     let ratio = standardSaved.map { formatted(Double(m.savedBytes) / Double($0), 3) } ?? "-"
                     print(mode.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0) + String(batch).leftPadded(7)
@@ -48,7 +58,66 @@ struct BenchMemory: ParsableCommand {
                 }
             }
         }
+        if !json { print("process peak RSS so far: \(formatted(mib(peakResidentBytes()))) MiB") }
+        if let budgetText = memoryBudget, let budget = parseBytes(budgetText) {
+            var largest: [NormMode: Int] = [:]
+            for mode in modes {
+                let (batch, peak) = try largestBatch(shape: shape, mode: mode, budget: budget)
+                largest[mode] = batch
+                if json {
+                    printJSONLine(["mode": mode.rawValue, "memory_budget_bytes": budget, "largest_batch": batch, "peak_bytes": peak])
+                } else {
+                    let ratio = mode == .standard ? "" : largest[.standard].map { " (\(formatted(Double(batch) / Double($0), 2)) x standard)" } ?? ""
+                    print("\(mode.rawValue): largest batch within \(formatted(mib(budget))) MiB: \(batch) (peak \(formatted(mib(peak))) MiB)\(ratio)")
+                }
+            }
+            if let s = largest[.standard], let i = largest[.inplace], !json {
+                print("inplace trains a \(formatted(Double(i) / Double(s), 2))x larger batch than standard in the same memory")
+            }
+        }
+        if let svg {
+            for mode in modes {
+                let points = curves[mode] ?? []
+                chart.series.append(.init(name: "\(mode.rawValue) peak", points: points.map { (Double($0.batch), mib($0.memory.peakBytes)) }, dashed: false))
+                chart.series.append(.init(name: "\(mode.rawValue) saved", points: points.map { (Double($0.batch), mib($0.memory.savedBytes)) }, dashed: true))
+            }
+            try chart.write(to: svg)
+            if !json { print("chart written to \(svg)") }
+        }
     }
+
+    /// The largest batch whose measured step peak fits `budget`: a line through the peaks at
+    /// two small batches predicts it, then a bisection on measured peaks settles it.
+    private func largestBatch(shape: NetworkShape, mode: NormMode, budget: Int) throws -> (batch: Int, peak: Int) {
+        let small = try measureStepMemory(shape: shape, mode: mode, batch: 8).peakBytes
+        let large = try measureStepMemory(shape: shape, mode: mode, batch: 32).peakBytes
+        let perSample = max(1, Double(large - small) / 24)
+        // fits: the largest batch known to fit, with its peak; tooLarge: the smallest known not to
+        var fits = (batch: 1, peak: 0), tooLarge = Int.max
+        var probe = max(2, Int(Double(budget - small) / perSample) + 8)
+        while tooLarge - fits.batch > 1 {
+            let peak = try measureStepMemory(shape: shape, mode: mode, batch: probe).peakBytes
+            if peak <= budget { fits = (probe, peak) } else { tooLarge = probe }
+            probe = tooLarge == Int.max ? probe + max(1, probe / 16) : (fits.batch + tooLarge) / 2
+        }
+        return fits
+    }
+}
+
+/// "1073741824", "512MiB", "2GiB", "1.5GB" -> bytes.
+func parseBytes(_ text: String) -> Int? {
+    let units: [(String, Double)] = [("GiB", 1_073_741_824), ("MiB", 1_048_576), ("KiB", 1024), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("B", 1)]
+    for (suffix, factor) in units where text.hasSuffix(suffix) {
+        return Double(text.dropLast(suffix.count)).map { Int($0 * factor) }.flatMap { $0 > 0 ? $0 : nil }
+    }
+    return Int(text).flatMap { $0 > 0 ? $0 : nil }
+}
+
+/// The process's peak resident set size in bytes (getrusage).
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
 }
 
 extension NormMode: ExpressibleByArgument {}

@@ -1,0 +1,129 @@
+import ABNComm
+import ABNLayers
+import ABNTensor
+import ABNTraining
+import ArgumentParser
+import Foundation
+
+struct BenchStep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "step",
+        abstract: "Median time of a full training step (forward, backward, SGD) of the reference network, per norm mode.",
+        discussion: """
+        Builds the reference network once per mode and batch on random 1x28x28 images, runs \
+        --warmup untimed steps, then times --repeats steps with the modes interleaved (one step of \
+        each mode in turn), so that noise on a shared machine hits every mode alike. Reports the \
+        median step, images/s, GFLOP/s (conv and linear multiply-adds x 2 x 3) and its fraction \
+        of a 2048^3 cblas_sgemm measured in the same run with OpenBLAS's own threads. Under mpirun \
+        the batch is the global batch, split over the ranks with synchronized norm layers, and each \
+        rank's step is split into compute, norm synchronization and exposed gradient averaging.
+        """)
+
+    @Option(name: .customLong("batch"), help: "Global batch size; repeat for several.") var batches: [Int] = [128]
+    @Option(name: .customLong("mode"), help: "Norm mode; repeat for several (default: all).") var modes: [NormMode] = NormMode.allCases
+    @Option(help: "Timed steps per mode (the median is reported).") var repeats = 10
+    @Option(help: "Untimed steps per mode first.") var warmup = 2
+    @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
+    @Flag(help: "Print JSON lines instead of a table.") var json = false
+    @OptionGroup var threads: ThreadOptions
+
+    func validate() throws {
+        guard batches.allSatisfy({ $0 >= 2 }) else { throw ValidationError("every --batch must be at least 2, got \(batches).") }
+        guard repeats >= 1, warmup >= 0 else { throw ValidationError("--repeats must be >= 1 and --warmup >= 0.") }
+        guard parseWidths(widths) != nil else { throw ValidationError("--widths must be three positive integers like 32,64,128, got '\(widths)'.") }
+    }
+
+    func run() throws {
+        threads.apply()
+        let coordinator = Coordinator.launch()
+        coordinator.run {
+            var rng = SplitMix64(seed: 3)
+            let sgemm = coordinator.isRoot ? GemmShape(m: 2048, n: 2048, k: 2048, transA: false, transB: false).gflops(repeats: 3, rng: &rng) : 0
+            var config = TrainingConfig()
+            config.model.widths = parseWidths(widths)!
+            if !json {
+                coordinator.say("abn bench step: reference network, \(coordinator.comm.size) rank(s) x \(Parallel.threadCount) thread(s); raw sgemm 2048^3: \(formatted(sgemm)) GFLOP/s")
+                coordinator.say("mode        batch    step s   images/s   GFLOP/s  of sgemm  vs standard")
+            }
+            for batch in batches {
+                let results = try measure(config: config, batch: batch, coordinator: coordinator)
+                let standard = results.first { $0.mode == .standard }?.median
+                for r in results {
+                    let gflops = r.flops / r.median / 1e9
+                    if json {
+                        var line: [String: Any] = ["mode": r.mode.rawValue, "batch": batch, "step_s": r.median,
+                                                   "images_per_s": Double(batch) / r.median, "gflops": gflops,
+                                                   "sgemm_gflops": sgemm, "ranks": coordinator.comm.size, "threads": Parallel.threadCount]
+                        if let standard { line["step_vs_standard"] = r.median / standard }
+                        if coordinator.comm.size > 1 { line["per_rank"] = r.perRank }
+                        if coordinator.isRoot { printJSONLine(line) }
+                    } else {
+                        let ratio = standard.map { formatted(r.median / $0, 3) } ?? "-"
+                        coordinator.say(r.mode.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0) + String(batch).leftPadded(7)
+                                        + formatted(r.median, 4).leftPadded(10) + formatted(Double(batch) / r.median).leftPadded(11)
+                                        + formatted(gflops).leftPadded(10) + (formatted(100 * gflops / sgemm, 0) + "%").leftPadded(10)
+                                        + ratio.leftPadded(13))
+                        for (rank, split) in r.perRank.enumerated() where coordinator.comm.size > 1 {
+                            coordinator.say(String(format: "    rank %d: compute %.4f s, norm sync %.4f s, exposed gradient averaging %.4f s",
+                                                   rank, split["compute_s"]!, split["norm_sync_s"]!, split["exposed_grad_avg_s"]!))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    struct ModeResult {
+        let mode: NormMode
+        let median: Double
+        let flops: Double
+        /// Per rank: median compute, norm synchronization and exposed gradient averaging seconds.
+        let perRank: [[String: Double]]
+    }
+
+    /// Times the modes side by side at one global batch.
+    private func measure(config: TrainingConfig, batch: Int, coordinator: Coordinator) throws -> [ModeResult] {
+        let comm = coordinator.comm
+        let slice = BatchSlices(even: batch, ranks: comm.size).counts[comm.rank]
+        var rng = SplitMix64(seed: UInt64(7 + comm.rank))
+        let images = Tensor(uninitialized: [slice, 1, 28, 28])
+        images.fillNormal(using: &rng)
+        let labels = (0..<slice).map { _ in Int(rng.next() % 10) }
+        var replicas: [Replica] = []
+        for mode in modes {
+            var c = config
+            c.model.norm = mode
+            let replica = try Replica(config: c, comm: comm)
+            coordinator.broadcastInitialState(replica.net.parameters)
+            replicas.append(replica)
+        }
+        var timings = Array(repeating: [StepTimings](), count: modes.count)
+        for round in 0..<(warmup + repeats) {
+            for (i, replica) in replicas.enumerated() {
+                comm.barrier()
+                let (_, t) = try replica.step(images: images, labels: labels, globalBatch: batch, learningRate: 0.01)
+                if round >= warmup { timings[i].append(t) }
+            }
+        }
+        return try modes.indices.map { i in
+            // the step of the slowest rank is the job's step
+            let totals = timings[i].map(\.total)
+            var slowest = totals
+            comm.allreduceMax(&slowest, count: slowest.count)
+            let mine = ["compute_s": median(timings[i].map(\.compute)), "norm_sync_s": median(timings[i].map(\.normSynchronization)),
+                        "exposed_grad_avg_s": median(timings[i].map(\.exposedGradientAveraging))]
+            let perRank = try gatherSplits(mine, comm)
+            let flops = 6 * replicas[i].net.forwardMultiplyAdds(height: 28, width: 28) * Double(batch)
+            return ModeResult(mode: modes[i], median: median(slowest), flops: flops, perRank: perRank)
+        }
+    }
+
+    private func gatherSplits(_ split: [String: Double], _ comm: Communicator) throws -> [[String: Double]] {
+        let keys = ["compute_s", "norm_sync_s", "exposed_grad_avg_s"]
+        let values = keys.map { Float(split[$0]!) }
+        let all = values.withUnsafeBufferPointer { comm.gather($0.baseAddress!, count: keys.count, root: 0) }
+        return stride(from: 0, to: all.count, by: keys.count).map { start in
+            Dictionary(uniqueKeysWithValues: keys.enumerated().map { ($1, Double(all[start + $0])) })
+        }
+    }
+}
