@@ -44,11 +44,17 @@ public final class Conv2DLayer {
 
     /// Writes the parameter gradients (overwriting); returns dInput when `inputGradient`.
     public func backward(_ dy: Tensor, input x: Tensor, inputGradient: Bool, workspace: Workspace) -> Tensor? {
-        let g = geometry(for: x)
         let dx = inputGradient ? Tensor(uninitialized: x.shape) : nil
         conv2dBackward(dInput: dx, dWeight: weight.gradient, dBias: bias?.gradient, dOutput: dy, input: x,
-                       weight: weight.value, geometry: g, workspace: workspace)
+                       weight: weight.value, geometry: geometry(for: x), workspace: workspace)
         return dx
+    }
+
+    /// Writes the parameter gradients (overwriting) and adds the input gradient to `dInput`
+    /// (for a branch that shares its input with another).
+    public func backward(_ dy: Tensor, input x: Tensor, addingInputGradientTo dInput: Tensor, workspace: Workspace) {
+        conv2dBackward(dInput: dInput, dWeight: weight.gradient, dBias: bias?.gradient, dOutput: dy, input: x,
+                       weight: weight.value, geometry: geometry(for: x), accumulateInput: true, workspace: workspace)
     }
 }
 

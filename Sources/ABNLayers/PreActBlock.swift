@@ -78,11 +78,10 @@ final class PreActBlock {
         gradientsReady(bn2.weight); gradientsReady(bn2.bias)
         let h = h1 ?? bn1.recomputeOutput()
         if let proj {
-            let dhProj = proj.backward(dOut, input: h, inputGradient: true, workspace: workspace)!
-            gradientsReady(proj.weight)
             let dh = conv1.backward(da, input: h, inputGradient: true, workspace: workspace)!
             gradientsReady(conv1.weight)
-            addInPlace(dh, dhProj)
+            proj.backward(dOut, input: h, addingInputGradientTo: dh, workspace: workspace)  // no second tensor of h's size
+            gradientsReady(proj.weight)
             h1 = nil
             let dx = bn1.backward(dh)
             gradientsReady(bn1.weight); gradientsReady(bn1.bias)

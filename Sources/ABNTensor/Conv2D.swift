@@ -171,14 +171,14 @@ func im2col(_ cols: UnsafeMutablePointer<Float>, ldCols: Int,
     }
 }
 
-/// Overwrites the `images` input-gradient images at `dInput` with the sum of `dCols`
-/// (C*kH*kW, ldCols), all output rows, over the patches each input pixel belongs to.
+/// Overwrites (or, with `accumulate`, adds to) the `images` input-gradient images at `dInput`
+/// the sum of `dCols` (C*kH*kW, ldCols), all output rows, over the patches each pixel belongs to.
 func col2im(_ dInput: UnsafeMutablePointer<Float>, _ dCols: UnsafePointer<Float>, ldCols: Int,
-            images: Int, _ g: Conv2DGeometry) {
+            images: Int, _ g: Conv2DGeometry, accumulate: Bool) {
     let kH = g.kernelHeight, kW = g.kernelWidth, H = g.inHeight, W = g.inWidth
     let OH = g.outHeight, OW = g.outWidth, P = g.outPixels, C = g.inChannels
     let sh = g.strideHeight, sw = g.strideWidth
-    dInput.update(repeating: 0, count: images * C * H * W)
+    if !accumulate { dInput.update(repeating: 0, count: images * C * H * W) }
     for j in 0..<kW {
         let v = g.validOutputColumns(kernelColumn: j)
         let colOffset = j * g.dilationWidth - g.padWidth
@@ -224,12 +224,13 @@ private func checkConvShapes(_ g: Conv2DGeometry, input: Tensor, output: Tensor,
 public func conv2dForward(output: Tensor, input: Tensor, weight: Tensor, bias: Tensor?,
                           geometry g: Conv2DGeometry, workspace: Workspace) {
     checkConvShapes(g, input: input, output: output, weight: weight, bias: bias)
-    convolve(output.data, input.data, weight.data, bias?.data, g, workspace)
+    convolve(output.data, input.data, weight.data, bias?.data, g, workspace, accumulate: false)
 }
 
-/// The forward convolution on raw buffers (shapes already checked).
+/// The forward convolution on raw buffers (shapes already checked); `accumulate` adds the
+/// result to y instead of overwriting it.
 private func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                      _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ workspace: Workspace) {
+                      _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ workspace: Workspace, accumulate: Bool) {
     let K = g.patchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
     let plan = ConvolutionPlan(g, budget: workspace.columnBudget, splitRows: true)
     let workers = Parallel.workers(for: plan.items)
@@ -242,7 +243,7 @@ private func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
         im2col(cols[worker], ldCols: ld, x + n0 * g.inChannels * g.inPixels, images: nb, rows: rows, g)
         if nb == 1 {  // straight into the image's output rows
             let yRows = yImage + rows.lowerBound * OW
-            BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ld, c: yRows, ldc: P)
+            BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ld, beta: accumulate ? 1 : 0, c: yRows, ldc: P)
             if let bias {
                 for o in 0..<OC { let v = bias[o]; for p in 0..<ld { yRows[o * P + p] += v } }
             }
@@ -254,7 +255,11 @@ private func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
             for o in 0..<OC {
                 let src = s + o * ld + b * P, dst = yImage + (b * OC + o) * P
                 let v = bias?[o] ?? 0
-                for p in 0..<P { dst[p] = src[p] + v }
+                if accumulate {
+                    for p in 0..<P { dst[p] += src[p] + v }
+                } else {
+                    for p in 0..<P { dst[p] = src[p] + v }
+                }
             }
         }
     }
@@ -263,9 +268,10 @@ private func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
     }
 }
 
-/// Gradients of `conv2dForward` from dOutput (N, outC, outH, outW): dInput (N, C, H, W) is
-/// overwritten; dWeight (outC, C, kH, kW) and dBias (outC) are overwritten, or added to when
-/// `accumulate` is true. Pass nil for gradients that are not needed.
+/// Gradients of `conv2dForward` from dOutput (N, outC, outH, outW): dInput (N, C, H, W),
+/// dWeight (outC, C, kH, kW) and dBias (outC) are overwritten, or added to when
+/// `accumulateInput` (for dInput) or `accumulate` (for dWeight, dBias) is true. Pass nil for
+/// gradients that are not needed.
 ///
 /// The weight gradient is summed per worker over its items and the workers' sums are added in
 /// a fixed order (reproducible for a given thread count). For stride 1 the input gradient is
@@ -273,7 +279,8 @@ private func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
 /// GEMM into im2col columns followed by col2im.
 public func conv2dBackward(dInput: Tensor?, dWeight: Tensor?, dBias: Tensor?,
                            dOutput: Tensor, input: Tensor, weight: Tensor,
-                           geometry g: Conv2DGeometry, accumulate: Bool = false, workspace: Workspace) {
+                           geometry g: Conv2DGeometry, accumulate: Bool = false, accumulateInput: Bool = false,
+                           workspace: Workspace) {
     checkConvShapes(g, input: input, output: dOutput, weight: weight, bias: dBias, outputName: "dOutput")
     if let dInput { checkShape(dInput.shape == g.inputShape, "conv2d: dInput shape \(dInput.shape) does not match the input shape \(g.inputShape)") }
     if let dWeight { checkShape(dWeight.shape == g.weightShape, "conv2d: dWeight shape \(dWeight.shape) does not match the weight shape \(g.weightShape)") }
@@ -283,9 +290,9 @@ public func conv2dBackward(dInput: Tensor?, dWeight: Tensor?, dBias: Tensor?,
         if let transposed = g.transposedForInputGradient, g.inChannels >= 8 {
             let flipped = workspace.buffers(.flippedWeight, workers: 1, count: weight.count)[0]
             flipTransposed(flipped, weight.data, g)
-            convolve(dInput.data, dOutput.data, flipped, nil, transposed, workspace)
+            convolve(dInput.data, dOutput.data, flipped, nil, transposed, workspace, accumulate: accumulateInput)
         } else {
-            convInputGradientByCol2im(dInput.data, dOutput.data, weight.data, g, workspace)
+            convInputGradientByCol2im(dInput.data, dOutput.data, weight.data, g, workspace, accumulate: accumulateInput)
         }
     }
 }
@@ -366,7 +373,7 @@ private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafeP
 /// dInput by dCols (K, columns) = W^T * dY_item, then col2im; items are whole images, so no
 /// two workers add into the same input image.
 private func convInputGradientByCol2im(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
-                                       _ w: UnsafePointer<Float>, _ g: Conv2DGeometry, _ workspace: Workspace) {
+                                       _ w: UnsafePointer<Float>, _ g: Conv2DGeometry, _ workspace: Workspace, accumulate: Bool) {
     let K = g.patchSize, P = g.outPixels, OC = g.outChannels
     let plan = ConvolutionPlan(g, budget: workspace.columnBudget, splitRows: false)
     let workers = Parallel.workers(for: plan.items)
@@ -390,7 +397,7 @@ private func convInputGradientByCol2im(_ dx: UnsafeMutablePointer<Float>, _ dy: 
             dyMatrix = UnsafePointer(s)
         }
         BLAS.sgemm(transA: true, m: K, n: ld, k: OC, a: w, lda: K, b: dyMatrix, ldb: ld, c: cols[worker], ldc: ld)
-        col2im(dx + n0 * g.inChannels * g.inPixels, cols[worker], ldCols: ld, images: nb, g)
+        col2im(dx + n0 * g.inChannels * g.inPixels, cols[worker], ldCols: ld, images: nb, g, accumulate: accumulate)
     }
     Parallel.forWorkers(plan.items) { worker, items in
         for index in items { inputGradientItem(worker, index) }

@@ -97,6 +97,21 @@ struct ConvTests {
         expectClose(db2.array, db1.array.map { 2 * $0 }, rtol: 1e-5, atol: 1e-6, "dBias")
     }
 
+    @Test("the input gradient can be added to an existing one (both lowerings)",
+          arguments: [convCases[1], convCases[7], convCases[9]])
+    func accumulateInput(g: Conv2DGeometry) {
+        let workspace = Workspace(columnBudget: 200)
+        let x = randomTensor(g.inputShape, seed: 15), w = randomTensor(g.weightShape, seed: 16)
+        let dy = randomTensor(g.outputShape, seed: 17)
+        let fresh = Tensor(zeros: g.inputShape)
+        conv2dBackward(dInput: fresh, dWeight: nil, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace)
+        let prior = randomTensor(g.inputShape, seed: 18)
+        let sum = prior.clone()
+        conv2dBackward(dInput: sum, dWeight: nil, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g,
+                       accumulateInput: true, workspace: workspace)
+        expectClose(sum.array, zip(prior.array, fresh.array).map { $0 + $1 }, rtol: 1e-5, atol: 1e-5, "\(g)")
+    }
+
     @Test("results do not depend on the thread count")
     func threadCountIndependent() {
         let g = Conv2DGeometry(input: [6, 3, 9, 9], outChannels: 4, kernel: 3, padding: 1)
