@@ -325,6 +325,17 @@ private func flipTransposed(_ flipped: UnsafeMutablePointer<Float>, _ weight: Un
     }
 }
 
+/// dst (C, images*P) = src (images, C, P): a chunk of NCHW images as one matrix for a GEMM.
+private func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>,
+                                images: Int, channels: Int, pixels P: Int) {
+    let ld = images * P
+    for b in 0..<images {
+        for c in 0..<channels {
+            (dst + c * ld + b * P).update(from: src + (b * channels + c) * P, count: P)
+        }
+    }
+}
+
 /// dW (outC, K) = sum over items of dY_item (outC, columns) * cols_item^T.
 private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                                 _ g: Conv2DGeometry, _ accumulate: Bool, _ workspace: Workspace) {
@@ -344,14 +355,8 @@ private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafeP
             dyMatrix = dyImage + rows.lowerBound * OW
             lda = P
         } else {
-            let s = staging[worker]
-            for b in 0..<nb {
-                for o in 0..<OC {
-                    let src = dyImage + (b * OC + o) * P, dst = s + o * ld + b * P
-                    for p in 0..<P { dst[p] = src[p] }
-                }
-            }
-            dyMatrix = UnsafePointer(s)
+            gatherChannelMajor(staging[worker], dyImage, images: nb, channels: OC, pixels: P)
+            dyMatrix = UnsafePointer(staging[worker])
             lda = ld
         }
         BLAS.sgemm(transB: true, m: OC, n: K, k: ld, a: dyMatrix, lda: lda, b: cols[worker], ldb: ld,
@@ -387,14 +392,8 @@ private func convInputGradientByCol2im(_ dx: UnsafeMutablePointer<Float>, _ dy: 
         if nb == 1 {
             dyMatrix = dyImage
         } else {
-            let s = staging[worker]
-            for b in 0..<nb {
-                for o in 0..<OC {
-                    let src = dyImage + (b * OC + o) * P, dst = s + o * ld + b * P
-                    for p in 0..<P { dst[p] = src[p] }
-                }
-            }
-            dyMatrix = UnsafePointer(s)
+            gatherChannelMajor(staging[worker], dyImage, images: nb, channels: OC, pixels: P)
+            dyMatrix = UnsafePointer(staging[worker])
         }
         BLAS.sgemm(transA: true, m: K, n: ld, k: OC, a: w, lda: K, b: dyMatrix, ldb: ld, c: cols[worker], ldc: ld)
         col2im(dx + n0 * g.inChannels * g.inPixels, cols[worker], ldCols: ld, images: nb, g, accumulate: accumulate)
