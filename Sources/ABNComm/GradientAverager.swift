@@ -53,9 +53,6 @@ public final class GradientAverager {
         pending = counts
     }
 
-    /// Number of buckets.
-    public var bucketCount: Int { buckets.count }
-
     /// Marks the start of a backward pass.
     public func begin() {
         pending = parametersPerBucket

@@ -82,10 +82,6 @@ public final class NormAct {
     /// weight, bias, running_mean, running_var.
     public var allParameters: [Parameter] { [weight, bias, runningMean, runningVar] }
 
-    /// Bytes this layer holds for its backward pass (tensors it alone keeps are counted by the
-    /// ledger too; this is for reports).
-    public var savedTensors: [Tensor] { [savedInput, savedOutput].compactMap { $0 } }
-
     private func checkInput(_ x: Tensor) {
         checkShape(x.shape.count >= 2 && x.shape[1] == channels,
                    "\(name): input shape \(x.shape) does not match the layer's \(channels) channels (want (N, \(channels), ...))")

@@ -68,11 +68,6 @@ public final class ParameterStore {
         }
     }
 
-    /// Trainable parameters and buffers, by name.
-    public func named(_ name: String) -> Parameter? {
-        parameters.first { $0.name == name } ?? buffers.first { $0.name == name }
-    }
-
     /// Number of trainable scalars.
     public var parameterCount: Int { values.count }
 }

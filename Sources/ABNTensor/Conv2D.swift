@@ -53,13 +53,6 @@ public struct Conv2DGeometry: Sendable, Equatable, CustomStringConvertible {
     /// direction (input gradient, weight gradient) costs the same.
     public var forwardFlops: Double { 2 * Double(batch) * Double(outChannels) * Double(patchSize) * Double(outPixels) }
 
-    /// The same convolution over another batch size.
-    public func withBatch(_ n: Int) -> Conv2DGeometry {
-        Conv2DGeometry(input: [n, inChannels, inHeight, inWidth], outChannels: outChannels,
-                       kernel: (kernelHeight, kernelWidth), stride: (strideHeight, strideWidth),
-                       padding: (padHeight, padWidth), dilation: (dilationHeight, dilationWidth))
-    }
-
     public var description: String {
         "\(inChannels)->\(outChannels) \(kernelHeight)x\(kernelWidth) s\(strideHeight) p\(padHeight) d\(dilationHeight) on \(inHeight)x\(inWidth)"
     }

@@ -39,9 +39,3 @@ public func addInPlace(_ output: Tensor, _ other: Tensor) {
         for i in r { y[i] += x[i] }
     }
 }
-
-/// dst += src, element-wise (shapes must match); used to sum gradients of two branches.
-public func accumulate(into dst: Tensor, _ src: Tensor) {
-    checkShape(dst.shape == src.shape, "gradient accumulation: shapes \(dst.shape) and \(src.shape) differ")
-    addInPlace(dst, src)
-}
