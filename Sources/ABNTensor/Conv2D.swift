@@ -68,9 +68,10 @@ public struct Conv2DGeometry: Sendable, Equatable, CustomStringConvertible {
 
 // MARK: - Work plan
 
-/// How a convolution's batch is cut into work items for the workers. An item is either a chunk
-/// of whole images (when one image's im2col columns fit the budget) or, for large images, a
-/// block of output rows of one image, so that a worker's columns stay in its core's cache.
+/// How a convolution's batch is cut into work items for the workers, so that a worker's
+/// lowered matrix stays in its core's cache: with im2col a chunk of whole images when one
+/// image's columns fit the budget, else a block of one image's output rows; with row-shifted
+/// lowering (whose GEMMs run per image) one image or, for large images, a block of its rows.
 struct ConvolutionPlan {
     /// Images per item (1 when items are row blocks).
     let images: Int
@@ -78,17 +79,38 @@ struct ConvolutionPlan {
     let rows: Int
     let blocksPerImage: Int
     let items: Int
-    /// Columns of the largest item's lowered matrix: images * rows * outW.
+    /// Columns of the largest item's im2col matrix: images * rows * outW.
     let maxColumns: Int
+    /// Elements of the largest item's lowered matrix (im2col columns or row-shifted rows).
+    let loweredCount: Int
 
-    init(_ g: Conv2DGeometry, budget: Int, splitRows: Bool) {
-        let perImage = g.patchSize * g.outPixels
-        if perImage <= budget || !splitRows {
-            images = max(1, min(g.batch, budget / max(1, perImage)))
-            rows = g.outHeight
-        } else {
+    /// How an item is lowered: im2col columns, optionally with items split into row blocks (not
+    /// for col2im, which adds whole images), or row-shifted rows (see RowShiftLowering.swift).
+    enum Lowering { case im2col(splitRows: Bool), rowShift }
+
+    /// The lowering of the forward pass and the weight gradient.
+    static func lowering(for g: Conv2DGeometry) -> Lowering {
+        g.lowersByRowShift ? .rowShift : .im2col(splitRows: true)
+    }
+
+    init(_ g: Conv2DGeometry, budget: Int, lowering: Lowering) {
+        switch lowering {
+        case .rowShift:
+            let perOutputRow = g.shiftedPatchSize * g.outWidth
+            let extraRows = g.dilationHeight * (g.kernelHeight - 1)
             images = 1
-            rows = max(1, min(g.outHeight, budget / (g.patchSize * g.outWidth)))
+            rows = max(1, min(g.outHeight, budget / perOutputRow - extraRows))
+            loweredCount = perOutputRow * g.paddedRows(outputRows: rows)
+        case .im2col(let splitRows):
+            let perImage = g.patchSize * g.outPixels
+            if perImage <= budget || !splitRows {
+                images = max(1, min(g.batch, budget / max(1, perImage)))
+                rows = g.outHeight
+            } else {
+                images = 1
+                rows = max(1, min(g.outHeight, budget / (g.patchSize * g.outWidth)))
+            }
+            loweredCount = g.patchSize * images * rows * g.outWidth
         }
         blocksPerImage = (g.outHeight + rows - 1) / rows
         items = images > 1 ? (g.batch + images - 1) / images : g.batch * blocksPerImage
@@ -224,10 +246,50 @@ public func conv2dForward(output: Tensor, input: Tensor, weight: Tensor, bias: T
 /// result to y instead of overwriting it.
 private func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                       _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ workspace: Workspace, accumulate: Bool) {
-    let K = g.patchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
-    let plan = ConvolutionPlan(g, budget: workspace.columnBudget, splitRows: true)
+    let plan = ConvolutionPlan(g, budget: workspace.columnBudget, lowering: ConvolutionPlan.lowering(for: g))
+    if case .rowShift = ConvolutionPlan.lowering(for: g) {
+        convolveByRowShift(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
+    } else {
+        convolveByIm2col(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
+    }
+}
+
+/// Per item: kH GEMMs, kernel row i times the row-shifted matrix i*dH rows on, straight into
+/// the item's output rows.
+private func convolveByRowShift(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                                _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
+                                _ workspace: Workspace, accumulate: Bool) {
+    let KS = g.shiftedPatchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
     let workers = Parallel.workers(for: plan.items)
-    let cols = workspace.buffers(.columns, workers: workers, count: K * plan.maxColumns)  // (K, columns)
+    let lowered = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)
+    let kernelRows = workspace.buffers(.kernelRows, workers: 1, count: g.weightShape.reduce(1, *))[0]
+    splitKernelRows(kernelRows, w, g)
+    Parallel.forWorkers(plan.items) { worker, items in
+        for index in items {
+            let (n, _, rows) = plan.item(index, g)
+            let e = lowered[worker], ld = g.paddedRows(outputRows: rows.count) * OW
+            lowerRows(e, x + n * g.inChannels * g.inPixels, rows: rows, g)
+            let yRows = y + n * OC * P + rows.lowerBound * OW
+            for i in 0..<g.kernelHeight {
+                BLAS.sgemm(m: OC, n: rows.count * OW, k: KS, a: kernelRows + i * OC * KS, lda: KS,
+                           b: e + i * g.dilationHeight * OW, ldb: ld,
+                           beta: i == 0 && !accumulate ? 0 : 1, c: yRows, ldc: P)
+            }
+            if let bias {
+                for o in 0..<OC { let v = bias[o]; for p in 0..<rows.count * OW { yRows[o * P + p] += v } }
+            }
+        }
+    }
+}
+
+/// Per item: im2col columns times the weight in one GEMM (through a staging buffer when the
+/// item holds several images).
+private func convolveByIm2col(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                              _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
+                              _ workspace: Workspace, accumulate: Bool) {
+    let K = g.patchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
+    let workers = Parallel.workers(for: plan.items)
+    let cols = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // (K, columns)
     let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)  // (OC, columns)
     func forwardItem(_ worker: Int, _ index: Int) {
         let (n0, nb, rows) = plan.item(index, g)
@@ -329,13 +391,49 @@ private func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: Unsaf
     }
 }
 
-/// dW (outC, K) = sum over items of dY_item (outC, columns) * cols_item^T.
+/// dW (outC, C, kH, kW): the sum over work items, accumulated per worker and then over the
+/// workers in a fixed order.
 private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                                 _ g: Conv2DGeometry, _ accumulate: Bool, _ workspace: Workspace) {
-    let K = g.patchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
-    let plan = ConvolutionPlan(g, budget: workspace.columnBudget, splitRows: true)
+    let plan = ConvolutionPlan(g, budget: workspace.columnBudget, lowering: ConvolutionPlan.lowering(for: g))
+    if case .rowShift = ConvolutionPlan.lowering(for: g) {
+        convWeightGradientByRowShift(dW, dy, x, g, plan, accumulate, workspace)
+    } else {
+        convWeightGradientByIm2col(dW, dy, x, g, plan, accumulate, workspace)
+    }
+}
+
+/// Kernel row i of dW (outC, C*kW) = sum over items of dY_item (outC, columns) times the
+/// transposed row-shifted matrix i*dH rows on.
+private func convWeightGradientByRowShift(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
+                                          _ x: UnsafePointer<Float>, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
+                                          _ accumulate: Bool, _ workspace: Workspace) {
+    let KS = g.shiftedPatchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
     let workers = Parallel.workers(for: plan.items)
-    let cols = workspace.buffers(.columns, workers: workers, count: K * plan.maxColumns)  // (K, columns)
+    let lowered = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)
+    let partials = workspace.buffers(.weightGradient, workers: workers, count: g.weightShape.reduce(1, *))  // (kH, outC, C*kW)
+    Parallel.forWorkers(plan.items) { worker, items in
+        for index in items {
+            let (n, _, rows) = plan.item(index, g)
+            let e = lowered[worker], ld = g.paddedRows(outputRows: rows.count) * OW
+            lowerRows(e, x + n * g.inChannels * g.inPixels, rows: rows, g)
+            for i in 0..<g.kernelHeight {
+                BLAS.sgemm(transB: true, m: OC, n: KS, k: rows.count * OW, a: dy + n * OC * P + rows.lowerBound * OW, lda: P,
+                           b: e + i * g.dilationHeight * OW, ldb: ld,
+                           beta: index == items.lowerBound ? 0 : 1, c: partials[worker] + i * OC * KS, ldc: KS)
+            }
+        }
+    }
+    joinKernelRows(dW, partials.prefix(min(workers, plan.items)), accumulate: accumulate, g)
+}
+
+/// dW (outC, K) = sum over items of dY_item (outC, columns) * cols_item^T.
+private func convWeightGradientByIm2col(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
+                                        _ x: UnsafePointer<Float>, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
+                                        _ accumulate: Bool, _ workspace: Workspace) {
+    let K = g.patchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
+    let workers = Parallel.workers(for: plan.items)
+    let cols = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // (K, columns)
     let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)  // (OC, columns)
     let partials = workspace.buffers(.weightGradient, workers: workers, count: OC * K)  // (OC, K)
     func weightGradientItem(_ worker: Int, _ index: Int, first: Bool) {
@@ -373,9 +471,9 @@ private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafeP
 private func convInputGradientByCol2im(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
                                        _ w: UnsafePointer<Float>, _ g: Conv2DGeometry, _ workspace: Workspace, accumulate: Bool) {
     let K = g.patchSize, P = g.outPixels, OC = g.outChannels
-    let plan = ConvolutionPlan(g, budget: workspace.columnBudget, splitRows: false)
+    let plan = ConvolutionPlan(g, budget: workspace.columnBudget, lowering: .im2col(splitRows: false))
     let workers = Parallel.workers(for: plan.items)
-    let cols = workspace.buffers(.columns, workers: workers, count: K * plan.maxColumns)  // (K, columns)
+    let cols = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // (K, columns)
     let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)  // (OC, columns)
     func inputGradientItem(_ worker: Int, _ index: Int) {
         let (n0, nb, _) = plan.item(index, g)

@@ -6,7 +6,8 @@
 public final class Workspace {
     /// What a scratch buffer is used for; each purpose has its own buffer per worker.
     public enum Slot: Int, CaseIterable {
-        /// im2col columns of a chunk of images: (C*kH*kW, images*outH*outW).
+        /// A work item's lowered input: im2col columns (C*kH*kW, images*outH*outW) or
+        /// row-shifted rows (C*kW, paddedRows*outW).
         case columns
         /// GEMM output or gathered output gradient of a chunk: (outC, images*outH*outW).
         case staging
@@ -14,6 +15,8 @@ public final class Workspace {
         case weightGradient
         /// A convolution kernel flipped and transposed for the input gradient: (C, outC, kH, kW).
         case flippedWeight
+        /// A convolution kernel split by kernel row for row-shifted lowering: (kH, outC, C*kW).
+        case kernelRows
     }
 
     /// Upper bound, in elements, of one worker's im2col buffer (1 MiB, about a core's L2):

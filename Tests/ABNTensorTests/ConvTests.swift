@@ -43,6 +43,10 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [2, 8, 6, 5], outChannels: 3, kernel: 3, padding: 1),
     Conv2DGeometry(input: [2, 9, 7, 7], outChannels: 4, kernel: 3, padding: 1, dilation: 2),
     Conv2DGeometry(input: [3, 8, 4, 4], outChannels: 2, kernel: 1),
+    // C*kW >= 16 and stride 1: row-shifted lowering (also for the transposed input gradients)
+    Conv2DGeometry(input: [2, 6, 7, 6], outChannels: 8, kernel: 3),
+    Conv2DGeometry(input: [2, 8, 5, 6], outChannels: 9, kernel: 3, padding: 2),
+    Conv2DGeometry(input: [2, 8, 6, 7], outChannels: 6, kernel: (2, 3), padding: (1, 0), dilation: (1, 2)),
 ]
 
 /// Column budgets: one output row per item, several images per item, the whole batch at once.
@@ -82,9 +86,9 @@ struct ConvTests {
         }
     }
 
-    @Test("backward accumulates into existing gradients when asked")
-    func accumulate() {
-        let g = convCases[1]
+    @Test("backward accumulates into existing gradients when asked (both lowerings)",
+          arguments: [convCases[1], convCases[10]])
+    func accumulate(g: Conv2DGeometry) {
         let workspace = Workspace(columnBudget: 200)
         let x = randomTensor(g.inputShape, seed: 9), w = randomTensor(g.weightShape, seed: 10)
         let dy = randomTensor(g.outputShape, seed: 11)
@@ -98,7 +102,7 @@ struct ConvTests {
     }
 
     @Test("the input gradient can be added to an existing one (both lowerings)",
-          arguments: [convCases[1], convCases[7], convCases[9]])
+          arguments: [convCases[1], convCases[7], convCases[9], convCases[11]])
     func accumulateInput(g: Conv2DGeometry) {
         let workspace = Workspace(columnBudget: 200)
         let x = randomTensor(g.inputShape, seed: 15), w = randomTensor(g.weightShape, seed: 16)
