@@ -25,7 +25,8 @@ public enum NormProbe: String, Sendable {
 ///
 /// Input and output are (N, C, ...) (any trailing spatial dimensions). Batch statistics and the
 /// backward sums pass through `reducer`, so the layer is synchronized across replicas by
-/// giving it a cross-rank reducer. Statistics accumulate in Double, two-pass (stable).
+/// giving it a cross-rank reducer. Statistics are two-pass (stable): Float lanes within a
+/// plane, Double across planes.
 public final class NormAct {
     public let name: String
     public let channels: Int
@@ -134,16 +135,10 @@ public final class NormAct {
                 let meanOut = meanBuffer.baseAddress!, m2Out = m2Buffer.baseAddress!
                 Parallel.forEach(C) { c in
                     var sum = 0.0
-                    for i in 0..<n {
-                        let p = data + (i * C + c) * hw
-                        for j in 0..<hw { sum += Double(p[j]) }
-                    }
+                    for i in 0..<n { sum += laneSum(data + (i * C + c) * hw, count: hw) }
                     let m = count > 0 ? sum / count : 0
                     var m2 = 0.0
-                    for i in 0..<n {
-                        let p = data + (i * C + c) * hw
-                        for j in 0..<hw { let d = Double(p[j]) - m; m2 += d * d }
-                    }
+                    for i in 0..<n { m2 += laneSumOfSquares(data + (i * C + c) * hw, count: hw, around: Float(m)) }
                     meanOut[c] = m
                     m2Out[c] = m2
                 }
@@ -226,10 +221,9 @@ public final class NormAct {
                         var s1 = 0.0, s2 = 0.0
                         for i in 0..<n {
                             recovery.recover(plane: i * C + c, channel: c, dy: dy, xhat: xhat)
-                            var p1: Float = 0, p2: Float = 0
-                            for j in 0..<hw { p1 += dy[j]; p2 += dy[j] * xhat[j] }
-                            s1 += Double(p1)
-                            s2 += Double(p2)
+                            let (p1, p2) = laneSumAndDot(dy, xhat, count: hw)
+                            s1 += p1
+                            s2 += p2
                         }
                         s[c] = s1
                         s[C + c] = s2

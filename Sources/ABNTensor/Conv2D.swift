@@ -69,9 +69,9 @@ public struct Conv2DGeometry: Sendable, Equatable, CustomStringConvertible {
 // MARK: - Work plan
 
 /// How a convolution's batch is cut into work items for the workers, so that a worker's
-/// lowered matrix stays in its core's cache: with im2col a chunk of whole images when one
-/// image's columns fit the budget, else a block of one image's output rows; with row-shifted
-/// lowering (whose GEMMs run per image) one image or, for large images, a block of its rows.
+/// lowered matrix stays in its core's cache: a chunk of whole images when one image's lowered
+/// matrix fits the budget, else a block of one image's output rows. With row-shifted lowering
+/// the chunk is as small as gives GEMMs `minimumColumns` wide (one image unless they are small).
 struct ConvolutionPlan {
     /// Images per item (1 when items are row blocks).
     let images: Int
@@ -79,7 +79,8 @@ struct ConvolutionPlan {
     let rows: Int
     let blocksPerImage: Int
     let items: Int
-    /// Columns of the largest item's im2col matrix: images * rows * outW.
+    /// Columns of the largest item's GEMM (output pixels, with row-shifted lowering also the
+    /// junk rows between stacked images).
     let maxColumns: Int
     /// Elements of the largest item's lowered matrix (im2col columns or row-shifted rows).
     let loweredCount: Int
@@ -93,14 +94,26 @@ struct ConvolutionPlan {
         g.lowersByRowShift ? .rowShift : .im2col(splitRows: true)
     }
 
+    /// Row-shifted lowering stacks small images until a GEMM has at least this many columns.
+    static let minimumColumns = 256
+
     init(_ g: Conv2DGeometry, budget: Int, lowering: Lowering) {
         switch lowering {
         case .rowShift:
             let perOutputRow = g.shiftedPatchSize * g.outWidth
-            let extraRows = g.dilationHeight * (g.kernelHeight - 1)
-            images = 1
-            rows = max(1, min(g.outHeight, budget / perOutputRow - extraRows))
-            loweredCount = perOutputRow * g.paddedRows(outputRows: rows)
+            let perImage = perOutputRow * g.paddedRows(outputRows: g.outHeight)
+            if perImage <= budget {
+                rows = g.outHeight
+                let wanted = g.stacksImages ? (Self.minimumColumns + g.outPixels - 1) / g.outPixels : 1
+                let fitting = g.stacksImages ? 1 + (budget - perImage) / (perOutputRow * g.rowPeriod) : 1
+                images = max(1, min(g.batch, wanted, fitting))
+            } else {
+                images = 1
+                rows = max(1, min(g.outHeight, budget / perOutputRow - g.dilationHeight * (g.kernelHeight - 1)))
+            }
+            let stackedRows = (images - 1) * g.rowPeriod
+            loweredCount = perOutputRow * (stackedRows + g.paddedRows(outputRows: rows))
+            maxColumns = (stackedRows + rows) * g.outWidth
         case .im2col(let splitRows):
             let perImage = g.patchSize * g.outPixels
             if perImage <= budget || !splitRows {
@@ -111,10 +124,10 @@ struct ConvolutionPlan {
                 rows = max(1, min(g.outHeight, budget / (g.patchSize * g.outWidth)))
             }
             loweredCount = g.patchSize * images * rows * g.outWidth
+            maxColumns = images * rows * g.outWidth
         }
         blocksPerImage = (g.outHeight + rows - 1) / rows
         items = images > 1 ? (g.batch + images - 1) / images : g.batch * blocksPerImage
-        maxColumns = images * rows * g.outWidth
     }
 
     /// The images and output rows of item `index`.
@@ -255,28 +268,61 @@ private func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
 }
 
 /// Per item: kH GEMMs, kernel row i times the row-shifted matrix i*dH rows on, straight into
-/// the item's output rows.
+/// the output for a single image, else through a staging buffer.
 private func convolveByRowShift(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                                 _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
                                 _ workspace: Workspace, accumulate: Bool) {
     let KS = g.shiftedPatchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
     let workers = Parallel.workers(for: plan.items)
     let lowered = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)
+    let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)
     let kernelRows = workspace.buffers(.kernelRows, workers: 1, count: g.weightShape.reduce(1, *))[0]
     splitKernelRows(kernelRows, w, g)
     Parallel.forWorkers(plan.items) { worker, items in
         for index in items {
-            let (n, _, rows) = plan.item(index, g)
-            let e = lowered[worker], ld = g.paddedRows(outputRows: rows.count) * OW
-            lowerRows(e, x + n * g.inChannels * g.inPixels, rows: rows, g)
-            let yRows = y + n * OC * P + rows.lowerBound * OW
+            let (n0, nb, rows) = plan.item(index, g)
+            let (e, ld, columns) = lowerItem(lowered[worker], x, firstImage: n0, images: nb, rows: rows, g)
+            let direct = nb == 1
+            let out = direct ? y + n0 * OC * P + rows.lowerBound * OW : staging[worker]
             for i in 0..<g.kernelHeight {
-                BLAS.sgemm(m: OC, n: rows.count * OW, k: KS, a: kernelRows + i * OC * KS, lda: KS,
+                BLAS.sgemm(m: OC, n: columns, k: KS, a: kernelRows + i * OC * KS, lda: KS,
                            b: e + i * g.dilationHeight * OW, ldb: ld,
-                           beta: i == 0 && !accumulate ? 0 : 1, c: yRows, ldc: P)
+                           beta: i > 0 || (direct && accumulate) ? 1 : 0, c: out, ldc: direct ? P : columns)
             }
-            if let bias {
-                for o in 0..<OC { let v = bias[o]; for p in 0..<rows.count * OW { yRows[o * P + p] += v } }
+            if !direct {
+                scatterChunk(y + n0 * OC * P, out, ld: columns, imageStride: g.rowPeriod * OW, images: nb,
+                             channels: OC, pixels: P, bias: bias, accumulate: accumulate)
+            } else if let bias {
+                for o in 0..<OC { let v = bias[o]; for p in 0..<columns { out[o * P + p] += v } }
+            }
+        }
+    }
+}
+
+/// Lowers work item (images firstImage..<firstImage+images, output rows `rows`) into e:
+/// returns e, its leading dimension and the GEMM's column count.
+private func lowerItem(_ e: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, firstImage n0: Int, images nb: Int,
+                       rows: Range<Int>, _ g: Conv2DGeometry) -> (UnsafeMutablePointer<Float>, ld: Int, columns: Int) {
+    let stackedRows = (nb - 1) * g.rowPeriod
+    let ld = (stackedRows + g.paddedRows(outputRows: rows.count)) * g.outWidth
+    for b in 0..<nb {
+        lowerRows(e + b * g.rowPeriod * g.outWidth, ld: ld, x + (n0 + b) * g.inChannels * g.inPixels, rows: rows, g)
+    }
+    return (e, ld, (stackedRows + rows.count) * g.outWidth)
+}
+
+/// y (images, C, P) = (accumulate ? y : 0) + s + bias, s (C, ld) holding image b's channel c
+/// at s + c * ld + b * imageStride.
+private func scatterChunk(_ y: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, ld: Int, imageStride: Int,
+                          images: Int, channels: Int, pixels P: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
+    for b in 0..<images {
+        for o in 0..<channels {
+            let src = s + o * ld + b * imageStride, dst = y + (b * channels + o) * P
+            let v = bias?[o] ?? 0
+            if accumulate {
+                for p in 0..<P { dst[p] += src[p] + v }
+            } else {
+                for p in 0..<P { dst[p] = src[p] + v }
             }
         }
     }
@@ -306,17 +352,7 @@ private func convolveByIm2col(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePoint
         }
         let s = staging[worker]
         BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ld, c: s, ldc: ld)
-        for b in 0..<nb {  // (OC, nb*P) -> (nb, OC, P), adding the bias
-            for o in 0..<OC {
-                let src = s + o * ld + b * P, dst = yImage + (b * OC + o) * P
-                let v = bias?[o] ?? 0
-                if accumulate {
-                    for p in 0..<P { dst[p] += src[p] + v }
-                } else {
-                    for p in 0..<P { dst[p] = src[p] + v }
-                }
-            }
-        }
+        scatterChunk(yImage, s, ld: ld, imageStride: P, images: nb, channels: OC, pixels: P, bias: bias, accumulate: accumulate)
     }
     Parallel.forWorkers(plan.items) { worker, items in
         for index in items { forwardItem(worker, index) }
@@ -380,13 +416,15 @@ private func flipTransposed(_ flipped: UnsafeMutablePointer<Float>, _ weight: Un
     }
 }
 
-/// dst (C, images*P) = src (images, C, P): a chunk of NCHW images as one matrix for a GEMM.
-private func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>,
+/// dst (C, ld) = src (images, C, P): a chunk of NCHW images as one matrix for a GEMM, image b's
+/// channel c at dst + c * ld + b * imageStride, with zeros in the gaps between images.
+private func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, ld: Int, imageStride: Int,
                                 images: Int, channels: Int, pixels P: Int) {
-    let ld = images * P
     for b in 0..<images {
         for c in 0..<channels {
-            (dst + c * ld + b * P).update(from: src + (b * channels + c) * P, count: P)
+            let row = dst + c * ld + b * imageStride
+            row.update(from: src + (b * channels + c) * P, count: P)
+            if b < images - 1 && imageStride > P { (row + P).update(repeating: 0, count: imageStride - P) }
         }
     }
 }
@@ -404,21 +442,31 @@ private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafeP
 }
 
 /// Kernel row i of dW (outC, C*kW) = sum over items of dY_item (outC, columns) times the
-/// transposed row-shifted matrix i*dH rows on.
+/// transposed row-shifted matrix i*dH rows on (stacked images: dY gathered with zero junk rows).
 private func convWeightGradientByRowShift(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
                                           _ x: UnsafePointer<Float>, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
                                           _ accumulate: Bool, _ workspace: Workspace) {
     let KS = g.shiftedPatchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
     let workers = Parallel.workers(for: plan.items)
     let lowered = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)
+    let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)
     let partials = workspace.buffers(.weightGradient, workers: workers, count: g.weightShape.reduce(1, *))  // (kH, outC, C*kW)
     Parallel.forWorkers(plan.items) { worker, items in
         for index in items {
-            let (n, _, rows) = plan.item(index, g)
-            let e = lowered[worker], ld = g.paddedRows(outputRows: rows.count) * OW
-            lowerRows(e, x + n * g.inChannels * g.inPixels, rows: rows, g)
+            let (n0, nb, rows) = plan.item(index, g)
+            let (e, ld, columns) = lowerItem(lowered[worker], x, firstImage: n0, images: nb, rows: rows, g)
+            let dyMatrix: UnsafePointer<Float>, lda: Int  // (OC, columns)
+            if nb == 1 {
+                dyMatrix = dy + n0 * OC * P + rows.lowerBound * OW
+                lda = P
+            } else {
+                gatherChannelMajor(staging[worker], dy + n0 * OC * P, ld: columns, imageStride: g.rowPeriod * OW,
+                                   images: nb, channels: OC, pixels: P)
+                dyMatrix = UnsafePointer(staging[worker])
+                lda = columns
+            }
             for i in 0..<g.kernelHeight {
-                BLAS.sgemm(transB: true, m: OC, n: KS, k: rows.count * OW, a: dy + n * OC * P + rows.lowerBound * OW, lda: P,
+                BLAS.sgemm(transB: true, m: OC, n: KS, k: columns, a: dyMatrix, lda: lda,
                            b: e + i * g.dilationHeight * OW, ldb: ld,
                            beta: index == items.lowerBound ? 0 : 1, c: partials[worker] + i * OC * KS, ldc: KS)
             }
@@ -446,7 +494,7 @@ private func convWeightGradientByIm2col(_ dW: UnsafeMutablePointer<Float>, _ dy:
             dyMatrix = dyImage + rows.lowerBound * OW
             lda = P
         } else {
-            gatherChannelMajor(staging[worker], dyImage, images: nb, channels: OC, pixels: P)
+            gatherChannelMajor(staging[worker], dyImage, ld: ld, imageStride: P, images: nb, channels: OC, pixels: P)
             dyMatrix = UnsafePointer(staging[worker])
             lda = ld
         }
@@ -483,7 +531,7 @@ private func convInputGradientByCol2im(_ dx: UnsafeMutablePointer<Float>, _ dy: 
         if nb == 1 {
             dyMatrix = dyImage
         } else {
-            gatherChannelMajor(staging[worker], dyImage, images: nb, channels: OC, pixels: P)
+            gatherChannelMajor(staging[worker], dyImage, ld: ld, imageStride: P, images: nb, channels: OC, pixels: P)
             dyMatrix = UnsafePointer(staging[worker])
         }
         BLAS.sgemm(transA: true, m: K, n: ld, k: OC, a: w, lda: K, b: dyMatrix, ldb: ld, c: cols[worker], ldc: ld)

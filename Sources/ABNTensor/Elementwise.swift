@@ -9,17 +9,12 @@ func addChannelBias(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Floa
 }
 
 /// sums (C) = sum over images and pixels of x (images, C, pixels); overwritten or, with
-/// `accumulate`, added to. Accumulates in Double.
+/// `accumulate`, added to. Float lanes within a plane, Double across planes.
 func channelSums(_ sums: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                  images: Int, channels: Int, pixels: Int, accumulate: Bool) {
     Parallel.forEach(channels) { c in
         var total = 0.0
-        for n in 0..<images {
-            let p = x + (n * channels + c) * pixels
-            var s: Float = 0
-            for i in 0..<pixels { s += p[i] }
-            total += Double(s)
-        }
+        for n in 0..<images { total += laneSum(x + (n * channels + c) * pixels, count: pixels) }
         sums[c] = accumulate ? sums[c] + Float(total) : Float(total)
     }
 }

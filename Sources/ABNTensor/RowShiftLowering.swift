@@ -1,18 +1,23 @@
 // Row-shifted lowering of stride-1 convolutions.
 //
 // im2col copies every input pixel kH*kW times. With stride 1 the kernel rows need no copy:
-// lowering by kernel column only gives a matrix E (C*kW, paddedRows*outW) whose rows are the
-// input rows shifted by each kernel column, and kernel row i contributes the GEMM
+// lowering by kernel column only gives a matrix E (C*kW, rows*outW) whose rows are the
+// padded input rows shifted by each kernel column, and kernel row i contributes the GEMM
 // W_i (outC, C*kW) x E viewed i*dH rows further on (same leading dimension). For a 3x3 kernel
 // that is a third of im2col's copying, at the price of kH GEMMs of depth C*kW instead of one
 // of depth C*kH*kW.
+//
+// Small images are stacked so that the GEMMs are wide enough: image b's padded rows start at
+// row b * rowPeriod of E, the padH zero rows between two images serving as the bottom padding
+// of one and the top padding of the next. The GEMM then also computes rowPeriod - outH junk
+// output rows between images, which are skipped.
 
 extension Conv2DGeometry {
     /// Whether the convolution is lowered by row shifts rather than im2col: stride 1, more than
     /// one kernel row, and GEMMs at least 16 deep (shallower ones, such as the stem's C = 1,
     /// run far from the GEMM peak, where im2col's single deeper GEMM is faster).
     var lowersByRowShift: Bool {
-        strideHeight == 1 && strideWidth == 1 && kernelHeight > 1 && shiftedPatchSize >= 16 && outPixels >= 100
+        strideHeight == 1 && strideWidth == 1 && kernelHeight > 1 && shiftedPatchSize >= 16
     }
 
     /// Rows of the row-shifted matrix E: C * kW.
@@ -20,15 +25,21 @@ extension Conv2DGeometry {
 
     /// Input rows (padding included) that `rows` consecutive output rows read: rows + dH*(kH-1).
     func paddedRows(outputRows rows: Int) -> Int { rows + dilationHeight * (kernelHeight - 1) }
+
+    /// Rows of E per stacked image: H + padH (its rows and the zero rows shared with the next).
+    var rowPeriod: Int { inHeight + padHeight }
+
+    /// Whether images can be stacked: each image's output rows fit its row period.
+    var stacksImages: Bool { outHeight <= rowPeriod }
 }
 
-/// Fills e (C*kW, padded*outW), padded = paddedRows(rows.count), for output rows `rows` of one
-/// image (C, H, W): row (c, j) of e holds, for each padded row r, input row
-/// rows.lowerBound + r - padH of channel c shifted by column j*dW - padW, zero outside the image.
-func lowerRows(_ e: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float>, rows: Range<Int>, _ g: Conv2DGeometry) {
+/// Fills, in e (C*kW, ld), the padded rows of output rows `rows` of one image (C, H, W):
+/// paddedRows(rows.count) rows of outW values each, so that row (c, j) of e holds, for each
+/// padded row r, input row rows.lowerBound + r - padH of channel c shifted by column
+/// j*dW - padW, zero outside the image.
+func lowerRows(_ e: UnsafeMutablePointer<Float>, ld: Int, _ image: UnsafePointer<Float>, rows: Range<Int>, _ g: Conv2DGeometry) {
     let H = g.inHeight, W = g.inWidth, OW = g.outWidth, kW = g.kernelWidth
     let padded = g.paddedRows(outputRows: rows.count)
-    let ld = padded * OW
     let firstInputRow = rows.lowerBound - g.padHeight  // input row of padded row 0
     let lo = min(padded, max(0, -firstInputRow))  // padded rows [lo, hi) lie inside the image
     let hi = max(lo, min(padded, H - firstInputRow))

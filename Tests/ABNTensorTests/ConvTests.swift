@@ -43,10 +43,13 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [2, 8, 6, 5], outChannels: 3, kernel: 3, padding: 1),
     Conv2DGeometry(input: [2, 9, 7, 7], outChannels: 4, kernel: 3, padding: 1, dilation: 2),
     Conv2DGeometry(input: [3, 8, 4, 4], outChannels: 2, kernel: 1),
-    // C*kW >= 16 and stride 1: row-shifted lowering (also for the transposed input gradients)
+    // C*kW >= 16 and stride 1: row-shifted lowering (also for the transposed input gradients),
+    // with images stacked (budget 1 << 20) except for the last case, whose padding exceeds the
+    // kernel's extent
     Conv2DGeometry(input: [2, 6, 7, 6], outChannels: 8, kernel: 3),
     Conv2DGeometry(input: [2, 8, 5, 6], outChannels: 9, kernel: 3, padding: 2),
     Conv2DGeometry(input: [2, 8, 6, 7], outChannels: 6, kernel: (2, 3), padding: (1, 0), dilation: (1, 2)),
+    Conv2DGeometry(input: [3, 8, 4, 4], outChannels: 3, kernel: 2, padding: 2),
 ]
 
 /// Column budgets: one output row per item, several images per item, the whole batch at once.
