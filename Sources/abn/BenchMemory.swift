@@ -60,26 +60,24 @@ struct BenchMemory: ParsableCommand {
         }
         if !json { print("process peak RSS so far: \(formatted(mib(peakResidentBytes()))) MiB") }
         if let budgetText = memoryBudget, let budget = parseBytes(budgetText) {
-            var largest: [NormMode: Int] = [:]
-            for mode in modes {
-                let (batch, peak) = try largestBatch(shape: shape, mode: mode, budget: budget)
-                largest[mode] = batch
+            let largest = try modes.map { ($0, try largestBatch(shape: shape, mode: $0, budget: budget)) }
+            let standardBatch = largest.first { $0.0 == .standard }?.1.batch
+            for (mode, (batch, peak)) in largest {
                 if json {
                     printJSONLine(["mode": mode.rawValue, "memory_budget_bytes": budget, "largest_batch": batch, "peak_bytes": peak])
                 } else {
-                    let ratio = mode == .standard ? "" : largest[.standard].map { " (\(formatted(Double(batch) / Double($0), 2)) x standard)" } ?? ""
+                    let ratio = mode == .standard ? "" : standardBatch.map { " (\(formatted(Double(batch) / Double($0), 2)) x standard)" } ?? ""
                     print("\(mode.rawValue): largest batch within \(formatted(mib(budget))) MiB: \(batch) (peak \(formatted(mib(peak))) MiB)\(ratio)")
                 }
             }
-            if let s = largest[.standard], let i = largest[.inplace], !json {
-                print("inplace trains a \(formatted(Double(i) / Double(s), 2))x larger batch than standard in the same memory")
-            }
         }
         if let svg {
-            for mode in modes {
+            for (i, mode) in modes.enumerated() {
                 let points = curves[mode] ?? []
-                chart.series.append(.init(name: "\(mode.rawValue) peak", points: points.map { (Double($0.batch), mib($0.memory.peakBytes)) }, dashed: false))
-                chart.series.append(.init(name: "\(mode.rawValue) saved", points: points.map { (Double($0.batch), mib($0.memory.savedBytes)) }, dashed: true))
+                chart.series.append(.init(name: "\(mode.rawValue) peak", points: points.map { (Double($0.batch), mib($0.memory.peakBytes)) },
+                                          dashed: false, colorIndex: i))
+                chart.series.append(.init(name: "\(mode.rawValue) saved", points: points.map { (Double($0.batch), mib($0.memory.savedBytes)) },
+                                          dashed: true, colorIndex: i))
             }
             try chart.write(to: svg)
             if !json { print("chart written to \(svg)") }

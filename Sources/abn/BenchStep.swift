@@ -24,6 +24,7 @@ struct BenchStep: ParsableCommand {
     @Option(help: "Timed steps per mode (the median is reported).") var repeats = 10
     @Option(help: "Untimed steps per mode first.") var warmup = 2
     @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
+    @Option(help: "Write an SVG chart of step time against batch per mode (give several --batch).") var svg: String?
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 
@@ -45,8 +46,12 @@ struct BenchStep: ParsableCommand {
                 coordinator.say("abn bench step: reference network, \(coordinator.comm.size) rank(s) x \(Parallel.threadCount) thread(s); raw sgemm 2048^3: \(formatted(sgemm)) GFLOP/s")
                 coordinator.say("mode        batch    step s   images/s   GFLOP/s  of sgemm  vs standard")
             }
+            var chart = SVGChart(title: "Training step of the reference network (\(Parallel.threadCount) threads)",
+                                 xLabel: "batch", yLabel: "seconds per step")
+            var curves: [NormMode: [(x: Double, y: Double)]] = [:]
             for batch in batches {
                 let results = try measure(config: config, batch: batch, coordinator: coordinator)
+                for r in results { curves[r.mode, default: []].append((Double(batch), r.median)) }
                 let standard = results.first { $0.mode == .standard }?.median
                 for r in results {
                     let gflops = r.flops / r.median / 1e9
@@ -69,6 +74,11 @@ struct BenchStep: ParsableCommand {
                         }
                     }
                 }
+            }
+            if let svg, coordinator.isRoot {
+                chart.series = modes.enumerated().map { SVGChart.Series(name: $1.rawValue, points: curves[$1] ?? [], dashed: false, colorIndex: $0) }
+                try chart.write(to: svg)
+                if !json { coordinator.say("chart written to \(svg)") }
             }
         }
     }

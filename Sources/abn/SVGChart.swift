@@ -7,6 +7,8 @@ struct SVGChart {
         let name: String
         let points: [(x: Double, y: Double)]
         let dashed: Bool
+        /// Series with the same color index share a color (e.g. two measures of one mode).
+        let colorIndex: Int
     }
 
     let title: String
@@ -39,7 +41,7 @@ struct SVGChart {
         svg += "<text x=\(q(left + plotW / 2)) y=\(q(height - 18)) text-anchor=\"middle\">\(escape(xLabel))</text>\n"
         svg += "<text transform=\"translate(20 \(top + plotH / 2)) rotate(-90)\" text-anchor=\"middle\">\(escape(yLabel))</text>\n"
         for (i, s) in series.enumerated() {
-            let color = Self.colors[i % Self.colors.count]
+            let color = Self.colors[s.colorIndex % Self.colors.count]
             let path = s.points.map { "\(q(px($0.x), quoted: false)),\(q(py($0.y), quoted: false))" }.joined(separator: " ")
             svg += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(s.dashed ? " stroke-dasharray=\"6 4\"" : "")/>\n"
             for p in s.points { svg += "<circle cx=\(q(px(p.x))) cy=\(q(py(p.y))) r=\"3\" fill=\"\(color)\"/>\n" }
@@ -71,11 +73,11 @@ struct SVGChart {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
     }
 
-    /// The smallest 1, 2 or 5 times a power of ten that is >= v.
+    /// The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten that is >= v.
     private func niceCeiling(_ v: Double) -> Double {
         guard v > 0 else { return 1 }
         let p = pow(10, floor(log10(v)))
-        for m in [1.0, 2, 5, 10] where m * p >= v { return m * p }
+        for m in [1.0, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10] where m * p >= v { return m * p }
         return 10 * p
     }
 }
