@@ -216,12 +216,10 @@ public final class NormAct {
             let s = buffer.baseAddress!
             Parallel.forRanges(C) { channels in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * max(1, hw)) { scratch in
-                    let dy = scratch.baseAddress!, xhat = dy + hw
                     for c in channels {
                         var s1 = 0.0, s2 = 0.0
                         for i in 0..<n {
-                            recovery.recover(plane: i * C + c, channel: c, dy: dy, xhat: xhat)
-                            let (p1, p2) = laneSumAndDot(dy, xhat, count: hw)
+                            let (p1, p2) = recovery.sums(plane: i * C + c, channel: c, scratch: scratch.baseAddress!)
                             s1 += p1
                             s2 += p2
                         }
@@ -250,18 +248,14 @@ public final class NormAct {
                 coefficients[2 * C + c] = Float(sums[C + c] / globalCount)
             }
         }
-        let g = dz.data
         coefficients.withUnsafeBufferPointer { k in
             let k = k.baseAddress!
             Parallel.forRanges(n * C, minimumPerThread: 4) { planes in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * max(1, hw)) { scratch in
-                    let dy = scratch.baseAddress!, xhat = dy + hw
                     for plane in planes {
                         let c = plane % C
-                        recovery.recover(plane: plane, channel: c, dy: dy, xhat: xhat)
-                        let a = k[c], m1 = k[C + c], m2 = k[2 * C + c]
-                        let q = g + plane * hw
-                        for j in 0..<hw { q[j] = a * (dy[j] - m1 - xhat[j] * m2) }
+                        recovery.writeInputGradient(plane: plane, channel: c, a: k[c], m1: k[C + c], m2: k[2 * C + c],
+                                                    scratch: scratch.baseAddress!)
                     }
                 }
             }
@@ -289,8 +283,40 @@ private struct PlaneRecovery {
     /// scale (gamma'/sqrt(var + eps)) and shift (beta - mean * scale).
     let beta, inverseGamma, mean, inverseStd, scale, shift: [Float]
 
+    /// Sum of dy and of dy * xhat over `plane`, of channel `c`. `scratch` (2 * pixels) holds dy
+    /// and xhat for the combinations without a fused loop.
+    func sums(plane: Int, channel c: Int, scratch: UnsafeMutablePointer<Float>) -> (Double, Double) {
+        if let fused = fusedLeakyReLU(channel: c) {
+            return fused.sums(dz + plane * pixels, z! + plane * pixels, x.map { $0 + plane * pixels }, count: pixels)
+        }
+        recover(plane: plane, channel: c, dy: scratch, xhat: scratch + pixels)
+        return laneSumAndDot(scratch, scratch + pixels, count: pixels)
+    }
+
+    /// Overwrites dz of `plane` (channel `c`) with dx = a * (dy - m1 - xhat * m2).
+    func writeInputGradient(plane: Int, channel c: Int, a: Float, m1: Float, m2: Float, scratch: UnsafeMutablePointer<Float>) {
+        let q = dz + plane * pixels
+        if let fused = fusedLeakyReLU(channel: c) {
+            fused.writeInputGradient(q, z! + plane * pixels, x.map { $0 + plane * pixels }, count: pixels, a: a, m1: m1, m2: m2)
+            return
+        }
+        let dy = scratch, xhat = scratch + pixels
+        recover(plane: plane, channel: c, dy: dy, xhat: xhat)
+        for j in 0..<pixels { q[j] = a * (dy[j] - m1 - xhat[j] * m2) }
+    }
+
+    /// The fused loops for leaky ReLU when z is kept (inplace, standard): xhat = (u - center) * factor
+    /// with u = act^-1(z) (inplace: center beta, factor 1/gamma') or u = x (standard: the batch
+    /// mean and 1/std).
+    private func fusedLeakyReLU(channel c: Int) -> FusedLeakyReLU? {
+        guard case .leakyReLU(let slope) = activation, mode != .checkpoint else { return nil }
+        return mode == .inplace
+            ? FusedLeakyReLU(slope: slope, center: beta[c], factor: inverseGamma[c])
+            : FusedLeakyReLU(slope: slope, center: mean[c], factor: inverseStd[c])
+    }
+
     /// Fills dy (pixels) and xhat (pixels) for `plane`, of channel `c`.
-    func recover(plane: Int, channel c: Int, dy: UnsafeMutablePointer<Float>, xhat: UnsafeMutablePointer<Float>) {
+    private func recover(plane: Int, channel c: Int, dy: UnsafeMutablePointer<Float>, xhat: UnsafeMutablePointer<Float>) {
         let hw = pixels, base = plane * hw
         let g = dz + base
         if mode == .checkpoint {
@@ -333,5 +359,60 @@ private struct PlaneRecovery {
             let xp = x! + base, m = mean[c], s = inverseStd[c]
             for j in 0..<hw { xhat[j] = (xp[j] - m) * s }
         }
+    }
+}
+
+/// Recovery for leaky ReLU fused with its consumers, eight values at a time: dy = dz * act'(z),
+/// xhat = (u - center) * factor, u = z inverted through the activation when `x` is nil, else x.
+private struct FusedLeakyReLU {
+    let slope: Float
+    let center: Float
+    let factor: Float
+
+    @inline(__always)
+    private func lanes(_ g: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ x: UnsafePointer<Float>?, _ j: Int)
+        -> (dy: SIMD8<Float>, xhat: SIMD8<Float>) {
+        let v = UnsafeRawPointer(z + j).loadUnaligned(as: SIMD8<Float>.self)
+        let negative = v .< 0
+        let dy = UnsafeRawPointer(g + j).loadUnaligned(as: SIMD8<Float>.self)
+            * SIMD8<Float>(repeating: 1).replacing(with: slope, where: negative)
+        let u = x.map { UnsafeRawPointer($0 + j).loadUnaligned(as: SIMD8<Float>.self) }
+            ?? v * SIMD8<Float>(repeating: 1).replacing(with: 1 / slope, where: negative)
+        return (dy, (u - center) * factor)
+    }
+
+    @inline(__always)
+    private func scalar(_ g: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ x: UnsafePointer<Float>?, _ j: Int)
+        -> (dy: Float, xhat: Float) {
+        let v = z[j]
+        let u = x.map { $0[j] } ?? v * (v < 0 ? 1 / slope : 1)
+        return (g[j] * (v < 0 ? slope : 1), (u - center) * factor)
+    }
+
+    /// Sum of dy and of dy * xhat over `count` values.
+    func sums(_ g: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ x: UnsafePointer<Float>?, count: Int) -> (Double, Double) {
+        var s1 = SIMD8<Float>(), s2 = SIMD8<Float>()
+        var j = 0
+        while j + 8 <= count {
+            let (dy, xhat) = lanes(g, z, x, j)
+            s1 += dy
+            s2 += dy * xhat
+            j += 8
+        }
+        var t1: Float = 0, t2: Float = 0
+        while j < count { let (dy, xhat) = scalar(g, z, x, j); t1 += dy; t2 += dy * xhat; j += 1 }
+        return (Double(s1.sum()) + Double(t1), Double(s2.sum()) + Double(t2))
+    }
+
+    /// q (the plane's dz, read as dy's source first) = a * (dy - m1 - xhat * m2).
+    func writeInputGradient(_ q: UnsafeMutablePointer<Float>, _ z: UnsafePointer<Float>, _ x: UnsafePointer<Float>?,
+                            count: Int, a: Float, m1: Float, m2: Float) {
+        var j = 0
+        while j + 8 <= count {
+            let (dy, xhat) = lanes(q, z, x, j)
+            UnsafeMutableRawPointer(q + j).storeBytes(of: a * (dy - m1 - xhat * m2), as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < count { let (dy, xhat) = scalar(q, z, x, j); q[j] = a * (dy - m1 - xhat * m2); j += 1 }
     }
 }

@@ -130,6 +130,14 @@ struct ConvolutionPlan {
         items = images > 1 ? (g.batch + images - 1) / images : g.batch * blocksPerImage
     }
 
+    /// The weight gradient sums its items in this many contiguous groups, each into its own
+    /// partial sum, and adds the partials in group order: a fixed split, so that the result
+    /// does not depend on the thread count or on which worker ran which group.
+    var groups: Int { min(items, 8) }
+
+    /// The items of weight-gradient group `group`.
+    func items(ofGroup group: Int) -> Range<Int> { items * group / groups..<items * (group + 1) / groups }
+
     /// The images and output rows of item `index`.
     func item(_ index: Int, _ g: Conv2DGeometry) -> (firstImage: Int, images: Int, rows: Range<Int>) {
         if images > 1 || blocksPerImage == 1 {
@@ -306,23 +314,21 @@ private func convolveByRowShift(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePoi
     let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)
     let kernelRows = workspace.buffers(.kernelRows, workers: 1, count: g.weightShape.reduce(1, *))[0]
     splitKernelRows(kernelRows, w, g)
-    Parallel.forWorkers(plan.items) { worker, items in
-        for index in items {
-            let (n0, nb, rows) = plan.item(index, g)
-            let (e, ld, columns) = lowerItem(lowered[worker], x, firstImage: n0, images: nb, rows: rows, g)
-            let direct = nb == 1
-            let out = direct ? y + n0 * OC * P + rows.lowerBound * OW : staging[worker]
-            for i in 0..<g.kernelHeight {
-                BLAS.sgemm(m: OC, n: columns, k: KS, a: kernelRows + i * OC * KS, lda: KS,
-                           b: e + i * g.dilationHeight * OW, ldb: ld,
-                           beta: i > 0 || (direct && accumulate) ? 1 : 0, c: out, ldc: direct ? P : columns)
-            }
-            if !direct {
-                scatterChunk(y + n0 * OC * P, out, ld: columns, imageStride: g.rowPeriod * OW, images: nb,
-                             channels: OC, pixels: P, bias: bias, accumulate: accumulate)
-            } else if let bias {
-                for o in 0..<OC { let v = bias[o]; for p in 0..<columns { out[o * P + p] += v } }
-            }
+    Parallel.forEachClaimed(plan.items) { worker, index in
+        let (n0, nb, rows) = plan.item(index, g)
+        let (e, ld, columns) = lowerItem(lowered[worker], x, firstImage: n0, images: nb, rows: rows, g)
+        let direct = nb == 1
+        let out = direct ? y + n0 * OC * P + rows.lowerBound * OW : staging[worker]
+        for i in 0..<g.kernelHeight {
+            BLAS.sgemm(m: OC, n: columns, k: KS, a: kernelRows + i * OC * KS, lda: KS,
+                       b: e + i * g.dilationHeight * OW, ldb: ld,
+                       beta: i > 0 || (direct && accumulate) ? 1 : 0, c: out, ldc: direct ? P : columns)
+        }
+        if !direct {
+            scatterChunk(y + n0 * OC * P, out, ld: columns, imageStride: g.rowPeriod * OW, images: nb,
+                         channels: OC, pixels: P, bias: bias, accumulate: accumulate)
+        } else if let bias {
+            for o in 0..<OC { let v = bias[o]; for p in 0..<columns { out[o * P + p] += v } }
         }
     }
 }
@@ -382,9 +388,7 @@ private func convolveByIm2col(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePoint
         BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ld, c: s, ldc: ld)
         scatterChunk(yImage, s, ld: ld, imageStride: P, images: nb, channels: OC, pixels: P, bias: bias, accumulate: accumulate)
     }
-    Parallel.forWorkers(plan.items) { worker, items in
-        for index in items { forwardItem(worker, index) }
-    }
+    Parallel.forEachClaimed(plan.items, forwardItem)
 }
 
 /// Gradients of `conv2dForward` from dOutput (N, outC, outH, outW): dInput (N, C, H, W),
@@ -392,8 +396,8 @@ private func convolveByIm2col(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePoint
 /// `accumulateInput` (for dInput) or `accumulate` (for dWeight, dBias) is true. Pass nil for
 /// gradients that are not needed.
 ///
-/// The weight gradient is summed per worker over its items and the workers' sums are added in
-/// a fixed order (reproducible for a given thread count). For stride 1 the input gradient is
+/// The weight gradient is summed in a fixed split of the items into groups whose partial sums
+/// are added in order, so it does not depend on the thread count. For stride 1 the input gradient is
 /// the forward convolution of dOutput with the flipped, transposed kernel; otherwise it is a
 /// GEMM into im2col columns followed by col2im.
 public func conv2dBackward(dInput: Tensor?, dWeight: Tensor?, dBias: Tensor?,
@@ -457,8 +461,8 @@ private func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: Unsaf
     }
 }
 
-/// dW (outC, C, kH, kW): the sum over work items, accumulated per worker and then over the
-/// workers in a fixed order.
+/// dW (outC, C, kH, kW): the sum over work items, accumulated per group of items
+/// (`ConvolutionPlan.groups`) and then over the groups in order.
 private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                                 _ g: Conv2DGeometry, _ accumulate: Bool, _ workspace: Workspace) {
     let plan = ConvolutionPlan(g, budget: workspace.columnBudget, lowering: ConvolutionPlan.lowering(for: g))
@@ -478,8 +482,9 @@ private func convWeightGradientByRowShift(_ dW: UnsafeMutablePointer<Float>, _ d
     let workers = Parallel.workers(for: plan.items)
     let lowered = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)
     let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)
-    let partials = workspace.buffers(.weightGradient, workers: workers, count: g.weightShape.reduce(1, *))  // (kH, outC, C*kW)
-    Parallel.forWorkers(plan.items) { worker, items in
+    let partials = workspace.buffers(.weightGradient, workers: plan.groups, count: g.weightShape.reduce(1, *))  // (kH, outC, C*kW)
+    Parallel.forEachClaimed(plan.groups) { worker, group in
+        let items = plan.items(ofGroup: group)
         for index in items {
             let (n0, nb, rows) = plan.item(index, g)
             let (e, ld, columns) = lowerItem(lowered[worker], x, firstImage: n0, images: nb, rows: rows, g)
@@ -496,11 +501,11 @@ private func convWeightGradientByRowShift(_ dW: UnsafeMutablePointer<Float>, _ d
             for i in 0..<g.kernelHeight {
                 BLAS.sgemm(transB: true, m: OC, n: KS, k: columns, a: dyMatrix, lda: lda,
                            b: e + i * g.dilationHeight * OW, ldb: ld,
-                           beta: index == items.lowerBound ? 0 : 1, c: partials[worker] + i * OC * KS, ldc: KS)
+                           beta: index == items.lowerBound ? 0 : 1, c: partials[group] + i * OC * KS, ldc: KS)
             }
         }
     }
-    joinKernelRows(dW, partials.prefix(min(workers, plan.items)), accumulate: accumulate, g)
+    joinKernelRows(dW, partials.prefix(plan.groups), accumulate: accumulate, g)
 }
 
 /// dW (outC, K) = sum over items of dY_item (outC, columns) * cols_item^T.
@@ -511,8 +516,8 @@ private func convWeightGradientByIm2col(_ dW: UnsafeMutablePointer<Float>, _ dy:
     let workers = Parallel.workers(for: plan.items)
     let cols = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // (K, columns)
     let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)  // (OC, columns)
-    let partials = workspace.buffers(.weightGradient, workers: workers, count: OC * K)  // (OC, K)
-    func weightGradientItem(_ worker: Int, _ index: Int, first: Bool) {
+    let partials = workspace.buffers(.weightGradient, workers: plan.groups, count: OC * K)  // (OC, K)
+    func weightGradientItem(_ worker: Int, _ group: Int, _ index: Int, first: Bool) {
         let (n0, nb, rows) = plan.item(index, g)
         let ld = nb * rows.count * OW
         let dyImage = dy + n0 * OC * P
@@ -527,12 +532,13 @@ private func convWeightGradientByIm2col(_ dW: UnsafeMutablePointer<Float>, _ dy:
             lda = ld
         }
         BLAS.sgemm(transB: true, m: OC, n: K, k: ld, a: dyMatrix, lda: lda, b: cols[worker], ldb: ld,
-                   beta: first ? 0 : 1, c: partials[worker], ldc: K)
+                   beta: first ? 0 : 1, c: partials[group], ldc: K)
     }
-    Parallel.forWorkers(plan.items) { worker, items in
-        for index in items { weightGradientItem(worker, index, first: index == items.lowerBound) }
+    Parallel.forEachClaimed(plan.groups) { worker, group in
+        let items = plan.items(ofGroup: group)
+        for index in items { weightGradientItem(worker, group, index, first: index == items.lowerBound) }
     }
-    let used = partials.prefix(min(workers, plan.items))  // an empty batch leaves them unwritten
+    let used = partials.prefix(plan.groups)
     forBlocks(OC * K) { r in
         for i in r {
             var s: Float = accumulate ? dW[i] : 0
@@ -565,7 +571,5 @@ private func convInputGradientByCol2im(_ dx: UnsafeMutablePointer<Float>, _ dy: 
         BLAS.sgemm(transA: true, m: K, n: ld, k: OC, a: w, lda: K, b: dyMatrix, ldb: ld, c: cols[worker], ldc: ld)
         col2im(dx + n0 * g.inChannels * g.inPixels, cols[worker], ldCols: ld, images: nb, g, accumulate: accumulate)
     }
-    Parallel.forWorkers(plan.items) { worker, items in
-        for index in items { inputGradientItem(worker, index) }
-    }
+    Parallel.forEachClaimed(plan.items, inputGradientItem)
 }

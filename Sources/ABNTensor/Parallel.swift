@@ -8,7 +8,7 @@ import Synchronization
 /// cores; `Parallel.setThreadCount(_:)` overrides it.
 ///
 /// All parallelism is the engine's own: OpenBLAS is kept single-threaded and each worker
-/// calls sgemm on its own block of work (a convolution gives each worker whole chunks of
+/// calls sgemm on its own work items (a convolution gives each worker whole chunks of
 /// images, so the im2col columns a worker writes stay in its core's cache for its GEMM).
 public enum Parallel {
     private static let configured = Atomic<Int>(0)
@@ -47,7 +47,9 @@ public enum Parallel {
         }
     }
 
-    /// Calls `body(range)` on disjoint contiguous ranges covering `0..<count`, one per worker.
+    /// Calls `body(range)` on disjoint contiguous ranges covering `0..<count` (up to four per
+    /// worker, at least `minimumPerThread` long), which the workers claim one at a time, so that
+    /// a worker the machine slows down does not hold the others up.
     @inlinable
     public static func forRanges(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
@@ -56,31 +58,41 @@ public enum Parallel {
             body(0..<count)
             return
         }
-        // The kernels hand raw pointers to disjoint ranges; Dispatch's @Sendable requirement
-        // cannot see that the ranges do not overlap.
-        nonisolated(unsafe) let body = body
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let lo = count * w / workers
-            let hi = count * (w + 1) / workers
-            if lo < hi { body(lo..<hi) }
+        let pieces = min(4 * workers, max(workers, count / max(1, minimumPerThread)))
+        forEachClaimed(pieces, workers: workers) { _, piece in
+            body(count * piece / pieces..<count * (piece + 1) / pieces)
         }
     }
 
-    /// Calls `body(worker, range)` with worker `w` in `0..<workers(for: count)` taking the
-    /// w-th contiguous block of `0..<count`. The split depends only on the count and the
-    /// thread count, so per-worker partial sums are reproducible from run to run.
-    public static func forWorkers(_ count: Int, _ body: (_ worker: Int, _ items: Range<Int>) -> Void) {
-        let workers = workers(for: count)
+    /// Calls `body(worker, index)` for every index in `0..<count`, with worker `w` in
+    /// `0..<workers(for: count)`: the workers claim the indices in increasing order, one at a
+    /// time, so a worker never runs two indices at once and per-worker buffers can be reused.
+    public static func forEachClaimed(_ count: Int, _ body: (_ worker: Int, _ index: Int) -> Void) {
+        forEachClaimed(count, workers: workers(for: count), body)
+    }
+
+    @usableFromInline
+    static func forEachClaimed(_ count: Int, workers: Int, _ body: (_ worker: Int, _ index: Int) -> Void) {
         if workers <= 1 {
-            if count > 0 { body(0, 0..<count) }
+            for index in 0..<count { body(0, index) }
             return
         }
+        let next = Atomic<Int>(0)
+        // The kernels hand raw pointers to disjoint work; Dispatch's @Sendable requirement
+        // cannot see that.
         nonisolated(unsafe) let body = body
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            body(w, count * w / workers..<count * (w + 1) / workers)
+        withUnsafePointer(to: next) { next in
+            nonisolated(unsafe) let next = next
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                while true {
+                    let index = next.pointee.wrappingAdd(1, ordering: .relaxed).oldValue
+                    if index >= count { break }
+                    body(worker, index)
+                }
+            }
         }
     }
 
-    /// Workers `forWorkers` uses for `count` items.
+    /// Workers `forEachClaimed` uses for `count` items.
     public static func workers(for count: Int) -> Int { max(1, min(threadCount, count)) }
 }

@@ -119,22 +119,24 @@ struct ConvTests {
         expectClose(sum.array, zip(prior.array, fresh.array).map { $0 + $1 }, rtol: 1e-5, atol: 1e-5, "\(g)")
     }
 
-    @Test("results do not depend on the thread count")
-    func threadCountIndependent() {
-        let g = Conv2DGeometry(input: [6, 3, 9, 9], outChannels: 4, kernel: 3, padding: 1)
+    @Test("results, weight gradient included, do not depend on the thread count (both lowerings)",
+          arguments: [Conv2DGeometry(input: [6, 3, 9, 9], outChannels: 4, kernel: 3, padding: 1),
+                      Conv2DGeometry(input: [11, 8, 5, 5], outChannels: 6, kernel: 3, padding: 1)])
+    func threadCountIndependent(g: Conv2DGeometry) {
         let x = randomTensor(g.inputShape, seed: 12), w = randomTensor(g.weightShape, seed: 13)
         let dy = randomTensor(g.outputShape, seed: 14)
         var outputs: [[Float]] = []
         let saved = Parallel.threadCount
-        for threads in [1, 3] {
+        for threads in [1, 2, 3] {
             Parallel.setThreadCount(threads)
-            let y = Tensor(zeros: g.outputShape), dx = Tensor(zeros: g.inputShape)
-            let workspace = Workspace(columnBudget: 250)
+            let y = Tensor(zeros: g.outputShape), dx = Tensor(zeros: g.inputShape), dw = Tensor(zeros: g.weightShape)
+            let workspace = Workspace(columnBudget: 400)
             conv2dForward(output: y, input: x, weight: w, bias: nil, geometry: g, workspace: workspace)
-            conv2dBackward(dInput: dx, dWeight: nil, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace)
-            outputs.append(y.array + dx.array)
+            conv2dBackward(dInput: dx, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace)
+            outputs.append(y.array + dx.array + dw.array)
         }
         Parallel.setThreadCount(saved)
         #expect(outputs[0] == outputs[1])
+        #expect(outputs[0] == outputs[2])
     }
 }
