@@ -13,8 +13,9 @@ struct BenchStep: ParsableCommand {
         Builds the reference network once per mode and batch on random 1x28x28 images, runs \
         --warmup untimed steps, then times --repeats steps with the modes interleaved (one step of \
         each mode in turn), so that noise on a shared machine hits every mode alike. Reports the \
-        median step, images/s, GFLOP/s (conv and linear multiply-adds x 2 x 3) and its fraction \
-        of a 2048^3 cblas_sgemm measured in the same run with OpenBLAS's own threads. Under mpirun \
+        median step, images/s, GFLOP/s (conv and linear multiply-adds x 2 x 3), its fraction \
+        of a 2048^3 cblas_sgemm measured in the same run with OpenBLAS's own threads, and the \
+        median over rounds of each mode's step divided by the standard mode's step of the same round. Under mpirun \
         the batch is the global batch, split over the ranks with synchronized norm layers, and each \
         rank's step is split into compute, norm synchronization and exposed gradient averaging.
         """)
@@ -52,18 +53,17 @@ struct BenchStep: ParsableCommand {
             for batch in batches {
                 let results = try measure(config: config, batch: batch, coordinator: coordinator)
                 for r in results { curves[r.mode, default: []].append((Double(batch), r.median)) }
-                let standard = results.first { $0.mode == .standard }?.median
                 for r in results {
                     let gflops = r.flops / r.median / 1e9
                     if json {
                         var line: [String: Any] = ["mode": r.mode.rawValue, "batch": batch, "step_s": r.median,
                                                    "images_per_s": Double(batch) / r.median, "gflops": gflops,
                                                    "sgemm_gflops": sgemm, "ranks": coordinator.comm.size, "threads": Parallel.threadCount]
-                        if let standard { line["step_vs_standard"] = r.median / standard }
+                        if let ratio = r.vsStandard { line["step_vs_standard"] = ratio }
                         if coordinator.comm.size > 1 { line["per_rank"] = r.perRank }
                         if coordinator.isRoot { printJSONLine(line) }
                     } else {
-                        let ratio = standard.map { formatted(r.median / $0, 3) } ?? "-"
+                        let ratio = r.vsStandard.map { formatted($0, 3) } ?? "-"
                         coordinator.say(r.mode.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0) + String(batch).leftPadded(7)
                                         + formatted(r.median, 4).leftPadded(10) + formatted(Double(batch) / r.median).leftPadded(11)
                                         + formatted(gflops).leftPadded(10) + (formatted(100 * gflops / sgemm, 0) + "%").leftPadded(10)
@@ -89,6 +89,8 @@ struct BenchStep: ParsableCommand {
         let flops: Double
         /// Per rank: median compute, norm synchronization and exposed gradient averaging seconds.
         let perRank: [[String: Double]]
+        /// Median over the rounds of this mode's step / standard's step in the same round.
+        let vsStandard: Double?
     }
 
     /// Times the modes side by side at one global batch.
@@ -115,16 +117,22 @@ struct BenchStep: ParsableCommand {
                 if round >= warmup { timings[i].append(t) }
             }
         }
+        // the step of the slowest rank is the job's step
+        let slowest = modes.indices.map { i in
+            var totals = timings[i].map(\.total)
+            comm.allreduceMax(&totals, count: totals.count)
+            return totals
+        }
+        let standard = modes.firstIndex(of: .standard)
         return try modes.indices.map { i in
-            // the step of the slowest rank is the job's step
-            let totals = timings[i].map(\.total)
-            var slowest = totals
-            comm.allreduceMax(&slowest, count: slowest.count)
             let mine = ["compute_s": median(timings[i].map(\.compute)), "norm_sync_s": median(timings[i].map(\.normSynchronization)),
                         "exposed_grad_avg_s": median(timings[i].map(\.exposedGradientAveraging))]
             let perRank = try gatherSplits(mine, comm)
             let flops = 6 * replicas[i].net.forwardMultiplyAdds(height: 28, width: 28) * Double(batch)
-            return ModeResult(mode: modes[i], median: median(slowest), flops: flops, perRank: perRank)
+            // each round's step over the same round's standard step: paired, so slow phases of a
+            // noisy machine cancel
+            let ratio = standard.map { j in median(zip(slowest[i], slowest[j]).map { $0 / $1 }) }
+            return ModeResult(mode: modes[i], median: median(slowest[i]), flops: flops, perRank: perRank, vsStandard: ratio)
         }
     }
 
