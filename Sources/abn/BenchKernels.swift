@@ -8,11 +8,14 @@ struct BenchKernels: ParsableCommand {
         abstract: "GFLOP/s of every convolution of the reference network, forward and both backward directions, next to raw sgemm.",
         discussion: """
         For each conv shape of the reference network at the given batch, times the forward pass, \
-        the input gradient and the weight gradient (median of --repeats runs after a warm-up). In the \
-        same run it times raw cblas_sgemm, with OpenBLAS's own threads at the same thread count: a \
-        large square product (the machine's GEMM limit, `sgemm_gflops`) and, for each direction, one \
-        product of the same shape as the convolution's lowered GEMM (`same_shape_sgemm_gflops`). \
-        The convolutions are timed first, so that OpenBLAS's spinning threads cannot slow them.
+        the input gradient and the weight gradient (median of --repeats runs after a warm-up). Right \
+        before each shape it times a raw --peak-size^3 cblas_sgemm the way the convolutions run it \
+        (each worker a single-threaded sgemm on its share of the columns): the machine's GEMM limit \
+        at that moment, `sgemm_gflops`, against which `fraction_of_sgemm` is taken, so that a slow \
+        phase of a shared machine hits both alike. At the end it times, with OpenBLAS's own threads, \
+        the same square product (`library_sgemm_gflops`) and, for each direction, a product of the \
+        shape of the convolution's im2col GEMM (`same_shape_sgemm_gflops`); OpenBLAS's spinning \
+        threads would slow the convolutions, hence last.
         """)
 
     @Option(help: "Batch size.") var batch = 128
@@ -37,6 +40,8 @@ struct BenchKernels: ParsableCommand {
         let seconds: Double
         let gflops: Double
         let gemm: GemmShape
+        /// The raw square sgemm's GFLOP/s measured just before.
+        let limit: Double
     }
 
     func run() throws {
@@ -45,7 +50,10 @@ struct BenchKernels: ParsableCommand {
         let workspace = Workspace()
         if let columnBudget { workspace.columnBudget = columnBudget }
         var results: [Measurement] = []
+        var limits: [Double] = []  // the engine-threaded square sgemm before each shape
+        let square = GemmShape(m: peakSize, n: peakSize, k: peakSize, transA: false, transB: false)
         for (name, g) in referenceConvolutions(widths: parseWidths(widths)!, batch: batch) {
+            limits.append(square.gflopsSplitOverWorkers(repeats: 3, rng: &rng))
             let x = Tensor(uninitialized: g.inputShape); x.fillUniform(-1, 1, using: &rng)
             let w = Tensor(uninitialized: g.weightShape); w.fillUniform(-0.1, 0.1, using: &rng)
             let y = Tensor(uninitialized: g.outputShape)
@@ -63,27 +71,30 @@ struct BenchKernels: ParsableCommand {
             for (direction, body, gemm) in directions {
                 let seconds = medianSeconds(repeats: repeats, body)
                 results.append(Measurement(kernel: name, direction: direction, seconds: seconds,
-                                           gflops: g.forwardFlops / seconds / 1e9, gemm: gemm))
+                                           gflops: g.forwardFlops / seconds / 1e9, gemm: gemm, limit: limits.last!))
             }
         }
         workspace.release()
-        let peak = GemmShape(m: peakSize, n: peakSize, k: peakSize, transA: false, transB: false).gflops(repeats: 3, rng: &rng)
+        let library = square.gflops(repeats: 3, rng: &rng)
         if !json {
-            print("abn bench kernels: batch \(batch), \(Parallel.threadCount) threads; raw sgemm \(peakSize)^3: \(formatted(peak)) GFLOP/s")
+            print("abn bench kernels: batch \(batch), \(Parallel.threadCount) threads; raw sgemm \(peakSize)^3: "
+                  + "\(formatted(limits.min()!))-\(formatted(limits.max()!)) GFLOP/s over the run (engine threads), "
+                  + "\(formatted(library)) GFLOP/s (OpenBLAS threads)")
             print("kernel".padding(toLength: 28, withPad: " ", startingAt: 0)
-                  + "direction    conv GFLOP/s  same-shape sgemm  conv/sgemm")
+                  + "direction    conv GFLOP/s  sgemm GFLOP/s  same-shape sgemm  conv/sgemm")
         }
         for r in results {
             let sameShape = r.gemm.gflops(repeats: repeats, rng: &rng)
             if json {
                 printJSONLine(["kernel": r.kernel, "direction": r.direction, "batch": batch, "threads": Parallel.threadCount,
-                               "seconds": r.seconds, "gflops": r.gflops, "sgemm_gflops": peak,
-                               "same_shape_sgemm_gflops": sameShape, "fraction_of_sgemm": r.gflops / peak])
+                               "seconds": r.seconds, "gflops": r.gflops, "sgemm_gflops": r.limit,
+                               "library_sgemm_gflops": library, "same_shape_sgemm_gflops": sameShape,
+                               "fraction_of_sgemm": r.gflops / r.limit])
             } else {
                 print(r.kernel.padding(toLength: 28, withPad: " ", startingAt: 0)
                       + r.direction.padding(toLength: 13, withPad: " ", startingAt: 0)
-                      + formatted(r.gflops).leftPadded(12) + formatted(sameShape).leftPadded(18)
-                      + (formatted(100 * r.gflops / peak, 0) + "%").leftPadded(12))
+                      + formatted(r.gflops).leftPadded(12) + formatted(r.limit).leftPadded(15) + formatted(sameShape).leftPadded(18)
+                      + (formatted(100 * r.gflops / r.limit, 0) + "%").leftPadded(12))
             }
         }
     }
@@ -127,6 +138,23 @@ struct GemmShape {
             medianSeconds(repeats: repeats) {
                 BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k,
                            a: a.data, lda: transA ? m : k, b: b.data, ldb: transB ? k : n, c: c.data, ldc: n)
+            }
+        }
+        return 2 * Double(m) * Double(n) * Double(k) / seconds / 1e9
+    }
+
+    /// The same product with OpenBLAS single-threaded and the engine's workers each computing
+    /// a contiguous share of C's columns, as the convolutions run their GEMMs (no transposes).
+    func gflopsSplitOverWorkers(repeats: Int, rng: inout SplitMix64) -> Double {
+        precondition(!transA && !transB, "the split sgemm is for plain products")
+        let a = Tensor(uninitialized: [m * k]); a.fillUniform(-1, 1, using: &rng)
+        let b = Tensor(uninitialized: [k * n]); b.fillUniform(-1, 1, using: &rng)
+        let c = Tensor(uninitialized: [m * n])
+        let workers = Parallel.threadCount
+        let seconds = medianSeconds(repeats: repeats) {
+            Parallel.forEachClaimed(workers) { _, share in
+                let first = n * share / workers, last = n * (share + 1) / workers
+                BLAS.sgemm(m: m, n: last - first, k: k, a: a.data, lda: k, b: b.data + first, ldb: n, c: c.data + first, ldc: n)
             }
         }
         return 2 * Double(m) * Double(n) * Double(k) / seconds / 1e9
