@@ -8,18 +8,19 @@ struct BenchKernels: ParsableCommand {
         abstract: "GFLOP/s of every convolution of the reference network, forward and both backward directions, next to raw sgemm.",
         discussion: """
         For each conv shape of the reference network at the given batch, times the forward pass, \
-        the input gradient and the weight gradient (median of --repeats runs after a warm-up). Right \
-        before each shape it times a raw --peak-size^3 cblas_sgemm the way the convolutions run it \
-        (each worker a single-threaded sgemm on its share of the columns): the machine's GEMM limit \
-        at that moment, `sgemm_gflops`, against which `fraction_of_sgemm` is taken, so that a slow \
-        phase of a shared machine hits both alike. At the end it times, with OpenBLAS's own threads, \
+        the input gradient and the weight gradient after a warm-up, in --repeats rounds: each round \
+        first times a raw --peak-size^3 cblas_sgemm the way the convolutions run it (each worker a \
+        single-threaded sgemm on its share of the columns: the machine's GEMM limit at that moment), \
+        then each direction once. Reported: median conv GFLOP/s, median sgemm GFLOP/s \
+        (`sgemm_gflops`) and `fraction_of_sgemm`, the median over rounds of conv / sgemm of the same \
+        round, so that a slow phase of a shared machine hits both alike. At the end it times, with OpenBLAS's own threads, \
         the same square product (`library_sgemm_gflops`) and, for each direction, a product of the \
         shape of the convolution's im2col GEMM (`same_shape_sgemm_gflops`); OpenBLAS's spinning \
         threads would slow the convolutions, hence last.
         """)
 
     @Option(help: "Batch size.") var batch = 128
-    @Option(help: "Timed repetitions per measurement (the median is reported).") var repeats = 5
+    @Option(help: "Rounds per shape (medians are reported).") var repeats = 7
     @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
     @Option(help: "Size of the square sgemm that measures the GEMM limit.") var peakSize = 2048
     @Option(help: "Elements of one worker's im2col buffer (default: the workspace's).") var columnBudget: Int?
@@ -37,11 +38,13 @@ struct BenchKernels: ParsableCommand {
     struct Measurement {
         let kernel: String
         let direction: String
-        let seconds: Double
+        /// Median GFLOP/s of the convolution.
         let gflops: Double
         let gemm: GemmShape
-        /// The raw square sgemm's GFLOP/s measured just before.
+        /// Median GFLOP/s of the raw square sgemm over the rounds.
         let limit: Double
+        /// Median over the rounds of conv GFLOP/s / the square sgemm's GFLOP/s of the same round.
+        let fraction: Double
     }
 
     func run() throws {
@@ -50,10 +53,10 @@ struct BenchKernels: ParsableCommand {
         let workspace = Workspace()
         if let columnBudget { workspace.columnBudget = columnBudget }
         var results: [Measurement] = []
-        var limits: [Double] = []  // the engine-threaded square sgemm before each shape
+        var limits: [Double] = []  // every sample of the engine-threaded square sgemm
         let square = GemmShape(m: peakSize, n: peakSize, k: peakSize, transA: false, transB: false)
+        let squareOperands = square.operands(rng: &rng)
         for (name, g) in referenceConvolutions(widths: parseWidths(widths)!, batch: batch) {
-            limits.append(square.gflopsSplitOverWorkers(repeats: 3, rng: &rng))
             let x = Tensor(uninitialized: g.inputShape); x.fillUniform(-1, 1, using: &rng)
             let w = Tensor(uninitialized: g.weightShape); w.fillUniform(-0.1, 0.1, using: &rng)
             let y = Tensor(uninitialized: g.outputShape)
@@ -68,10 +71,24 @@ struct BenchKernels: ParsableCommand {
                 ("weight_grad", { conv2dBackward(dInput: nil, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace) },
                  GemmShape(m: g.outChannels, n: g.patchSize, k: g.batch * g.outPixels, transA: false, transB: true)),
             ]
-            for (direction, body, gemm) in directions {
-                let seconds = medianSeconds(repeats: repeats, body)
-                results.append(Measurement(kernel: name, direction: direction, seconds: seconds,
-                                           gflops: g.forwardFlops / seconds / 1e9, gemm: gemm, limit: limits.last!))
+            for (_, body, _) in directions { body() }  // warm-up
+            // rounds of (square sgemm, then each direction once): each conv time is paired with
+            // the GEMM limit measured just before it
+            var seconds = Array(repeating: [Double](), count: directions.count)
+            var rounds: [Double] = []
+            for _ in 0..<repeats {
+                rounds.append(square.gflopsSplitOverWorkers(squareOperands))
+                for (i, direction) in directions.enumerated() {
+                    let t0 = monotonicSeconds()
+                    direction.1()
+                    seconds[i].append(monotonicSeconds() - t0)
+                }
+            }
+            limits += rounds
+            for (i, (direction, _, gemm)) in directions.enumerated() {
+                let gflops = seconds[i].map { g.forwardFlops / $0 / 1e9 }
+                results.append(Measurement(kernel: name, direction: direction, gflops: median(gflops), gemm: gemm,
+                                           limit: median(rounds), fraction: median(zip(gflops, rounds).map { $0 / $1 })))
             }
         }
         workspace.release()
@@ -87,14 +104,14 @@ struct BenchKernels: ParsableCommand {
             let sameShape = r.gemm.gflops(repeats: repeats, rng: &rng)
             if json {
                 printJSONLine(["kernel": r.kernel, "direction": r.direction, "batch": batch, "threads": Parallel.threadCount,
-                               "seconds": r.seconds, "gflops": r.gflops, "sgemm_gflops": r.limit,
+                               "gflops": r.gflops, "sgemm_gflops": r.limit,
                                "library_sgemm_gflops": library, "same_shape_sgemm_gflops": sameShape,
-                               "fraction_of_sgemm": r.gflops / r.limit])
+                               "fraction_of_sgemm": r.fraction])
             } else {
                 print(r.kernel.padding(toLength: 28, withPad: " ", startingAt: 0)
                       + r.direction.padding(toLength: 13, withPad: " ", startingAt: 0)
                       + formatted(r.gflops).leftPadded(12) + formatted(r.limit).leftPadded(15) + formatted(sameShape).leftPadded(18)
-                      + (formatted(100 * r.gflops / r.limit, 0) + "%").leftPadded(12))
+                      + (formatted(100 * r.fraction, 0) + "%").leftPadded(12))
             }
         }
     }
@@ -143,21 +160,25 @@ struct GemmShape {
         return 2 * Double(m) * Double(n) * Double(k) / seconds / 1e9
     }
 
-    /// The same product with OpenBLAS single-threaded and the engine's workers each computing
-    /// a contiguous share of C's columns, as the convolutions run their GEMMs (no transposes).
-    func gflopsSplitOverWorkers(repeats: Int, rng: inout SplitMix64) -> Double {
-        precondition(!transA && !transB, "the split sgemm is for plain products")
+    /// Random A (m, k), B (k, n) and a C (m, n) for `gflopsSplitOverWorkers`.
+    func operands(rng: inout SplitMix64) -> (a: Tensor, b: Tensor, c: Tensor) {
         let a = Tensor(uninitialized: [m * k]); a.fillUniform(-1, 1, using: &rng)
         let b = Tensor(uninitialized: [k * n]); b.fillUniform(-1, 1, using: &rng)
-        let c = Tensor(uninitialized: [m * n])
+        return (a, b, Tensor(uninitialized: [m * n]))
+    }
+
+    /// One product, timed once, with OpenBLAS single-threaded and the engine's workers each
+    /// computing a contiguous share of C's columns, as the convolutions run their GEMMs.
+    func gflopsSplitOverWorkers(_ operands: (a: Tensor, b: Tensor, c: Tensor)) -> Double {
+        precondition(!transA && !transB, "the split sgemm is for plain products")
         let workers = Parallel.threadCount
-        let seconds = medianSeconds(repeats: repeats) {
-            Parallel.forEachClaimed(workers) { _, share in
-                let first = n * share / workers, last = n * (share + 1) / workers
-                BLAS.sgemm(m: m, n: last - first, k: k, a: a.data, lda: k, b: b.data + first, ldb: n, c: c.data + first, ldc: n)
-            }
+        let (a, b, c) = operands
+        let t0 = monotonicSeconds()
+        Parallel.forEachClaimed(workers) { _, share in
+            let first = n * share / workers, last = n * (share + 1) / workers
+            BLAS.sgemm(m: m, n: last - first, k: k, a: a.data, lda: k, b: b.data + first, ldb: n, c: c.data + first, ldc: n)
         }
-        return 2 * Double(m) * Double(n) * Double(k) / seconds / 1e9
+        return 2 * Double(m) * Double(n) * Double(k) / (monotonicSeconds() - t0) / 1e9
     }
 }
 
