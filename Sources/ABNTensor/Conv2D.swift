@@ -100,8 +100,8 @@ struct ConvolutionPlan {
     init(_ g: Conv2DGeometry, budget: Int, lowering: Lowering) {
         switch lowering {
         case .rowShift:
-            let perOutputRow = g.rowPhases.count * g.shiftedPatchSize * g.outWidth  // E elements per block row
-            let perImage = perOutputRow * g.shiftedRows(outputRows: g.outHeight)
+            let perOutputRow = g.shiftedPatchSize * g.outWidth
+            let perImage = perOutputRow * g.paddedRows(outputRows: g.outHeight)
             if perImage <= budget {
                 rows = g.outHeight
                 let wanted = g.stacksImages ? (Self.minimumColumns + g.outPixels - 1) / g.outPixels : 1
@@ -109,10 +109,10 @@ struct ConvolutionPlan {
                 images = max(1, min(g.batch, wanted, fitting))
             } else {
                 images = 1
-                rows = max(1, min(g.outHeight, budget / perOutputRow - g.shiftedRows(outputRows: 0)))
+                rows = max(1, min(g.outHeight, budget / perOutputRow - g.dilationHeight * (g.kernelHeight - 1)))
             }
             let stackedRows = (images - 1) * g.rowPeriod
-            loweredCount = perOutputRow * (stackedRows + g.shiftedRows(outputRows: rows))
+            loweredCount = perOutputRow * (stackedRows + g.paddedRows(outputRows: rows))
             maxColumns = (stackedRows + rows) * g.outWidth
         case .im2col(let splitRows):
             let perImage = g.patchSize * g.outPixels
@@ -244,7 +244,7 @@ func col2im(_ dInput: UnsafeMutablePointer<Float>, _ dCols: UnsafePointer<Float>
 /// dst[k] = src[2k] for k in 0..<count, four at a time (the even lanes of eight loaded values;
 /// a load never reaches past src[2 * (count - 1)]).
 @inline(__always)
-func gatherEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+private func gatherEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
     var k = 0
     while k + 5 <= count {
         let pairs = UnsafeRawPointer(src + 2 * k).loadUnaligned(as: SIMD8<Float>.self)
@@ -320,9 +320,8 @@ private func convolveByRowShift(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePoi
         let direct = nb == 1
         let out = direct ? y + n0 * OC * P + rows.lowerBound * OW : staging[worker]
         for i in 0..<g.kernelHeight {
-            let (block, shift) = g.kernelRowSource(i)
             BLAS.sgemm(m: OC, n: columns, k: KS, a: kernelRows + i * OC * KS, lda: KS,
-                       b: e + block * KS * ld + shift * OW, ldb: ld,
+                       b: e + i * g.dilationHeight * OW, ldb: ld,
                        beta: i > 0 || (direct && accumulate) ? 1 : 0, c: out, ldc: direct ? P : columns)
         }
         if !direct {
@@ -339,7 +338,7 @@ private func convolveByRowShift(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePoi
 private func lowerItem(_ e: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, firstImage n0: Int, images nb: Int,
                        rows: Range<Int>, _ g: Conv2DGeometry) -> (UnsafeMutablePointer<Float>, ld: Int, columns: Int) {
     let stackedRows = (nb - 1) * g.rowPeriod
-    let ld = (stackedRows + g.shiftedRows(outputRows: rows.count)) * g.outWidth
+    let ld = (stackedRows + g.paddedRows(outputRows: rows.count)) * g.outWidth
     for b in 0..<nb {
         lowerRows(e + b * g.rowPeriod * g.outWidth, ld: ld, x + (n0 + b) * g.inChannels * g.inPixels, rows: rows, g)
     }
@@ -500,9 +499,8 @@ private func convWeightGradientByRowShift(_ dW: UnsafeMutablePointer<Float>, _ d
                 lda = columns
             }
             for i in 0..<g.kernelHeight {
-                let (block, shift) = g.kernelRowSource(i)
                 BLAS.sgemm(transB: true, m: OC, n: KS, k: columns, a: dyMatrix, lda: lda,
-                           b: e + block * KS * ld + shift * OW, ldb: ld,
+                           b: e + i * g.dilationHeight * OW, ldb: ld,
                            beta: index == items.lowerBound ? 0 : 1, c: partials[group] + i * OC * KS, ldc: KS)
             }
         }

@@ -7,7 +7,7 @@ public final class Workspace {
     /// What a scratch buffer is used for; each purpose has its own buffer per worker.
     public enum Slot: Int, CaseIterable {
         /// A work item's lowered input: im2col columns (C*kH*kW, images*outH*outW) or
-        /// row-shifted rows (row phases, C*kW, rows*outW).
+        /// row-shifted rows (C*kW, paddedRows*outW).
         case columns
         /// GEMM output or gathered output gradient of a chunk: (outC, images*outH*outW).
         case staging
