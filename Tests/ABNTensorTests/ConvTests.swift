@@ -50,6 +50,10 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [2, 8, 5, 6], outChannels: 9, kernel: 3, padding: 2),
     Conv2DGeometry(input: [2, 8, 6, 7], outChannels: 6, kernel: (2, 3), padding: (1, 0), dilation: (1, 2)),
     Conv2DGeometry(input: [3, 8, 4, 4], outChannels: 3, kernel: 2, padding: 2),
+    // strided with 8 channels (im2col, col2im)
+    Conv2DGeometry(input: [2, 8, 9, 8], outChannels: 5, kernel: 3, stride: 2, padding: 1),
+    Conv2DGeometry(input: [2, 6, 11, 10], outChannels: 4, kernel: (3, 3), stride: (3, 2), padding: (1, 1), dilation: (2, 1)),
+    Conv2DGeometry(input: [2, 8, 9, 9], outChannels: 3, kernel: 3, stride: 2, padding: 2, dilation: 2),
 ]
 
 /// Column budgets: one output row per item, several images per item, the whole batch at once.
