@@ -25,9 +25,10 @@ rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
 peer = [r["step_s"] for r in rows if "peer" in r]
 ours = {m: [r["step_s"] for r in rows if r.get("mode") == m] for m in ("inplace", "standard")}
 p = statistics.median(peer)
-print(f"batch {sys.argv[2]}, {len(peer)} rounds, median step seconds:")
-print(f"  PyTorch (BN + LeakyReLU)  {p:.4f} s   {int(sys.argv[2]) / p:7.1f} images/s")
+rounds = lambda times: " ".join(f"{t:.3f}" for t in times)
+print(f"batch {sys.argv[2]}, {len(peer)} rounds, median step seconds (each round's in brackets):")
+print(f"  PyTorch (BN + LeakyReLU)  {p:.4f} s   {int(sys.argv[2]) / p:7.1f} images/s   [{rounds(peer)}]")
 for mode, times in ours.items():
     m = statistics.median(times)
-    print(f"  abn {mode:<21} {m:.4f} s   {int(sys.argv[2]) / m:7.1f} images/s   throughput {p / m:.3f} x PyTorch")
+    print(f"  abn {mode:<21} {m:.4f} s   {int(sys.argv[2]) / m:7.1f} images/s   throughput {p / m:.3f} x PyTorch   [{rounds(times)}]")
 EOF
