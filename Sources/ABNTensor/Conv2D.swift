@@ -160,8 +160,7 @@ func im2col(_ cols: UnsafeMutablePointer<Float>, ldCols: Int,
     let sh = g.strideHeight, sw = g.strideWidth
     let perImage = rows.count * OW
     // With stride 1 and outW == W, consecutive output rows read consecutive input rows at the
-    // same column shift: the valid rows are one contiguous copy, then the columns that fall in
-    // the padding are zeroed.
+    // same column shift.
     let contiguousRows = sh == 1 && sw == 1 && OW == W
     for j in 0..<kW {
         let v = g.validOutputColumns(kernelColumn: j)
@@ -179,15 +178,8 @@ func im2col(_ cols: UnsafeMutablePointer<Float>, ldCols: Int,
                     if hi < rows.upperBound { (row + (hi - rows.lowerBound) * OW).update(repeating: 0, count: (rows.upperBound - hi) * OW) }
                     guard lo < hi else { continue }
                     if contiguousRows && !v.isEmpty {
-                        let dst = row + (lo - rows.lowerBound) * OW
-                        let src = plane + (lo + rowOffset) * W + colOffset
-                        let first = v.lowerBound, last = (hi - lo - 1) * OW + v.upperBound
-                        (dst + first).update(from: src + first, count: last - first)
-                        for r in 0..<(hi - lo) {
-                            let d = dst + r * OW
-                            for ow in 0..<v.lowerBound { d[ow] = 0 }
-                            for ow in v.upperBound..<OW { d[ow] = 0 }
-                        }
+                        copyContiguousRows(row + (lo - rows.lowerBound) * OW, plane + (lo + rowOffset) * W + colOffset,
+                                           rows: hi - lo, width: OW, valid: v)
                         continue
                     }
                     for oh in lo..<hi {
@@ -238,6 +230,20 @@ func col2im(_ dInput: UnsafeMutablePointer<Float>, _ dCols: UnsafePointer<Float>
                 }
             }
         }
+    }
+}
+
+/// Copies `rows` output rows of `width` values whose input rows lie one after the other at src
+/// (stride 1, output as wide as the input, the same column shift) as one contiguous copy, then
+/// zeroes the columns outside `valid`, which came from the neighbouring rows.
+@inline(__always)
+func copyContiguousRows(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, width: Int, valid v: Range<Int>) {
+    let first = v.lowerBound, last = (rows - 1) * width + v.upperBound
+    (dst + first).update(from: src + first, count: last - first)
+    for r in 0..<rows {
+        let d = dst + r * width
+        for ow in 0..<v.lowerBound { d[ow] = 0 }
+        for ow in v.upperBound..<width { d[ow] = 0 }
     }
 }
 

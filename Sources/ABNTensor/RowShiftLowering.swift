@@ -55,15 +55,7 @@ func lowerRows(_ e: UnsafeMutablePointer<Float>, ld: Int, _ image: UnsafePointer
             let src = plane + (firstInputRow + lo) * W + shift
             let dst = row + lo * OW
             if OW == W && !v.isEmpty {
-                // Same-size output: the rows are one contiguous copy, then the columns that
-                // fall into the padding (copied from the neighbouring row) are zeroed.
-                let first = v.lowerBound, last = (hi - lo - 1) * OW + v.upperBound
-                (dst + first).update(from: src + first, count: last - first)
-                for r in 0..<(hi - lo) {
-                    let d = dst + r * OW
-                    for ow in 0..<v.lowerBound { d[ow] = 0 }
-                    for ow in v.upperBound..<OW { d[ow] = 0 }
-                }
+                copyContiguousRows(dst, src, rows: hi - lo, width: OW, valid: v)
                 continue
             }
             for r in 0..<(hi - lo) {
