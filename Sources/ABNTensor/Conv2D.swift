@@ -322,7 +322,8 @@ private func convolveByRowShift(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePoi
     splitKernelRows(kernelRows, w, g)
     Parallel.forEachClaimed(plan.items) { worker, index in
         let (n0, nb, rows) = plan.item(index, g)
-        let (e, ld, columns) = lowerItem(lowered[worker], x, firstImage: n0, images: nb, rows: rows, g)
+        let (e, ld) = lowerItem(lowered[worker], x, firstImage: n0, images: nb, rows: rows, g)
+        let columns = ((nb - 1) * g.rowPeriod + rows.count) * OW
         let direct = nb == 1
         let out = direct ? y + n0 * OC * P + rows.lowerBound * OW : staging[worker]
         for i in 0..<g.kernelHeight {
@@ -339,16 +340,15 @@ private func convolveByRowShift(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePoi
     }
 }
 
-/// Lowers work item (images firstImage..<firstImage+images, output rows `rows`) into e:
-/// returns e, its leading dimension and the GEMM's column count.
+/// Lowers work item (images firstImage..<firstImage+images, output rows `rows`) into e
+/// (C*kW, ld): returns e and ld, image b's rows starting at column b * rowPeriod * outW.
 private func lowerItem(_ e: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, firstImage n0: Int, images nb: Int,
-                       rows: Range<Int>, _ g: Conv2DGeometry) -> (UnsafeMutablePointer<Float>, ld: Int, columns: Int) {
-    let stackedRows = (nb - 1) * g.rowPeriod
-    let ld = (stackedRows + g.paddedRows(outputRows: rows.count)) * g.outWidth
+                       rows: Range<Int>, _ g: Conv2DGeometry) -> (UnsafeMutablePointer<Float>, ld: Int) {
+    let ld = ((nb - 1) * g.rowPeriod + g.paddedRows(outputRows: rows.count)) * g.outWidth
     for b in 0..<nb {
         lowerRows(e + b * g.rowPeriod * g.outWidth, ld: ld, x + (n0 + b) * g.inChannels * g.inPixels, rows: rows, g)
     }
-    return (e, ld, (stackedRows + rows.count) * g.outWidth)
+    return (e, ld)
 }
 
 /// y (images, C, P) = (accumulate ? y : 0) + s + bias, s (C, ld) holding image b's channel c
@@ -455,14 +455,12 @@ private func flipTransposed(_ flipped: UnsafeMutablePointer<Float>, _ weight: Un
 }
 
 /// dst (C, ld) = src (images, C, P): a chunk of NCHW images as one matrix for a GEMM, image b's
-/// channel c at dst + c * ld + b * imageStride, with zeros in the gaps between images.
-private func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, ld: Int, imageStride: Int,
+/// channel c at dst + c * ld + b * P.
+private func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, ld: Int,
                                 images: Int, channels: Int, pixels P: Int) {
     for b in 0..<images {
         for c in 0..<channels {
-            let row = dst + c * ld + b * imageStride
-            row.update(from: src + (b * channels + c) * P, count: P)
-            if b < images - 1 && imageStride > P { (row + P).update(repeating: 0, count: imageStride - P) }
+            (dst + c * ld + b * P).update(from: src + (b * channels + c) * P, count: P)
         }
     }
 }
@@ -479,36 +477,38 @@ private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafeP
     }
 }
 
-/// Kernel row i of dW (outC, C*kW) = sum over items of dY_item (outC, columns) times the
-/// transposed row-shifted matrix i*dH rows on (stacked images: dY gathered with zero junk rows).
+/// dW in kernel-row blocks (kH, outC, C*kW) = sum over items of D (kH*outC, ld) x E^T, one GEMM
+/// per item: row (i, o) of D holds dY of channel o shifted i*dH rows on (zeros elsewhere), so
+/// block i is dY times E viewed i*dH rows on.
 private func convWeightGradientByRowShift(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
                                           _ x: UnsafePointer<Float>, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
                                           _ accumulate: Bool, _ workspace: Workspace) {
-    let KS = g.shiftedPatchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
+    let KS = g.shiftedPatchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth, kH = g.kernelHeight
     let workers = Parallel.workers(for: plan.items)
     let lowered = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)
-    let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)
-    let partials = workspace.buffers(.weightGradient, workers: plan.groups, count: g.weightShape.reduce(1, *))  // (kH, outC, C*kW)
+    let shifted = workspace.buffers(.staging, workers: workers, count: kH * OC * plan.loweredCount / KS)  // D
+    let partials = workspace.buffers(.weightGradient, workers: plan.groups, count: g.weightShape.reduce(1, *))
     Parallel.forEachClaimed(plan.groups) { worker, group in
         let items = plan.items(ofGroup: group)
         for index in items {
             let (n0, nb, rows) = plan.item(index, g)
-            let (e, ld, columns) = lowerItem(lowered[worker], x, firstImage: n0, images: nb, rows: rows, g)
-            let dyMatrix: UnsafePointer<Float>, lda: Int  // (OC, columns)
-            if nb == 1 {
-                dyMatrix = dy + n0 * OC * P + rows.lowerBound * OW
-                lda = P
-            } else {
-                gatherChannelMajor(staging[worker], dy + n0 * OC * P, ld: columns, imageStride: g.rowPeriod * OW,
-                                   images: nb, channels: OC, pixels: P)
-                dyMatrix = UnsafePointer(staging[worker])
-                lda = columns
+            let (e, ld) = lowerItem(lowered[worker], x, firstImage: n0, images: nb, rows: rows, g)
+            let d = shifted[worker], count = rows.count * OW
+            for i in 0..<kH {
+                for o in 0..<OC {
+                    let row = d + (i * OC + o) * ld
+                    var filled = 0
+                    for b in 0..<nb {
+                        let start = b * g.rowPeriod * OW + i * g.dilationHeight * OW
+                        (row + filled).update(repeating: 0, count: start - filled)
+                        (row + start).update(from: dy + ((n0 + b) * OC + o) * P + rows.lowerBound * OW, count: count)
+                        filled = start + count
+                    }
+                    (row + filled).update(repeating: 0, count: ld - filled)
+                }
             }
-            for i in 0..<g.kernelHeight {
-                BLAS.sgemm(transB: true, m: OC, n: KS, k: columns, a: dyMatrix, lda: lda,
-                           b: e + i * g.dilationHeight * OW, ldb: ld,
-                           beta: index == items.lowerBound ? 0 : 1, c: partials[group] + i * OC * KS, ldc: KS)
-            }
+            BLAS.sgemm(transB: true, m: kH * OC, n: KS, k: ld, a: d, lda: ld, b: e, ldb: ld,
+                       beta: index == items.lowerBound ? 0 : 1, c: partials[group], ldc: KS)
         }
     }
     joinKernelRows(dW, partials.prefix(plan.groups), accumulate: accumulate, g)
@@ -533,7 +533,7 @@ private func convWeightGradientByIm2col(_ dW: UnsafeMutablePointer<Float>, _ dy:
             dyMatrix = dyImage + rows.lowerBound * OW
             lda = P
         } else {
-            gatherChannelMajor(staging[worker], dyImage, ld: ld, imageStride: P, images: nb, channels: OC, pixels: P)
+            gatherChannelMajor(staging[worker], dyImage, ld: ld, images: nb, channels: OC, pixels: P)
             dyMatrix = UnsafePointer(staging[worker])
             lda = ld
         }
@@ -571,7 +571,7 @@ private func convInputGradientByCol2im(_ dx: UnsafeMutablePointer<Float>, _ dy: 
         if nb == 1 {
             dyMatrix = dyImage
         } else {
-            gatherChannelMajor(staging[worker], dyImage, ld: ld, imageStride: P, images: nb, channels: OC, pixels: P)
+            gatherChannelMajor(staging[worker], dyImage, ld: ld, images: nb, channels: OC, pixels: P)
             dyMatrix = UnsafePointer(staging[worker])
         }
         BLAS.sgemm(transA: true, m: K, n: ld, k: OC, a: w, lda: K, b: dyMatrix, ldb: ld, c: cols[worker], ldc: ld)
