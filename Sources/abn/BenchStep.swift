@@ -14,7 +14,7 @@ struct BenchStep: ParsableCommand {
         --warmup untimed steps, then times --repeats steps with the modes interleaved (one step of \
         each mode in turn), so that noise on a shared machine hits every mode alike. Reports the \
         median step, images/s, GFLOP/s (conv and linear multiply-adds x 2 x 3), its fraction \
-        of a 2048^3 cblas_sgemm measured in the same run with OpenBLAS's own threads, and the \
+        of a 2048^3 cblas_sgemm measured at the start with the engine's threading, and the \
         median over rounds of each mode's step divided by the standard mode's step of the same round. Under mpirun \
         the batch is the global batch, split over the ranks with synchronized norm layers, and each \
         rank's step is split into compute, norm synchronization and exposed gradient averaging.
@@ -40,7 +40,10 @@ struct BenchStep: ParsableCommand {
         let coordinator = Coordinator.launch()
         coordinator.run {
             var rng = SplitMix64(seed: 3)
-            let sgemm = coordinator.isRoot ? GemmShape(m: 2048, n: 2048, k: 2048, transA: false, transB: false).gflops(repeats: 3, rng: &rng) : 0
+            // with the engine's threading: OpenBLAS's own threads would spin on the cores afterwards
+            let square = GemmShape(m: 2048, n: 2048, k: 2048, transA: false, transB: false)
+            let operands = square.operands(rng: &rng)
+            let sgemm = coordinator.isRoot ? median((0..<3).map { _ in square.gflopsSplitOverWorkers(operands) }) : 0
             var config = TrainingConfig()
             config.model.widths = parseWidths(widths)!
             if !json {
