@@ -92,13 +92,17 @@ public final class Tensor {
         set { data[index] = newValue }
     }
 
-    /// Sets every element to zero.
-    public func zero() { data.update(repeating: 0, count: count) }
+    /// Sets every element to zero (in parallel blocks).
+    public func zero() {
+        let data = data
+        forBlocks(count) { r in (data + r.lowerBound).update(repeating: 0, count: r.count) }
+    }
 
-    /// Copies `other`'s elements, which must have the same count.
+    /// Copies `other`'s elements, which must have the same count (in parallel blocks).
     public func copy(from other: Tensor) {
         checkShape(other.count == count, "cannot copy a tensor of shape \(other.shape) into one of shape \(shape)")
-        data.update(from: other.data, count: count)
+        let data = data, source = other.data
+        forBlocks(count) { r in (data + r.lowerBound).update(from: source + r.lowerBound, count: r.count) }
     }
 
     /// A new tensor with the same shape and elements.
