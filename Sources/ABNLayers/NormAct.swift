@@ -368,6 +368,14 @@ private struct FusedLeakyReLU {
     let slope: Float
     let center: Float
     let factor: Float
+    private let inverseSlope: Float
+
+    init(slope: Float, center: Float, factor: Float) {
+        self.slope = slope
+        self.center = center
+        self.factor = factor
+        inverseSlope = 1 / slope
+    }
 
     @inline(__always)
     private func lanes(_ g: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ x: UnsafePointer<Float>?, _ j: Int)
@@ -377,7 +385,7 @@ private struct FusedLeakyReLU {
         let dy = UnsafeRawPointer(g + j).loadUnaligned(as: SIMD8<Float>.self)
             * SIMD8<Float>(repeating: 1).replacing(with: slope, where: negative)
         let u = x.map { UnsafeRawPointer($0 + j).loadUnaligned(as: SIMD8<Float>.self) }
-            ?? v * SIMD8<Float>(repeating: 1).replacing(with: 1 / slope, where: negative)
+            ?? v * SIMD8<Float>(repeating: 1).replacing(with: inverseSlope, where: negative)
         return (dy, (u - center) * factor)
     }
 
@@ -385,7 +393,7 @@ private struct FusedLeakyReLU {
     private func scalar(_ g: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ x: UnsafePointer<Float>?, _ j: Int)
         -> (dy: Float, xhat: Float) {
         let v = z[j]
-        let u = x.map { $0[j] } ?? v * (v < 0 ? 1 / slope : 1)
+        let u = x.map { $0[j] } ?? v * (v < 0 ? inverseSlope : 1)
         return (g[j] * (v < 0 ? slope : 1), (u - center) * factor)
     }
 

@@ -89,15 +89,20 @@ struct ConvolutionPlan {
     /// for col2im, which adds whole images), or row-shifted rows (see RowShiftLowering.swift).
     enum Lowering { case im2col(splitRows: Bool), rowShift }
 
-    /// The lowering of the forward pass and the weight gradient.
-    static func lowering(for g: Conv2DGeometry) -> Lowering {
-        g.lowersByRowShift ? .rowShift : .im2col(splitRows: true)
+    /// How this plan's items are lowered.
+    let lowering: Lowering
+
+    /// The plan of the forward pass and the weight gradient: row-shifted lowering where the
+    /// geometry allows it, else im2col with row blocks for large images.
+    init(_ g: Conv2DGeometry, budget: Int) {
+        self.init(g, budget: budget, lowering: g.lowersByRowShift ? .rowShift : .im2col(splitRows: true))
     }
 
     /// Row-shifted lowering stacks small images until a GEMM has at least this many columns.
     static let minimumColumns = 256
 
     init(_ g: Conv2DGeometry, budget: Int, lowering: Lowering) {
+        self.lowering = lowering
         switch lowering {
         case .rowShift:
             let perOutputRow = g.shiftedPatchSize * g.outWidth
@@ -301,8 +306,8 @@ public func conv2dForward(output: Tensor, input: Tensor, weight: Tensor, bias: T
 /// result to y instead of overwriting it.
 private func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                       _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ workspace: Workspace, accumulate: Bool) {
-    let plan = ConvolutionPlan(g, budget: workspace.columnBudget, lowering: ConvolutionPlan.lowering(for: g))
-    if case .rowShift = ConvolutionPlan.lowering(for: g) {
+    let plan = ConvolutionPlan(g, budget: workspace.columnBudget)
+    if case .rowShift = plan.lowering {
         convolveByRowShift(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
     } else {
         convolveByIm2col(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
@@ -469,8 +474,8 @@ private func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: Unsaf
 /// (`ConvolutionPlan.groups`) and then over the groups in order.
 private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                                 _ g: Conv2DGeometry, _ accumulate: Bool, _ workspace: Workspace) {
-    let plan = ConvolutionPlan(g, budget: workspace.columnBudget, lowering: ConvolutionPlan.lowering(for: g))
-    if case .rowShift = ConvolutionPlan.lowering(for: g) {
+    let plan = ConvolutionPlan(g, budget: workspace.columnBudget)
+    if case .rowShift = plan.lowering {
         convWeightGradientByRowShift(dW, dy, x, g, plan, accumulate, workspace)
     } else {
         convWeightGradientByIm2col(dW, dy, x, g, plan, accumulate, workspace)

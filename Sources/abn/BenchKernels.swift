@@ -13,8 +13,8 @@ struct BenchKernels: ParsableCommand {
         single-threaded sgemm on its share of the columns: the machine's GEMM limit at that moment), \
         then each direction once. Reported: median conv GFLOP/s, median sgemm GFLOP/s \
         (`sgemm_gflops`) and `fraction_of_sgemm`, the median over rounds of conv / sgemm of the same \
-        round, so that a slow phase of a shared machine hits both alike. At the end it times, with OpenBLAS's own threads, \
-        the same square product (`library_sgemm_gflops`) and, for each direction, a product of the \
+        round, so that a slow phase of a shared machine hits both alike. At the end it times, with \
+        OpenBLAS's own threads, the same square product (`library_sgemm_gflops`) and, for each direction, a product of the \
         shape of the convolution's im2col GEMM (`same_shape_sgemm_gflops`); OpenBLAS's spinning \
         threads would slow the convolutions, hence last.
         """)
@@ -148,9 +148,7 @@ struct GemmShape {
     let transA, transB: Bool
 
     func gflops(repeats: Int, rng: inout SplitMix64) -> Double {
-        let a = Tensor(uninitialized: [m * k]); a.fillUniform(-1, 1, using: &rng)
-        let b = Tensor(uninitialized: [k * n]); b.fillUniform(-1, 1, using: &rng)
-        let c = Tensor(uninitialized: [m * n])
+        let (a, b, c) = operands(rng: &rng)
         let seconds = BLAS.withLibraryThreads(Parallel.threadCount) {
             medianSeconds(repeats: repeats) {
                 BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k,
@@ -160,7 +158,7 @@ struct GemmShape {
         return 2 * Double(m) * Double(n) * Double(k) / seconds / 1e9
     }
 
-    /// Random A (m, k), B (k, n) and a C (m, n) for `gflopsSplitOverWorkers`.
+    /// Random A (m, k), B (k, n) and a C (m, n).
     func operands(rng: inout SplitMix64) -> (a: Tensor, b: Tensor, c: Tensor) {
         let a = Tensor(uninitialized: [m * k]); a.fillUniform(-1, 1, using: &rng)
         let b = Tensor(uninitialized: [k * n]); b.fillUniform(-1, 1, using: &rng)
