@@ -86,24 +86,33 @@ struct ConvolutionPlan {
     let loweredCount: Int
 
     /// How an item is lowered: im2col columns, optionally with items split into row blocks (not
-    /// for col2im, which adds whole images), or row-shifted rows (see RowShiftLowering.swift).
-    enum Lowering { case im2col(splitRows: Bool), rowShift }
+    /// for col2im, which adds whole images), row-shifted rows (see RowShiftLowering.swift), or
+    /// Winograd-transformed tiles (see WinogradLowering.swift).
+    enum Lowering { case im2col(splitRows: Bool), rowShift, winograd }
 
     /// How this plan's items are lowered.
     let lowering: Lowering
 
-    /// The plan of the forward pass and the weight gradient: row-shifted lowering where the
-    /// geometry allows it, else im2col with row blocks for large images.
+    /// The plan of the forward pass and the weight gradient: Winograd or row-shifted lowering
+    /// where the geometry allows it, else im2col with row blocks for large images.
     init(_ g: Conv2DGeometry, budget: Int) {
-        self.init(g, budget: budget, lowering: g.lowersByRowShift ? .rowShift : .im2col(splitRows: true))
+        let lowering: Lowering = g.usesWinograd ? .winograd : g.lowersByRowShift ? .rowShift : .im2col(splitRows: true)
+        self.init(g, budget: budget, lowering: lowering)
     }
 
     /// Row-shifted lowering stacks small images until a GEMM has at least this many columns.
     static let minimumColumns = 256
+    /// Winograd items hold whole images, enough for this many tiles (the GEMMs' columns).
+    static let minimumTiles = 256
 
     init(_ g: Conv2DGeometry, budget: Int, lowering: Lowering) {
         self.lowering = lowering
         switch lowering {
+        case .winograd:
+            rows = g.outHeight
+            images = max(1, min(g.batch, (Self.minimumTiles + g.tileStride - 1) / g.tileStride))
+            maxColumns = images * g.tileStride
+            loweredCount = winogradPositions * g.inChannels * maxColumns
         case .rowShift:
             let perOutputRow = g.shiftedPatchSize * g.outWidth
             let perImage = perOutputRow * g.paddedRows(outputRows: g.outHeight)
@@ -307,10 +316,10 @@ public func conv2dForward(output: Tensor, input: Tensor, weight: Tensor, bias: T
 private func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                       _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ workspace: Workspace, accumulate: Bool) {
     let plan = ConvolutionPlan(g, budget: workspace.columnBudget)
-    if case .rowShift = plan.lowering {
-        convolveByRowShift(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
-    } else {
-        convolveByIm2col(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
+    switch plan.lowering {
+    case .winograd: convolveByWinograd(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
+    case .rowShift: convolveByRowShift(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
+    case .im2col: convolveByIm2col(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
     }
 }
 
@@ -325,7 +334,7 @@ private func convolveByRowShift(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePoi
     let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)
     let kernelRows = workspace.buffers(.kernelRows, workers: 1, count: g.weightShape.reduce(1, *))[0]
     splitKernelRows(kernelRows, w, g)
-    Parallel.forEachClaimed(plan.items) { worker, index in
+    Parallel.forEachClaimed(plan.items, workers: workers) { worker, index in
         let (n0, nb, rows) = plan.item(index, g)
         let (e, ld) = lowerItem(lowered[worker], x, firstImage: n0, images: nb, rows: rows, g)
         let columns = ((nb - 1) * g.rowPeriod + rows.count) * OW
@@ -399,7 +408,7 @@ private func convolveByIm2col(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePoint
         BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ld, c: s, ldc: ld)
         scatterChunk(yImage, s, ld: ld, imageStride: P, images: nb, channels: OC, pixels: P, bias: bias, accumulate: accumulate)
     }
-    Parallel.forEachClaimed(plan.items, forwardItem)
+    Parallel.forEachClaimed(plan.items, workers: workers, forwardItem)
 }
 
 /// Gradients of `conv2dForward` from dOutput (N, outC, outH, outW): dInput (N, C, H, W),
@@ -475,10 +484,10 @@ private func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: Unsaf
 private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                                 _ g: Conv2DGeometry, _ accumulate: Bool, _ workspace: Workspace) {
     let plan = ConvolutionPlan(g, budget: workspace.columnBudget)
-    if case .rowShift = plan.lowering {
-        convWeightGradientByRowShift(dW, dy, x, g, plan, accumulate, workspace)
-    } else {
-        convWeightGradientByIm2col(dW, dy, x, g, plan, accumulate, workspace)
+    switch plan.lowering {
+    case .winograd: convWeightGradientByWinograd(dW, dy, x, g, plan, accumulate, workspace)
+    case .rowShift: convWeightGradientByRowShift(dW, dy, x, g, plan, accumulate, workspace)
+    case .im2col: convWeightGradientByIm2col(dW, dy, x, g, plan, accumulate, workspace)
     }
 }
 
@@ -493,7 +502,7 @@ private func convWeightGradientByRowShift(_ dW: UnsafeMutablePointer<Float>, _ d
     let lowered = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)
     let shifted = workspace.buffers(.staging, workers: workers, count: kH * OC * plan.loweredCount / KS)  // D
     let partials = workspace.buffers(.weightGradient, workers: plan.groups, count: g.weightShape.reduce(1, *))
-    Parallel.forEachClaimed(plan.groups) { worker, group in
+    Parallel.forEachClaimed(plan.groups, workers: workers) { worker, group in
         let items = plan.items(ofGroup: group)
         for index in items {
             let (n0, nb, rows) = plan.item(index, g)
@@ -545,7 +554,7 @@ private func convWeightGradientByIm2col(_ dW: UnsafeMutablePointer<Float>, _ dy:
         BLAS.sgemm(transB: true, m: OC, n: K, k: ld, a: dyMatrix, lda: lda, b: cols[worker], ldb: ld,
                    beta: first ? 0 : 1, c: partials[group], ldc: K)
     }
-    Parallel.forEachClaimed(plan.groups) { worker, group in
+    Parallel.forEachClaimed(plan.groups, workers: workers) { worker, group in
         let items = plan.items(ofGroup: group)
         for index in items { weightGradientItem(worker, group, index, first: index == items.lowerBound) }
     }
@@ -582,5 +591,5 @@ private func convInputGradientByCol2im(_ dx: UnsafeMutablePointer<Float>, _ dy: 
         BLAS.sgemm(transA: true, m: K, n: ld, k: OC, a: w, lda: K, b: dyMatrix, ldb: ld, c: cols[worker], ldc: ld)
         col2im(dx + n0 * g.inChannels * g.inPixels, cols[worker], ldCols: ld, images: nb, g, accumulate: accumulate)
     }
-    Parallel.forEachClaimed(plan.items, inputGradientItem)
+    Parallel.forEachClaimed(plan.items, workers: workers, inputGradientItem)
 }

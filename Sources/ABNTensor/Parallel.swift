@@ -64,15 +64,14 @@ public enum Parallel {
         }
     }
 
-    /// Calls `body(worker, index)` for every index in `0..<count`, with worker `w` in
-    /// `0..<workers(for: count)`: the workers claim the indices in increasing order, one at a
-    /// time, so a worker never runs two indices at once and per-worker buffers can be reused.
-    public static func forEachClaimed(_ count: Int, _ body: (_ worker: Int, _ index: Int) -> Void) {
-        forEachClaimed(count, workers: workers(for: count), body)
-    }
-
-    @usableFromInline
-    static func forEachClaimed(_ count: Int, workers: Int, _ body: (_ worker: Int, _ index: Int) -> Void) {
+    /// Calls `body(worker, index)` for every index in `0..<count`, with worker `w` below
+    /// `workers` (default and at most `workers(for: count)`; pass the number of per-worker
+    /// buffers you hold, so that a concurrent `setThreadCount` cannot outgrow them): the workers
+    /// claim the indices in increasing order, one at a time, so a worker never runs two indices
+    /// at once and per-worker buffers can be reused.
+    @inlinable
+    public static func forEachClaimed(_ count: Int, workers: Int? = nil, _ body: (_ worker: Int, _ index: Int) -> Void) {
+        let workers = min(workers ?? Int.max, Self.workers(for: count))
         if workers <= 1 {
             for index in 0..<count { body(0, index) }
             return

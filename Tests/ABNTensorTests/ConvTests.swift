@@ -54,6 +54,11 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [2, 8, 9, 8], outChannels: 5, kernel: 3, stride: 2, padding: 1),
     Conv2DGeometry(input: [2, 6, 11, 10], outChannels: 4, kernel: (3, 3), stride: (3, 2), padding: (1, 1), dilation: (2, 1)),
     Conv2DGeometry(input: [2, 8, 9, 9], outChannels: 3, kernel: 3, stride: 2, padding: 2, dilation: 2),
+    // 3x3, stride 1, pad 1, 16+ channels in and out: Winograd F(2x2, 3x3) (also for the input
+    // gradients), odd sizes leaving half-empty tiles, and several images per item
+    Conv2DGeometry(input: [3, 16, 7, 7], outChannels: 16, kernel: 3, padding: 1),
+    Conv2DGeometry(input: [2, 17, 6, 9], outChannels: 20, kernel: 3, padding: 1),
+    Conv2DGeometry(input: [5, 16, 3, 4], outChannels: 18, kernel: 3, padding: 1),
 ]
 
 /// Column budgets: one output row per item, several images per item, the whole batch at once.
@@ -93,8 +98,8 @@ struct ConvTests {
         }
     }
 
-    @Test("backward accumulates into existing gradients when asked (both lowerings)",
-          arguments: [convCases[1], convCases[10]])
+    @Test("backward accumulates into existing gradients when asked (every lowering)",
+          arguments: [convCases[1], convCases[10], convCases[18]])
     func accumulate(g: Conv2DGeometry) {
         let workspace = Workspace(columnBudget: 200)
         let x = randomTensor(g.inputShape, seed: 9), w = randomTensor(g.weightShape, seed: 10)
@@ -108,8 +113,8 @@ struct ConvTests {
         expectClose(db2.array, db1.array.map { 2 * $0 }, rtol: 1e-5, atol: 1e-6, "dBias")
     }
 
-    @Test("the input gradient can be added to an existing one (both lowerings)",
-          arguments: [convCases[1], convCases[7], convCases[9], convCases[11]])
+    @Test("the input gradient can be added to an existing one (every lowering)",
+          arguments: [convCases[1], convCases[7], convCases[9], convCases[11], convCases[18]])
     func accumulateInput(g: Conv2DGeometry) {
         let workspace = Workspace(columnBudget: 200)
         let x = randomTensor(g.inputShape, seed: 15), w = randomTensor(g.weightShape, seed: 16)
@@ -123,9 +128,10 @@ struct ConvTests {
         expectClose(sum.array, zip(prior.array, fresh.array).map { $0 + $1 }, rtol: 1e-5, atol: 1e-5, "\(g)")
     }
 
-    @Test("results, weight gradient included, do not depend on the thread count (both lowerings)",
+    @Test("results, weight gradient included, do not depend on the thread count (every lowering)",
           arguments: [Conv2DGeometry(input: [6, 3, 9, 9], outChannels: 4, kernel: 3, padding: 1),
-                      Conv2DGeometry(input: [11, 8, 5, 5], outChannels: 6, kernel: 3, padding: 1)])
+                      Conv2DGeometry(input: [11, 8, 5, 5], outChannels: 6, kernel: 3, padding: 1),
+                      Conv2DGeometry(input: [70, 16, 5, 5], outChannels: 16, kernel: 3, padding: 1)])
     func threadCountIndependent(g: Conv2DGeometry) {
         let x = randomTensor(g.inputShape, seed: 12), w = randomTensor(g.weightShape, seed: 13)
         let dy = randomTensor(g.outputShape, seed: 14)

@@ -1,0 +1,310 @@
+// Winograd F(2x2, 3x3) for 3x3 convolutions with stride 1, dilation 1 and padding 1.
+//
+// Each 2x2 block of output pixels (a tile) comes from the 4x4 input patch d around it:
+// Y = A^T [U ⊙ V] A with V = B^T d B (the transformed patch) and U = G g G^T (the transformed
+// 3x3 kernel g), summed over input channels. That is 16 multiply-adds per tile and channel
+// pair where the direct convolution needs 36: 2.25x fewer. Over a batch of tiles, position ξ
+// of the 4x4 transform is one GEMM, M_ξ (outC, tiles) = U_ξ (outC, C) x V_ξ (C, tiles). The
+// transforms only add, subtract and halve.
+//
+// The weight gradient is the derivative of the same expression: dU_ξ = the sum over tiles of
+// dM_ξ (outC, tiles) x V_ξ^T with dM = A dY A^T, then dW = G^T dU G. The input gradient is the
+// forward convolution of dY with the flipped, transposed kernel, again 3x3, stride 1, pad 1.
+//
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+//   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+//   A^T = [1 1 1 0; 0 1 -1 -1]
+//
+// Buffers hold position ξ = 4i + k (row i, column k of the 4x4 transform) as plane ξ, and
+// tiles image-major, then by tile row, then tile column.
+
+extension Conv2DGeometry {
+    /// Whether the convolution runs by Winograd F(2x2, 3x3): a 3x3 kernel, stride 1, dilation
+    /// 1, padding 1, and at least 16 input and output channels (its GEMMs are C deep and outC
+    /// tall; below that they run too far from the GEMM peak to pay for the transforms).
+    var usesWinograd: Bool {
+        kernelHeight == 3 && kernelWidth == 3 && strideHeight == 1 && strideWidth == 1
+            && dilationHeight == 1 && dilationWidth == 1 && padHeight == 1 && padWidth == 1
+            && inChannels >= 16 && outChannels >= 16
+    }
+
+    /// Tile rows of an image: ceil(outH / 2).
+    var tileRows: Int { (outHeight + 1) / 2 }
+    /// Tile columns of an image: ceil(outW / 2).
+    var tileColumns: Int { (outWidth + 1) / 2 }
+    var tilesPerImage: Int { tileRows * tileColumns }
+    /// GEMM columns per image: tilesPerImage rounded up to a multiple of 4 (the transforms
+    /// run four tiles at a time).
+    var tileStride: Int { (tilesPerImage + 3) / 4 * 4 }
+}
+
+/// Transform positions of F(2x2, 3x3).
+let winogradPositions = 16
+
+/// u (16, outC, C) = G g G^T for each kernel g = weight (outC, C, 3, 3)[o, c].
+func transformKernel(_ u: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>, _ g: Conv2DGeometry) {
+    let pairs = g.outChannels * g.inChannels
+    forBlocks(pairs) { block in
+        for pair in block {
+            let k = weight + pair * 9
+            // (G g)[:, j] for the three columns j of g
+            let c0 = winogradG(k[0], k[3], k[6]), c1 = winogradG(k[1], k[4], k[7]), c2 = winogradG(k[2], k[5], k[8])
+            // column kk of U = (G g) G^T, indexed by row i
+            let u0 = c0, u1 = 0.5 * (c0 + c1 + c2), u2 = 0.5 * (c0 - c1 + c2), u3 = c2
+            for i in 0..<4 {
+                u[(4 * i) * pairs + pair] = u0[i]
+                u[(4 * i + 1) * pairs + pair] = u1[i]
+                u[(4 * i + 2) * pairs + pair] = u2[i]
+                u[(4 * i + 3) * pairs + pair] = u3[i]
+            }
+        }
+    }
+}
+
+/// G (a, b, c): the 3-vector times F(2x2, 3x3)'s G.
+@inline(__always)
+private func winogradG(_ a: Float, _ b: Float, _ c: Float) -> SIMD4<Float> {
+    SIMD4(a, 0.5 * (a + b + c), 0.5 * (a - b + c), c)
+}
+
+/// G^T s for a 4-vector s: the inverse direction, three values.
+@inline(__always)
+private func winogradGTransposed(_ s: SIMD4<Float>) -> (Float, Float, Float) {
+    (s[0] + 0.5 * (s[1] + s[2]), 0.5 * (s[1] - s[2]), 0.5 * (s[1] + s[2]) + s[3])
+}
+
+/// dW (outC, C, 3, 3) = (accumulate ? dW : 0) + G^T S G, S the sum in order of `partials`,
+/// each (16, outC, C) like `transformKernel`'s result.
+func untransformKernelGradient(_ dW: UnsafeMutablePointer<Float>, _ partials: ArraySlice<UnsafeMutablePointer<Float>>,
+                               accumulate: Bool, _ g: Conv2DGeometry) {
+    let pairs = g.outChannels * g.inChannels
+    forBlocks(pairs) { block in
+        for pair in block {
+            var s0 = SIMD4<Float>(), s1 = s0, s2 = s0, s3 = s0  // row i of S, by column k
+            for p in partials {
+                func row(_ i: Int) -> SIMD4<Float> {
+                    SIMD4(p[(4 * i) * pairs + pair], p[(4 * i + 1) * pairs + pair],
+                          p[(4 * i + 2) * pairs + pair], p[(4 * i + 3) * pairs + pair])
+                }
+                s0 += row(0); s1 += row(1); s2 += row(2); s3 += row(3)
+            }
+            // rows of G^T S, then each row times G
+            let r0 = s0 + 0.5 * (s1 + s2), r1 = 0.5 * (s1 - s2), r2 = 0.5 * (s1 + s2) + s3
+            let target = dW + pair * 9
+            func store(_ i: Int, _ r: SIMD4<Float>) {
+                let (a, b, c) = winogradGTransposed(r)
+                if accumulate {
+                    target[3 * i] += a; target[3 * i + 1] += b; target[3 * i + 2] += c
+                } else {
+                    target[3 * i] = a; target[3 * i + 1] = b; target[3 * i + 2] = c
+                }
+            }
+            store(0, r0); store(1, r1); store(2, r2)
+        }
+    }
+}
+
+@inline(__always)
+private func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self) }
+
+@inline(__always)
+private func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
+}
+
+/// v (16, C, ld): column b * tileStride + ty * tileColumns + tx of row (ξ, c) holds
+/// (B^T d B)[ξ] for the 4x4 patch d of input rows 2ty-1..2ty+2 and columns 2tx-1..2tx+2 of
+/// channel c of image b of `images` (C, H, W) images at x, zero outside the image. The
+/// columns from tilesPerImage to tileStride of each image hold finite junk.
+func transformInput(_ v: UnsafeMutablePointer<Float>, ld: Int, _ x: UnsafePointer<Float>, images: Int, _ g: Conv2DGeometry) {
+    let C = g.inChannels, H = g.inHeight, W = g.inWidth, Th = g.tileRows, Tw = g.tileColumns, stride = g.tileStride
+    // B^T along the padded input rows: row s (input row s - 1) in plane k of hEven (s even) or
+    // hOdd (s odd) at (s / 2) * Tw, so that tile t = ty * Tw + tx finds its four rows at t and
+    // t + Tw of the two. Each plane has slack for the four-wide loops.
+    let plane = (Th + 2) * Tw + 8, paddedWidth = 2 * Tw + 16
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * plane + paddedWidth) { scratch in
+        let hEven = scratch.baseAddress!, hOdd = hEven + 4 * plane, padded = hOdd + 4 * plane
+        scratch.initialize(repeating: 0)
+        for b in 0..<images {
+            for c in 0..<C {
+                let channel = x + (b * C + c) * H * W
+                for s in 0..<(2 * Th + 2) {
+                    let h = (s % 2 == 0 ? hEven : hOdd) + (s / 2) * Tw
+                    let r = s - 1
+                    guard r >= 0 && r < H else {
+                        for k in 0..<4 { (h + k * plane).update(repeating: 0, count: Tw) }
+                        continue
+                    }
+                    (padded + 1).update(from: channel + r * W, count: W)  // padded[w + 1] = x[r][w], zeros around
+                    // four tiles at a time: d0..d3 = padded[2tx ..< 2tx + 4]
+                    for tx in Swift.stride(from: 0, to: Tw, by: 4) {
+                        let lo = UnsafeRawPointer(padded + 2 * tx).loadUnaligned(as: SIMD8<Float>.self)
+                        let hi = UnsafeRawPointer(padded + 2 * tx + 2).loadUnaligned(as: SIMD8<Float>.self)
+                        let d0 = lo.evenHalf, d1 = lo.oddHalf, d2 = hi.evenHalf, d3 = hi.oddHalf
+                        store4(d0 - d2, h + tx)
+                        store4(d1 + d2, h + plane + tx)
+                        store4(d2 - d1, h + 2 * plane + tx)
+                        store4(d1 - d3, h + 3 * plane + tx)
+                    }
+                }
+                // B^T down the columns
+                let out = v + c * ld + b * stride
+                for k in 0..<4 {
+                    let e = hEven + k * plane, o = hOdd + k * plane
+                    let v0 = out + k * C * ld, v1 = out + (4 + k) * C * ld
+                    let v2 = out + (8 + k) * C * ld, v3 = out + (12 + k) * C * ld
+                    for t in Swift.stride(from: 0, to: stride, by: 4) {
+                        let r0 = load4(e + t), r1 = load4(o + t), r2 = load4(e + t + Tw), r3 = load4(o + t + Tw)
+                        store4(r0 - r2, v0 + t)
+                        store4(r1 + r2, v1 + t)
+                        store4(r2 - r1, v2 + t)
+                        store4(r1 - r3, v3 + t)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// y (images, outC, outH, outW) = (accumulate ? y : 0) + A^T M A + bias, from m (16, outC, ld)
+/// laid out like `transformInput`'s columns; outputs beyond outH or outW are dropped.
+func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, ld: Int, images: Int,
+                     bias: UnsafePointer<Float>?, accumulate: Bool, _ g: Conv2DGeometry) {
+    let OC = g.outChannels, OH = g.outHeight, OW = g.outWidth, Tw = g.tileColumns, stride = g.tileStride
+    let planeStride = OC * ld
+    // y00, y01, y10, y11 (stride): the four outputs of each tile; row (2 * Tw + 4): one output row.
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * stride + 2 * Tw + 4) { scratch in
+        let y00 = scratch.baseAddress!, y01 = y00 + stride, y10 = y01 + stride, y11 = y10 + stride
+        let row = y11 + stride
+        for b in 0..<images {
+            for o in 0..<OC {
+                let base = m + o * ld + b * stride
+                for t in Swift.stride(from: 0, to: stride, by: 4) {
+                    // row i of M times A: p_i (output column 2tx), q_i (2tx + 1)
+                    func rowTimesA(_ i: Int) -> (SIMD4<Float>, SIMD4<Float>) {
+                        let m0 = load4(base + 4 * i * planeStride + t), m1 = load4(base + (4 * i + 1) * planeStride + t)
+                        let m2 = load4(base + (4 * i + 2) * planeStride + t), m3 = load4(base + (4 * i + 3) * planeStride + t)
+                        return (m0 + m1 + m2, m1 - m2 - m3)
+                    }
+                    let (p0, q0) = rowTimesA(0), (p1, q1) = rowTimesA(1), (p2, q2) = rowTimesA(2), (p3, q3) = rowTimesA(3)
+                    store4(p0 + p1 + p2, y00 + t)
+                    store4(q0 + q1 + q2, y01 + t)
+                    store4(p1 - p2 - p3, y10 + t)
+                    store4(q1 - q2 - q3, y11 + t)
+                }
+                let channel = y + (b * OC + o) * OH * OW
+                let add = bias?[o] ?? 0
+                for r in 0..<OH {
+                    let tiles = (r / 2) * Tw
+                    let left = (r % 2 == 0 ? y00 : y10) + tiles, right = (r % 2 == 0 ? y01 : y11) + tiles
+                    for tx in 0..<Tw {
+                        row[2 * tx] = left[tx]
+                        row[2 * tx + 1] = right[tx]
+                    }
+                    let dst = channel + r * OW
+                    if accumulate {
+                        for w in 0..<OW { dst[w] += row[w] + add }
+                    } else {
+                        for w in 0..<OW { dst[w] = row[w] + add }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// dm (16, outC, ld) = A dY A^T for each 2x2 output tile of dY (images, outC, outH, outW)
+/// (zero beyond outH, outW), laid out like `transformInput`'s columns, with zeros in the
+/// columns beyond each image's tiles: the gradient of M.
+func transformOutputGradient(_ dm: UnsafeMutablePointer<Float>, ld: Int, _ dy: UnsafePointer<Float>, images: Int,
+                             _ g: Conv2DGeometry) {
+    let OC = g.outChannels, OH = g.outHeight, OW = g.outWidth, Tw = g.tileColumns, stride = g.tileStride
+    let planeStride = OC * ld
+    // a, b, c, d (stride): each tile's dY [a b; c d]; the entries beyond the image and its tiles
+    // are never written and stay zero.
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * stride) { scratch in
+        let a = scratch.baseAddress!, b = a + stride, c = b + stride, d = c + stride
+        scratch.initialize(repeating: 0)
+        for image in 0..<images {
+            for o in 0..<OC {
+                let channel = dy + (image * OC + o) * OH * OW
+                for r in 0..<OH {
+                    let tiles = (r / 2) * Tw
+                    let left = (r % 2 == 0 ? a : c) + tiles, right = (r % 2 == 0 ? b : d) + tiles
+                    let src = channel + r * OW
+                    for tx in 0..<(OW / 2) {
+                        left[tx] = src[2 * tx]
+                        right[tx] = src[2 * tx + 1]
+                    }
+                    if OW % 2 == 1 { left[Tw - 1] = src[OW - 1]; right[Tw - 1] = 0 }
+                }
+                let out = dm + o * ld + image * stride
+                for t in Swift.stride(from: 0, to: stride, by: 4) {
+                    let va = load4(a + t), vb = load4(b + t), vc = load4(c + t), vd = load4(d + t)
+                    // A times each row [a b] and [c d], then A down the columns
+                    let top = (va, va + vb, va - vb, -vb), bottom = (vc, vc + vd, vc - vd, -vd)
+                    func store(_ i: Int, _ k: Int, _ value: SIMD4<Float>) { store4(value, out + (4 * i + k) * planeStride + t) }
+                    store(0, 0, top.0); store(0, 1, top.1); store(0, 2, top.2); store(0, 3, top.3)
+                    store(1, 0, top.0 + bottom.0); store(1, 1, top.1 + bottom.1)
+                    store(1, 2, top.2 + bottom.2); store(1, 3, top.3 + bottom.3)
+                    store(2, 0, top.0 - bottom.0); store(2, 1, top.1 - bottom.1)
+                    store(2, 2, top.2 - bottom.2); store(2, 3, top.3 - bottom.3)
+                    store(3, 0, -bottom.0); store(3, 1, -bottom.1); store(3, 2, -bottom.2); store(3, 3, -bottom.3)
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Convolution and weight gradient
+
+/// Per item: the input transform, 16 GEMMs U_ξ x V_ξ, the output transform.
+func convolveByWinograd(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                        _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
+                        _ workspace: Workspace, accumulate: Bool) {
+    let C = g.inChannels, OC = g.outChannels, n = winogradPositions
+    let workers = Parallel.workers(for: plan.items)
+    let transformedInput = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // V (16, C, tiles)
+    let products = workspace.buffers(.staging, workers: workers, count: n * OC * plan.maxColumns)  // M (16, outC, tiles)
+    let u = workspace.buffers(.kernelRows, workers: 1, count: n * OC * C)[0]  // U (16, outC, C)
+    transformKernel(u, w, g)
+    Parallel.forEachClaimed(plan.items, workers: workers) { worker, index in
+        let (n0, nb, _) = plan.item(index, g)
+        let tiles = nb * g.tileStride
+        let v = transformedInput[worker], m = products[worker]
+        transformInput(v, ld: tiles, x + n0 * C * g.inPixels, images: nb, g)
+        for xi in 0..<n {
+            BLAS.sgemm(m: OC, n: tiles, k: C, a: u + xi * OC * C, lda: C, b: v + xi * C * tiles, ldb: tiles,
+                       c: m + xi * OC * tiles, ldc: tiles)
+        }
+        transformOutput(y + n0 * OC * g.outPixels, m, ld: tiles, images: nb, bias: bias, accumulate: accumulate, g)
+    }
+}
+
+/// dW = G^T dU G with dU_ξ (outC, C) the sum over items of dM_ξ x V_ξ^T, accumulated per
+/// group of items (`ConvolutionPlan.groups`) and then over the groups in order.
+func convWeightGradientByWinograd(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
+                                  _ x: UnsafePointer<Float>, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
+                                  _ accumulate: Bool, _ workspace: Workspace) {
+    let C = g.inChannels, OC = g.outChannels, n = winogradPositions
+    let workers = Parallel.workers(for: plan.items)
+    let transformedInput = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // V (16, C, tiles)
+    let transformedGradient = workspace.buffers(.staging, workers: workers, count: n * OC * plan.maxColumns)  // dM (16, outC, tiles)
+    let partials = workspace.buffers(.weightGradient, workers: plan.groups, count: n * OC * C)  // dU (16, outC, C)
+    Parallel.forEachClaimed(plan.groups, workers: workers) { worker, group in
+        let items = plan.items(ofGroup: group)
+        for index in items {
+            let (n0, nb, _) = plan.item(index, g)
+            let tiles = nb * g.tileStride
+            let v = transformedInput[worker], dm = transformedGradient[worker]
+            transformInput(v, ld: tiles, x + n0 * C * g.inPixels, images: nb, g)
+            transformOutputGradient(dm, ld: tiles, dy + n0 * OC * g.outPixels, images: nb, g)
+            for xi in 0..<n {
+                BLAS.sgemm(transB: true, m: OC, n: C, k: tiles, a: dm + xi * OC * tiles, lda: tiles,
+                           b: v + xi * C * tiles, ldb: tiles, beta: index == items.lowerBound ? 0 : 1,
+                           c: partials[group] + xi * OC * C, ldc: C)
+            }
+        }
+    }
+    untransformKernelGradient(dW, partials.prefix(plan.groups), accumulate: accumulate, g)
+}
