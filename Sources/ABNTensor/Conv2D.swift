@@ -103,7 +103,7 @@ struct ConvolutionPlan {
     /// Row-shifted lowering stacks small images until a GEMM has at least this many columns.
     static let minimumColumns = 256
     /// Winograd items hold whole images, enough for this many tiles (the GEMMs' columns).
-    static let minimumTiles = 256
+    static let minimumTiles = 128
 
     init(_ g: Conv2DGeometry, budget: Int, lowering: Lowering) {
         self.lowering = lowering

@@ -67,39 +67,49 @@ private func winogradG(_ a: Float, _ b: Float, _ c: Float) -> SIMD4<Float> {
     SIMD4(a, 0.5 * (a + b + c), 0.5 * (a - b + c), c)
 }
 
-/// G^T s for a 4-vector s: the inverse direction, three values.
-@inline(__always)
-private func winogradGTransposed(_ s: SIMD4<Float>) -> (Float, Float, Float) {
-    (s[0] + 0.5 * (s[1] + s[2]), 0.5 * (s[1] - s[2]), 0.5 * (s[1] + s[2]) + s[3])
-}
-
 /// dW (outC, C, 3, 3) = (accumulate ? dW : 0) + G^T S G, S the sum in order of `partials`,
-/// each (16, outC, C) like `transformKernel`'s result.
+/// each (16, outC, C) like `transformKernel`'s result; the sum is left in the first partial.
 func untransformKernelGradient(_ dW: UnsafeMutablePointer<Float>, _ partials: ArraySlice<UnsafeMutablePointer<Float>>,
                                accumulate: Bool, _ g: Conv2DGeometry) {
     let pairs = g.outChannels * g.inChannels
-    forBlocks(pairs) { block in
-        for pair in block {
-            var s0 = SIMD4<Float>(), s1 = s0, s2 = s0, s3 = s0  // row i of S, by column k
-            for p in partials {
-                func row(_ i: Int) -> SIMD4<Float> {
-                    SIMD4(p[(4 * i) * pairs + pair], p[(4 * i + 1) * pairs + pair],
-                          p[(4 * i + 2) * pairs + pair], p[(4 * i + 3) * pairs + pair])
-                }
-                s0 += row(0); s1 += row(1); s2 += row(2); s3 += row(3)
+    let sum = partials.first!
+    forBlocks(winogradPositions * pairs) { r in
+        for p in partials.dropFirst() {
+            for i in r { sum[i] += p[i] }
+        }
+    }
+    // Four kernels at a time, one per lane.
+    forBlocks((pairs + 3) / 4) { blocks in
+        for block in blocks {
+            let pair = 4 * block, lanes = min(4, pairs - pair)
+            func position(_ xi: Int) -> SIMD4<Float> {  // S[xi] of the four kernels
+                let p = sum + xi * pairs + pair
+                if lanes == 4 { return load4(p) }
+                var v = SIMD4<Float>()
+                for l in 0..<lanes { v[l] = p[l] }
+                return v
             }
-            // rows of G^T S, then each row times G
-            let r0 = s0 + 0.5 * (s1 + s2), r1 = 0.5 * (s1 - s2), r2 = 0.5 * (s1 + s2) + s3
-            let target = dW + pair * 9
-            func store(_ i: Int, _ r: SIMD4<Float>) {
-                let (a, b, c) = winogradGTransposed(r)
-                if accumulate {
-                    target[3 * i] += a; target[3 * i + 1] += b; target[3 * i + 2] += c
-                } else {
-                    target[3 * i] = a; target[3 * i + 1] = b; target[3 * i + 2] = c
+            // column k of G^T S: rows 0, 1, 2
+            func column(_ k: Int) -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) {
+                let s0 = position(k), s1 = position(4 + k), s2 = position(8 + k), s3 = position(12 + k)
+                return (s0 + 0.5 * (s1 + s2), 0.5 * (s1 - s2), 0.5 * (s1 + s2) + s3)
+            }
+            // row i of (G^T S) G from row i of G^T S
+            func store(_ i: Int, _ r0: SIMD4<Float>, _ r1: SIMD4<Float>, _ r2: SIMD4<Float>, _ r3: SIMD4<Float>) {
+                let values = (r0 + 0.5 * (r1 + r2), 0.5 * (r1 - r2), 0.5 * (r1 + r2) + r3)
+                for l in 0..<lanes {
+                    let target = dW + (pair + l) * 9 + 3 * i
+                    if accumulate {
+                        target[0] += values.0[l]; target[1] += values.1[l]; target[2] += values.2[l]
+                    } else {
+                        target[0] = values.0[l]; target[1] = values.1[l]; target[2] = values.2[l]
+                    }
                 }
             }
-            store(0, r0); store(1, r1); store(2, r2)
+            let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3)
+            store(0, c0.0, c1.0, c2.0, c3.0)
+            store(1, c0.1, c1.1, c2.1, c3.1)
+            store(2, c0.2, c1.2, c2.2, c3.2)
         }
     }
 }
@@ -167,8 +177,9 @@ func transformInput(_ v: UnsafeMutablePointer<Float>, ld: Int, _ x: UnsafePointe
 }
 
 /// y (images, outC, outH, outW) = (accumulate ? y : 0) + A^T M A + bias, from m (16, outC, ld)
-/// laid out like `transformInput`'s columns; outputs beyond outH or outW are dropped.
-func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, ld: Int, images: Int,
+/// laid out like `transformInput`'s columns; outputs beyond outH or outW are dropped. Leaves
+/// m zero (see `convolveByWinograd`).
+func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, ld: Int, images: Int,
                      bias: UnsafePointer<Float>?, accumulate: Bool, _ g: Conv2DGeometry) {
     let OC = g.outChannels, OH = g.outHeight, OW = g.outWidth, Tw = g.tileColumns, stride = g.tileStride
     let planeStride = OC * ld
@@ -182,8 +193,12 @@ func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>
                 for t in Swift.stride(from: 0, to: stride, by: 4) {
                     // row i of M times A: p_i (output column 2tx), q_i (2tx + 1)
                     func rowTimesA(_ i: Int) -> (SIMD4<Float>, SIMD4<Float>) {
-                        let m0 = load4(base + 4 * i * planeStride + t), m1 = load4(base + (4 * i + 1) * planeStride + t)
-                        let m2 = load4(base + (4 * i + 2) * planeStride + t), m3 = load4(base + (4 * i + 3) * planeStride + t)
+                        func take(_ xi: Int) -> SIMD4<Float> {
+                            let p = base + xi * planeStride + t
+                            defer { store4(.zero, p) }
+                            return load4(p)
+                        }
+                        let m0 = take(4 * i), m1 = take(4 * i + 1), m2 = take(4 * i + 2), m3 = take(4 * i + 3)
                         return (m0 + m1 + m2, m1 - m2 - m3)
                     }
                     let (p0, q0) = rowTimesA(0), (p1, q1) = rowTimesA(1), (p2, q2) = rowTimesA(2), (p3, q3) = rowTimesA(3)
@@ -258,7 +273,9 @@ func transformOutputGradient(_ dm: UnsafeMutablePointer<Float>, ld: Int, _ dy: U
 
 // MARK: - Convolution and weight gradient
 
-/// Per item: the input transform, 16 GEMMs U_ξ x V_ξ, the output transform.
+/// Per item: the input transform, 16 GEMMs U_ξ x V_ξ, the output transform. The GEMMs add
+/// into M (beta 1), which is zeroed once per call and left zero by each output transform:
+/// with beta 0, OpenBLAS would clear it in a separate pass over memory for every GEMM.
 func convolveByWinograd(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                         _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
                         _ workspace: Workspace, accumulate: Bool) {
@@ -268,6 +285,7 @@ func convolveByWinograd(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Flo
     let products = workspace.buffers(.staging, workers: workers, count: n * OC * plan.maxColumns)  // M (16, outC, tiles)
     let u = workspace.buffers(.kernelRows, workers: 1, count: n * OC * C)[0]  // U (16, outC, C)
     transformKernel(u, w, g)
+    for m in products { m.update(repeating: 0, count: n * OC * plan.maxColumns) }
     Parallel.forEachClaimed(plan.items, workers: workers) { worker, index in
         let (n0, nb, _) = plan.item(index, g)
         let tiles = nb * g.tileStride
@@ -275,7 +293,7 @@ func convolveByWinograd(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Flo
         transformInput(v, ld: tiles, x + n0 * C * g.inPixels, images: nb, g)
         for xi in 0..<n {
             BLAS.sgemm(m: OC, n: tiles, k: C, a: u + xi * OC * C, lda: C, b: v + xi * C * tiles, ldb: tiles,
-                       c: m + xi * OC * tiles, ldc: tiles)
+                       beta: 1, c: m + xi * OC * tiles, ldc: tiles)
         }
         transformOutput(y + n0 * OC * g.outPixels, m, ld: tiles, images: nb, bias: bias, accumulate: accumulate, g)
     }
