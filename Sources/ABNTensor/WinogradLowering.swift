@@ -72,7 +72,10 @@ private func winogradG(_ a: Float, _ b: Float, _ c: Float) -> SIMD4<Float> {
 func untransformKernelGradient(_ dW: UnsafeMutablePointer<Float>, _ partials: ArraySlice<UnsafeMutablePointer<Float>>,
                                accumulate: Bool, _ g: Conv2DGeometry) {
     let pairs = g.outChannels * g.inChannels
-    let sum = partials.first!
+    guard let sum = partials.first else {  // an empty batch
+        if !accumulate { dW.update(repeating: 0, count: pairs * 9) }
+        return
+    }
     forBlocks(winogradPositions * pairs) { r in
         for p in partials.dropFirst() {
             for i in r { sum[i] += p[i] }

@@ -113,6 +113,23 @@ struct ConvTests {
         expectClose(db2.array, db1.array.map { 2 * $0 }, rtol: 1e-5, atol: 1e-6, "dBias")
     }
 
+    @Test("an empty batch (a rank with no samples) gives zero weight gradients (every lowering)",
+          arguments: [convCases[1], convCases[10], convCases[18]])
+    func emptyBatch(g: Conv2DGeometry) {
+        let empty = Conv2DGeometry(input: [0] + g.inputShape.dropFirst(), outChannels: g.outChannels,
+                                   kernel: (g.kernelHeight, g.kernelWidth), stride: (g.strideHeight, g.strideWidth),
+                                   padding: (g.padHeight, g.padWidth), dilation: (g.dilationHeight, g.dilationWidth))
+        let x = Tensor(zeros: empty.inputShape), dy = Tensor(zeros: empty.outputShape)
+        let w = randomTensor(g.weightShape, seed: 19)
+        let prior = randomTensor(g.weightShape, seed: 20)
+        let dw = prior.clone(), summed = prior.clone()
+        conv2dBackward(dInput: nil, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: empty, workspace: Workspace())
+        conv2dBackward(dInput: nil, dWeight: summed, dBias: nil, dOutput: dy, input: x, weight: w, geometry: empty,
+                       accumulate: true, workspace: Workspace())
+        #expect(dw.array.allSatisfy { $0 == 0 }, "\(g)")
+        #expect(summed.array == prior.array, "\(g)")
+    }
+
     @Test("the input gradient can be added to an existing one (every lowering)",
           arguments: [convCases[1], convCases[7], convCases[9], convCases[11], convCases[18]])
     func accumulateInput(g: Conv2DGeometry) {
