@@ -87,8 +87,9 @@ struct ConvolutionPlan {
 
     /// How an item is lowered: im2col columns, optionally with items split into row blocks (not
     /// for col2im, which adds whole images), row-shifted rows (see RowShiftLowering.swift), or
-    /// Winograd-transformed tiles (see WinogradLowering.swift).
-    enum Lowering { case im2col(splitRows: Bool), rowShift, winograd }
+    /// Winograd-transformed tiles (see WinogradLowering.swift), or shifted phase planes
+    /// (stride 2; see PhaseLowering.swift).
+    enum Lowering { case im2col(splitRows: Bool), rowShift, winograd, phases }
 
     /// How this plan's items are lowered.
     let lowering: Lowering
@@ -96,7 +97,8 @@ struct ConvolutionPlan {
     /// The plan of the forward pass and the weight gradient: Winograd or row-shifted lowering
     /// where the geometry allows it, else im2col with row blocks for large images.
     init(_ g: Conv2DGeometry, budget: Int) {
-        let lowering: Lowering = g.usesWinograd ? .winograd : g.lowersByRowShift ? .rowShift : .im2col(splitRows: true)
+        let lowering: Lowering = g.usesWinograd ? .winograd : g.lowersByRowShift ? .rowShift
+            : g.lowersByPhases ? .phases : .im2col(splitRows: true)
         self.init(g, budget: budget, lowering: lowering)
     }
 
@@ -113,6 +115,11 @@ struct ConvolutionPlan {
             images = max(1, min(g.batch, (Self.minimumTiles + g.tileStride - 1) / g.tileStride))
             maxColumns = images * g.tileStride
             loweredCount = winogradPositions * g.inChannels * maxColumns
+        case .phases:
+            rows = g.outHeight
+            images = max(1, min(g.batch, budget / (g.patchSize * g.phasedPixels)))
+            maxColumns = images * g.phasedPixels
+            loweredCount = g.patchSize * maxColumns
         case .rowShift:
             let perOutputRow = g.shiftedPatchSize * g.outWidth
             let perImage = perOutputRow * g.paddedRows(outputRows: g.outHeight)
@@ -264,7 +271,7 @@ func copyContiguousRows(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer
 /// dst[k] = src[2k] for k in 0..<count, four at a time (the even lanes of eight loaded values;
 /// a load never reaches past src[2 * (count - 1)]).
 @inline(__always)
-private func gatherEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+func gatherEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
     var k = 0
     while k + 5 <= count {
         let pairs = UnsafeRawPointer(src + 2 * k).loadUnaligned(as: SIMD8<Float>.self)
@@ -277,7 +284,7 @@ private func gatherEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer
 /// dst[2k] += src[k] for k in 0..<count, four at a time (the odd values in between get + 0;
 /// no access reaches past dst[2 * (count - 1)]).
 @inline(__always)
-private func scatterAddEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+func scatterAddEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
     var k = 0
     while k + 5 <= count {
         let target = UnsafeMutableRawPointer(dst + 2 * k)
@@ -319,6 +326,7 @@ private func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
     switch plan.lowering {
     case .winograd: convolveByWinograd(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
     case .rowShift: convolveByRowShift(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
+    case .phases: convolveByPhases(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
     case .im2col: convolveByIm2col(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
     }
 }
@@ -434,6 +442,8 @@ public func conv2dBackward(dInput: Tensor?, dWeight: Tensor?, dBias: Tensor?,
             let flipped = workspace.buffers(.flippedWeight, workers: 1, count: weight.count)[0]
             flipTransposed(flipped, weight.data, g)
             convolve(dInput.data, dOutput.data, flipped, nil, transposed, workspace, accumulate: accumulateInput)
+        } else if g.lowersByPhases {
+            convInputGradientByPhases(dInput.data, dOutput.data, weight.data, g, workspace, accumulate: accumulateInput)
         } else {
             convInputGradientByCol2im(dInput.data, dOutput.data, weight.data, g, workspace, accumulate: accumulateInput)
         }
@@ -487,6 +497,7 @@ private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafeP
     switch plan.lowering {
     case .winograd: convWeightGradientByWinograd(dW, dy, x, g, plan, accumulate, workspace)
     case .rowShift: convWeightGradientByRowShift(dW, dy, x, g, plan, accumulate, workspace)
+    case .phases: convWeightGradientByPhases(dW, dy, x, g, plan, accumulate, workspace)
     case .im2col: convWeightGradientByIm2col(dW, dy, x, g, plan, accumulate, workspace)
     }
 }
@@ -558,11 +569,16 @@ private func convWeightGradientByIm2col(_ dW: UnsafeMutablePointer<Float>, _ dy:
         let items = plan.items(ofGroup: group)
         for index in items { weightGradientItem(worker, group, index, first: index == items.lowerBound) }
     }
-    let used = partials.prefix(plan.groups)
-    forBlocks(OC * K) { r in
+    sumPartials(dW, partials.prefix(plan.groups), count: OC * K, accumulate: accumulate)
+}
+
+/// dW (count) = (accumulate ? dW : 0) + the sum, in order, of `partials`.
+func sumPartials(_ dW: UnsafeMutablePointer<Float>, _ partials: ArraySlice<UnsafeMutablePointer<Float>>,
+                 count: Int, accumulate: Bool) {
+    forBlocks(count) { r in
         for i in r {
             var s: Float = accumulate ? dW[i] : 0
-            for p in used { s += p[i] }
+            for p in partials { s += p[i] }
             dW[i] = s
         }
     }

@@ -6,17 +6,21 @@
 public final class Workspace {
     /// What a scratch buffer is used for; each purpose has its own buffer per worker.
     public enum Slot: Int, CaseIterable {
-        /// A work item's lowered input: im2col columns (C*kH*kW, images*outH*outW) or
-        /// row-shifted rows (C*kW, paddedRows*outW).
+        /// A work item's lowered input: im2col columns (C*kH*kW, images*outH*outW),
+        /// row-shifted rows (C*kW, paddedRows*outW) or Winograd-transformed tiles (16, C, tiles).
         case columns
-        /// GEMM output or gathered output gradient of a chunk: (outC, images*outH*outW).
+        /// GEMM output or gathered output gradient of a chunk: (outC, images*outH*outW), or
+        /// Winograd products (16, outC, tiles).
         case staging
         /// A worker's partial weight gradient: (outC, C*kH*kW).
         case weightGradient
         /// A convolution kernel flipped and transposed for the input gradient: (C, outC, kH, kW).
         case flippedWeight
-        /// A convolution kernel split by kernel row for row-shifted lowering: (kH, outC, C*kW).
+        /// A convolution kernel split by kernel row for row-shifted lowering: (kH, outC, C*kW),
+        /// or Winograd-transformed: (16, outC, C).
         case kernelRows
+        /// A work item's input split into phase planes (stride 2): (images, C, 4, plane).
+        case phasePlanes
     }
 
     /// Upper bound, in elements, of one worker's im2col buffer (1 MiB, about a core's L2):

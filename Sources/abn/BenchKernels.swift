@@ -24,6 +24,7 @@ struct BenchKernels: ParsableCommand {
     @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
     @Option(help: "Size of the square sgemm that measures the GEMM limit.") var peakSize = 2048
     @Option(help: "Elements of one worker's im2col buffer (default: the workspace's).") var columnBudget: Int?
+    @Option(help: "Only the convolutions whose name contains this text, e.g. 'stage2' or '1x1'.") var only: String?
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 
@@ -32,6 +33,10 @@ struct BenchKernels: ParsableCommand {
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1, got \(repeats).") }
         guard parseWidths(widths) != nil else { throw ValidationError("--widths must be three positive integers like 32,64,128, got '\(widths)'.") }
         if let columnBudget, columnBudget < 1 { throw ValidationError("--column-budget must be positive, got \(columnBudget).") }
+        if let only, !referenceConvolutions(widths: parseWidths(widths)!, batch: 1).contains(where: { $0.0.contains(only) }) {
+            let names = referenceConvolutions(widths: parseWidths(widths)!, batch: 1).map(\.0).joined(separator: ", ")
+            throw ValidationError("--only '\(only)' matches no convolution; the names are: \(names).")
+        }
     }
 
     /// One timed convolution direction.
@@ -56,7 +61,7 @@ struct BenchKernels: ParsableCommand {
         var limits: [Double] = []  // every sample of the engine-threaded square sgemm
         let square = GemmShape(m: peakSize, n: peakSize, k: peakSize, transA: false, transB: false)
         let squareOperands = square.operands(rng: &rng)
-        for (name, g) in referenceConvolutions(widths: parseWidths(widths)!, batch: batch) {
+        for (name, g) in referenceConvolutions(widths: parseWidths(widths)!, batch: batch) where name.contains(only ?? "") {
             let x = Tensor(uninitialized: g.inputShape); x.fillUniform(-1, 1, using: &rng)
             let w = Tensor(uninitialized: g.weightShape); w.fillUniform(-0.1, 0.1, using: &rng)
             let y = Tensor(uninitialized: g.outputShape)
