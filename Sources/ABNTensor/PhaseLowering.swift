@@ -10,9 +10,11 @@
 // the GEMM and dropped (in the forward), or meet zeros (the gathered output gradient).
 
 extension Conv2DGeometry {
-    /// Whether the convolution is lowered by phases: stride 2 and dilation 1 in both directions.
+    /// Whether the convolution is lowered by phases: stride 2 and dilation 1 in both directions,
+    /// more than one kernel tap (a 1x1 kernel reads one phase: im2col's single gather is cheaper).
     var lowersByPhases: Bool {
         strideHeight == 2 && strideWidth == 2 && dilationHeight == 1 && dilationWidth == 1
+            && kernelHeight * kernelWidth > 1
     }
 
     /// Phase and shift of kernel row i: i - padH = 2 * shift + phase (floor division).
@@ -53,20 +55,8 @@ func splitPhases(_ planes: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
         for ih in 0..<H {
             let a = ih % 2, r = ih / 2 - firstRow
             guard r >= 0 && r < rows else { continue }
-            let even = planes + (n * 4 + 2 * a) * count + r * pitch + left, odd = even + count
-            let row = source + ih * W
-            var k = 0
-            while 2 * k + 8 <= W && k + 4 <= pairs {  // four pairs per load
-                let values = UnsafeRawPointer(row + 2 * k).loadUnaligned(as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(even + k).storeBytes(of: values.evenHalf, as: SIMD4<Float>.self)
-                UnsafeMutableRawPointer(odd + k).storeBytes(of: values.oddHalf, as: SIMD4<Float>.self)
-                k += 4
-            }
-            while k < pairs {
-                even[k] = row[2 * k]
-                if 2 * k + 1 < W { odd[k] = row[2 * k + 1] }
-                k += 1
-            }
+            let even = planes + (n * 4 + 2 * a) * count + r * pitch + left
+            deinterleave(even, even + count, source + ih * W, pairs: pairs, width: W)
         }
     }
 }
@@ -126,21 +116,8 @@ func addPhases(_ dInput: UnsafeMutablePointer<Float>, _ dCols: UnsafeMutablePoin
                     if !accumulate { row.update(repeating: 0, count: W) }
                     continue
                 }
-                let even = phases + 2 * a * count + r * pitch + left, odd = even + count
-                var k = 0
-                while 2 * k + 8 <= W && k + 4 <= pairs {
-                    var values = SIMD8<Float>()
-                    values.evenHalf = UnsafeRawPointer(even + k).loadUnaligned(as: SIMD4<Float>.self)
-                    values.oddHalf = UnsafeRawPointer(odd + k).loadUnaligned(as: SIMD4<Float>.self)
-                    let target = UnsafeMutableRawPointer(row + 2 * k)
-                    if accumulate { values += target.loadUnaligned(as: SIMD8<Float>.self) }
-                    target.storeBytes(of: values, as: SIMD8<Float>.self)
-                    k += 4
-                }
-                for w in (2 * k)..<W {  // zero beyond the plane: no output reads those columns
-                    let value = w / 2 < pairs ? (w % 2 == 0 ? even : odd)[w / 2] : 0
-                    row[w] = accumulate ? row[w] + value : value
-                }
+                let even = phases + 2 * a * count + r * pitch + left
+                interleave(row, even, even + count, pairs: pairs, width: W, accumulate: accumulate)
             }
         }
     }

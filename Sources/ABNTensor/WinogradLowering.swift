@@ -186,10 +186,9 @@ func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer
                      bias: UnsafePointer<Float>?, accumulate: Bool, _ g: Conv2DGeometry) {
     let OC = g.outChannels, OH = g.outHeight, OW = g.outWidth, Tw = g.tileColumns, stride = g.tileStride
     let planeStride = OC * ld
-    // y00, y01, y10, y11 (stride): the four outputs of each tile; row (2 * Tw + 4): one output row.
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * stride + 2 * Tw + 4) { scratch in
+    // y00, y01, y10, y11 (stride): the four outputs of each tile.
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * stride) { scratch in
         let y00 = scratch.baseAddress!, y01 = y00 + stride, y10 = y01 + stride, y11 = y10 + stride
-        let row = y11 + stride
         for b in 0..<images {
             for o in 0..<OC {
                 let base = m + o * ld + b * stride
@@ -214,17 +213,8 @@ func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer
                 let add = bias?[o] ?? 0
                 for r in 0..<OH {
                     let tiles = (r / 2) * Tw
-                    let left = (r % 2 == 0 ? y00 : y10) + tiles, right = (r % 2 == 0 ? y01 : y11) + tiles
-                    for tx in 0..<Tw {
-                        row[2 * tx] = left[tx]
-                        row[2 * tx + 1] = right[tx]
-                    }
-                    let dst = channel + r * OW
-                    if accumulate {
-                        for w in 0..<OW { dst[w] += row[w] + add }
-                    } else {
-                        for w in 0..<OW { dst[w] = row[w] + add }
-                    }
+                    interleave(channel + r * OW, (r % 2 == 0 ? y00 : y10) + tiles, (r % 2 == 0 ? y01 : y11) + tiles,
+                               pairs: Tw, width: OW, add: add, accumulate: accumulate)
                 }
             }
         }
@@ -250,11 +240,7 @@ func transformOutputGradient(_ dm: UnsafeMutablePointer<Float>, ld: Int, _ dy: U
                     let tiles = (r / 2) * Tw
                     let left = (r % 2 == 0 ? a : c) + tiles, right = (r % 2 == 0 ? b : d) + tiles
                     let src = channel + r * OW
-                    for tx in 0..<(OW / 2) {
-                        left[tx] = src[2 * tx]
-                        right[tx] = src[2 * tx + 1]
-                    }
-                    if OW % 2 == 1 { left[Tw - 1] = src[OW - 1]; right[Tw - 1] = 0 }
+                    deinterleave(left, right, src, pairs: Tw, width: OW)
                 }
                 let out = dm + o * ld + image * stride
                 for t in Swift.stride(from: 0, to: stride, by: 4) {

@@ -61,7 +61,7 @@ struct BenchKernels: ParsableCommand {
         var limits: [Double] = []  // every sample of the engine-threaded square sgemm
         let square = GemmShape(m: peakSize, n: peakSize, k: peakSize, transA: false, transB: false)
         let squareOperands = square.operands(rng: &rng)
-        for (name, g) in referenceConvolutions(widths: parseWidths(widths)!, batch: batch) where name.contains(only ?? "") {
+        for (name, g) in referenceConvolutions(widths: parseWidths(widths)!, batch: batch) where only.map(name.contains) ?? true {
             let x = Tensor(uninitialized: g.inputShape); x.fillUniform(-1, 1, using: &rng)
             let w = Tensor(uninitialized: g.weightShape); w.fillUniform(-0.1, 0.1, using: &rng)
             let y = Tensor(uninitialized: g.outputShape)
