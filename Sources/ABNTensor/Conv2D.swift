@@ -104,16 +104,27 @@ struct ConvolutionPlan {
 
     /// Row-shifted lowering stacks small images until a GEMM has at least this many columns.
     static let minimumColumns = 256
-    /// Winograd items hold whole images, enough for this many tiles (the GEMMs' columns).
-    static let minimumTiles = 128
+    /// Winograd items hold about this many tiles (the GEMMs' columns): as many whole images as
+    /// fit, or blocks of one image's tile rows, so that a worker's transformed input and
+    /// products stay in its core's cache.
+    static let winogradTiles = 128
 
     init(_ g: Conv2DGeometry, budget: Int, lowering: Lowering) {
         self.lowering = lowering
         switch lowering {
         case .winograd:
-            rows = g.outHeight
-            images = max(1, min(g.batch, (Self.minimumTiles + g.tileStride - 1) / g.tileStride))
-            maxColumns = images * g.tileStride
+            let perImage = g.tileStride(tileRows: g.tileRows)
+            if perImage <= Self.winogradTiles {
+                images = max(1, min(g.batch, Self.winogradTiles / perImage))
+                rows = g.outHeight
+                maxColumns = images * perImage
+            } else {  // blocks of tile rows, as even as they can be
+                let blocks = (perImage + Self.winogradTiles - 1) / Self.winogradTiles
+                let tileRows = (g.tileRows + blocks - 1) / blocks
+                images = 1
+                rows = 2 * tileRows
+                maxColumns = g.tileStride(tileRows: tileRows)
+            }
             loweredCount = winogradPositions * g.inChannels * maxColumns
         case .phases:
             rows = g.outHeight

@@ -33,9 +33,12 @@ extension Conv2DGeometry {
     /// Tile columns of an image: ceil(outW / 2).
     var tileColumns: Int { (outWidth + 1) / 2 }
     var tilesPerImage: Int { tileRows * tileColumns }
-    /// GEMM columns per image: tilesPerImage rounded up to a multiple of 4 (the transforms
-    /// run four tiles at a time).
-    var tileStride: Int { (tilesPerImage + 3) / 4 * 4 }
+    /// GEMM columns per image for `rows` tile rows: rows * tileColumns rounded up to a multiple
+    /// of 4 (the transforms run four tiles at a time).
+    func tileStride(tileRows rows: Int) -> Int { (rows * tileColumns + 3) / 4 * 4 }
+
+    /// The tile rows of output rows `rows` (which start at an even row).
+    func tileRows(of rows: Range<Int>) -> Range<Int> { rows.lowerBound / 2..<(rows.upperBound + 1) / 2 }
 }
 
 /// Transform positions of F(2x2, 3x3).
@@ -125,15 +128,18 @@ private func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
 }
 
-/// v (16, C, ld): column b * tileStride + ty * tileColumns + tx of row (ξ, c) holds
-/// (B^T d B)[ξ] for the 4x4 patch d of input rows 2ty-1..2ty+2 and columns 2tx-1..2tx+2 of
-/// channel c of image b of `images` (C, H, W) images at x, zero outside the image. The
-/// columns from tilesPerImage to tileStride of each image hold finite junk.
-func transformInput(_ v: UnsafeMutablePointer<Float>, ld: Int, _ x: UnsafePointer<Float>, images: Int, _ g: Conv2DGeometry) {
-    let C = g.inChannels, H = g.inHeight, W = g.inWidth, Th = g.tileRows, Tw = g.tileColumns, stride = g.tileStride
-    // B^T along the padded input rows: row s (input row s - 1) in plane k of hEven (s even) or
-    // hOdd (s odd) at (s / 2) * Tw, so that tile t = ty * Tw + tx finds its four rows at t and
-    // t + Tw of the two. Each plane has slack for the four-wide loops.
+/// v (16, C, ld): column b * stride + (ty - tileRows.lowerBound) * tileColumns + tx of row
+/// (ξ, c), stride = tileStride(tileRows: tileRows.count), holds (B^T d B)[ξ] for the 4x4 patch d
+/// of input rows 2ty-1..2ty+2 and columns 2tx-1..2tx+2 of channel c of image b of `images`
+/// (C, H, W) images at x, zero outside the image, for the tile rows ty in `tileRows`. The
+/// columns past each image's tiles hold finite junk.
+func transformInput(_ v: UnsafeMutablePointer<Float>, ld: Int, _ x: UnsafePointer<Float>, images: Int,
+                    tileRows: Range<Int>, _ g: Conv2DGeometry) {
+    let C = g.inChannels, H = g.inHeight, W = g.inWidth, Th = tileRows.count, Tw = g.tileColumns
+    let stride = g.tileStride(tileRows: Th), firstInputRow = 2 * tileRows.lowerBound - 1
+    // B^T along the padded input rows: row s (input row firstInputRow + s) in plane k of hEven
+    // (s even) or hOdd (s odd) at (s / 2) * Tw, so that tile t = ty * Tw + tx finds its four
+    // rows at t and t + Tw of the two. Each plane has slack for the four-wide loops.
     let plane = (Th + 2) * Tw + 8, paddedWidth = 2 * Tw + 16
     withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * plane + paddedWidth) { scratch in
         let hEven = scratch.baseAddress!, hOdd = hEven + 4 * plane, padded = hOdd + 4 * plane
@@ -143,7 +149,7 @@ func transformInput(_ v: UnsafeMutablePointer<Float>, ld: Int, _ x: UnsafePointe
                 let channel = x + (b * C + c) * H * W
                 for s in 0..<(2 * Th + 2) {
                     let h = (s % 2 == 0 ? hEven : hOdd) + (s / 2) * Tw
-                    let r = s - 1
+                    let r = firstInputRow + s
                     guard r >= 0 && r < H else {
                         for k in 0..<4 { (h + k * plane).update(repeating: 0, count: Tw) }
                         continue
@@ -179,12 +185,13 @@ func transformInput(_ v: UnsafeMutablePointer<Float>, ld: Int, _ x: UnsafePointe
     }
 }
 
-/// y (images, outC, outH, outW) = (accumulate ? y : 0) + A^T M A + bias, from m (16, outC, ld)
-/// laid out like `transformInput`'s columns; outputs beyond outH or outW are dropped. Leaves
-/// m zero (see `convolveByWinograd`).
+/// y (images, outC, outH, outW) = (accumulate ? y : 0) + A^T M A + bias in the output rows of
+/// `tileRows`, from m (16, outC, ld) laid out like `transformInput`'s columns; outputs beyond
+/// outH or outW are dropped. Leaves m zero (see `convolveByWinograd`).
 func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, ld: Int, images: Int,
-                     bias: UnsafePointer<Float>?, accumulate: Bool, _ g: Conv2DGeometry) {
-    let OC = g.outChannels, OH = g.outHeight, OW = g.outWidth, Tw = g.tileColumns, stride = g.tileStride
+                     tileRows: Range<Int>, bias: UnsafePointer<Float>?, accumulate: Bool, _ g: Conv2DGeometry) {
+    let OC = g.outChannels, OH = g.outHeight, OW = g.outWidth, Tw = g.tileColumns
+    let stride = g.tileStride(tileRows: tileRows.count), outputRows = 2 * tileRows.lowerBound..<min(OH, 2 * tileRows.upperBound)
     let planeStride = OC * ld
     // y00, y01, y10, y11 (stride): the four outputs of each tile.
     withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * stride) { scratch in
@@ -211,8 +218,8 @@ func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer
                 }
                 let channel = y + (b * OC + o) * OH * OW
                 let add = bias?[o] ?? 0
-                for r in 0..<OH {
-                    let tiles = (r / 2) * Tw
+                for r in outputRows {
+                    let tiles = (r / 2 - tileRows.lowerBound) * Tw
                     interleave(channel + r * OW, (r % 2 == 0 ? y00 : y10) + tiles, (r % 2 == 0 ? y01 : y11) + tiles,
                                pairs: Tw, width: OW, add: add, accumulate: accumulate)
                 }
@@ -221,12 +228,13 @@ func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer
     }
 }
 
-/// dm (16, outC, ld) = A dY A^T for each 2x2 output tile of dY (images, outC, outH, outW)
-/// (zero beyond outH, outW), laid out like `transformInput`'s columns, with zeros in the
-/// columns beyond each image's tiles: the gradient of M.
+/// dm (16, outC, ld) = A dY A^T for each 2x2 output tile in `tileRows` of dY (images, outC,
+/// outH, outW) (zero beyond outH, outW), laid out like `transformInput`'s columns, with zeros
+/// in the columns beyond each image's tiles: the gradient of M.
 func transformOutputGradient(_ dm: UnsafeMutablePointer<Float>, ld: Int, _ dy: UnsafePointer<Float>, images: Int,
-                             _ g: Conv2DGeometry) {
-    let OC = g.outChannels, OH = g.outHeight, OW = g.outWidth, Tw = g.tileColumns, stride = g.tileStride
+                             tileRows: Range<Int>, _ g: Conv2DGeometry) {
+    let OC = g.outChannels, OH = g.outHeight, OW = g.outWidth, Tw = g.tileColumns
+    let stride = g.tileStride(tileRows: tileRows.count), outputRows = 2 * tileRows.lowerBound..<min(OH, 2 * tileRows.upperBound)
     let planeStride = OC * ld
     // a, b, c, d (stride): each tile's dY [a b; c d]; the entries beyond the image and its tiles
     // are never written and stay zero.
@@ -236,8 +244,8 @@ func transformOutputGradient(_ dm: UnsafeMutablePointer<Float>, ld: Int, _ dy: U
         for image in 0..<images {
             for o in 0..<OC {
                 let channel = dy + (image * OC + o) * OH * OW
-                for r in 0..<OH {
-                    let tiles = (r / 2) * Tw
+                for r in outputRows {
+                    let tiles = (r / 2 - tileRows.lowerBound) * Tw
                     let left = (r % 2 == 0 ? a : c) + tiles, right = (r % 2 == 0 ? b : d) + tiles
                     let src = channel + r * OW
                     deinterleave(left, right, src, pairs: Tw, width: OW)
@@ -276,15 +284,16 @@ func convolveByWinograd(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Flo
     transformKernel(u, w, g)
     for m in products { m.update(repeating: 0, count: n * OC * plan.maxColumns) }
     Parallel.forEachClaimed(plan.items, workers: workers) { worker, index in
-        let (n0, nb, _) = plan.item(index, g)
-        let tiles = nb * g.tileStride
+        let (n0, nb, rows) = plan.item(index, g)
+        let tileRows = g.tileRows(of: rows), tiles = nb * g.tileStride(tileRows: tileRows.count)
         let v = transformedInput[worker], m = products[worker]
-        transformInput(v, ld: tiles, x + n0 * C * g.inPixels, images: nb, g)
+        transformInput(v, ld: tiles, x + n0 * C * g.inPixels, images: nb, tileRows: tileRows, g)
         for xi in 0..<n {
             BLAS.sgemm(m: OC, n: tiles, k: C, a: u + xi * OC * C, lda: C, b: v + xi * C * tiles, ldb: tiles,
                        beta: 1, c: m + xi * OC * tiles, ldc: tiles)
         }
-        transformOutput(y + n0 * OC * g.outPixels, m, ld: tiles, images: nb, bias: bias, accumulate: accumulate, g)
+        transformOutput(y + n0 * OC * g.outPixels, m, ld: tiles, images: nb, tileRows: tileRows, bias: bias,
+                        accumulate: accumulate, g)
     }
 }
 
@@ -301,11 +310,11 @@ func convWeightGradientByWinograd(_ dW: UnsafeMutablePointer<Float>, _ dy: Unsaf
     Parallel.forEachClaimed(plan.groups, workers: workers) { worker, group in
         let items = plan.items(ofGroup: group)
         for index in items {
-            let (n0, nb, _) = plan.item(index, g)
-            let tiles = nb * g.tileStride
+            let (n0, nb, rows) = plan.item(index, g)
+            let tileRows = g.tileRows(of: rows), tiles = nb * g.tileStride(tileRows: tileRows.count)
             let v = transformedInput[worker], dm = transformedGradient[worker]
-            transformInput(v, ld: tiles, x + n0 * C * g.inPixels, images: nb, g)
-            transformOutputGradient(dm, ld: tiles, dy + n0 * OC * g.outPixels, images: nb, g)
+            transformInput(v, ld: tiles, x + n0 * C * g.inPixels, images: nb, tileRows: tileRows, g)
+            transformOutputGradient(dm, ld: tiles, dy + n0 * OC * g.outPixels, images: nb, tileRows: tileRows, g)
             for xi in 0..<n {
                 BLAS.sgemm(transB: true, m: OC, n: C, k: tiles, a: dm + xi * OC * tiles, lda: tiles,
                            b: v + xi * C * tiles, ldb: tiles, beta: index == items.lowerBound ? 0 : 1,
