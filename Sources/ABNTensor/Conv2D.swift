@@ -164,8 +164,12 @@ struct ConvolutionPlan {
 
     /// The weight gradient sums its items in this many contiguous groups, each into its own
     /// partial sum, and adds the partials in group order: a fixed split, so that the result
-    /// does not depend on the thread count or on which worker ran which group.
-    var groups: Int { min(items, 8) }
+    /// does not depend on the thread count or on which worker ran which group. (Four for
+    /// Winograd, whose partials hold 16 values per kernel instead of 9.)
+    var groups: Int {
+        if case .winograd = lowering { return min(items, 4) }
+        return min(items, 8)
+    }
 
     /// The items of weight-gradient group `group`.
     func items(ofGroup group: Int) -> Range<Int> { items * group / groups..<items * (group + 1) / groups }
