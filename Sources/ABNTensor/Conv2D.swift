@@ -107,7 +107,7 @@ struct ConvolutionPlan {
     /// Winograd items hold about this many tiles (the GEMMs' columns): as many whole images as
     /// fit, or blocks of one image's tile rows, so that a worker's transformed input and
     /// products stay in its core's cache.
-    static let winogradTiles = 128
+    static let winogradTiles = 200
 
     init(_ g: Conv2DGeometry, budget: Int, lowering: Lowering) {
         self.lowering = lowering

@@ -59,7 +59,7 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [3, 16, 7, 7], outChannels: 16, kernel: 3, padding: 1),
     Conv2DGeometry(input: [2, 17, 6, 9], outChannels: 20, kernel: 3, padding: 1),
     Conv2DGeometry(input: [5, 16, 3, 4], outChannels: 18, kernel: 3, padding: 1),
-    Conv2DGeometry(input: [2, 16, 25, 23], outChannels: 16, kernel: 3, padding: 1),  // blocks of tile rows
+    Conv2DGeometry(input: [2, 16, 31, 29], outChannels: 16, kernel: 3, padding: 1),  // blocks of tile rows
     // stride 2, dilation 1: phase lowering, with even and odd kernels, sizes and paddings
     Conv2DGeometry(input: [3, 5, 11, 10], outChannels: 6, kernel: 5, stride: 2, padding: 2),
     Conv2DGeometry(input: [2, 4, 9, 7], outChannels: 3, kernel: 2, stride: 2),
@@ -154,7 +154,7 @@ struct ConvTests {
           arguments: [Conv2DGeometry(input: [6, 3, 9, 9], outChannels: 4, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [11, 8, 5, 5], outChannels: 6, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [70, 16, 5, 5], outChannels: 16, kernel: 3, padding: 1),
-                      Conv2DGeometry(input: [3, 16, 25, 23], outChannels: 16, kernel: 3, padding: 1),
+                      Conv2DGeometry(input: [3, 16, 31, 29], outChannels: 16, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [9, 8, 9, 9], outChannels: 5, kernel: 3, stride: 2, padding: 1)])
     func threadCountIndependent(g: Conv2DGeometry) {
         let x = randomTensor(g.inputShape, seed: 12), w = randomTensor(g.weightShape, seed: 13)
