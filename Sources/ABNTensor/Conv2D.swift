@@ -57,6 +57,17 @@ public struct Conv2DGeometry: Sendable, Equatable, CustomStringConvertible {
         "\(inChannels)->\(outChannels) \(kernelHeight)x\(kernelWidth) s\(strideHeight) p\(padHeight) d\(dilationHeight) on \(inHeight)x\(inWidth)"
     }
 
+    /// How the forward pass and the weight gradient are lowered to GEMMs, for reports:
+    /// "winograd", "row-shift", "phases" or "im2col".
+    public var lowering: String {
+        switch ConvolutionPlan.lowering(of: self) {
+        case .winograd: "winograd"
+        case .rowShift: "row-shift"
+        case .phases: "phases"
+        case .im2col: "im2col"
+        }
+    }
+
     /// For kernel column `j`: the output columns whose input column lies inside the image.
     func validOutputColumns(kernelColumn j: Int) -> Range<Int> {
         let offset = j * dilationWidth - padWidth  // iw = ow * stride + offset
@@ -97,9 +108,12 @@ struct ConvolutionPlan {
     /// The plan of the forward pass and the weight gradient: Winograd or row-shifted lowering
     /// where the geometry allows it, else im2col with row blocks for large images.
     init(_ g: Conv2DGeometry, budget: Int) {
-        let lowering: Lowering = g.usesWinograd ? .winograd : g.lowersByRowShift ? .rowShift
-            : g.lowersByPhases ? .phases : .im2col(splitRows: true)
-        self.init(g, budget: budget, lowering: lowering)
+        self.init(g, budget: budget, lowering: Self.lowering(of: g))
+    }
+
+    /// The lowering of the forward pass and the weight gradient of `g`.
+    static func lowering(of g: Conv2DGeometry) -> Lowering {
+        g.usesWinograd ? .winograd : g.lowersByRowShift ? .rowShift : g.lowersByPhases ? .phases : .im2col(splitRows: true)
     }
 
     /// Row-shifted lowering stacks small images until a GEMM has at least this many columns.

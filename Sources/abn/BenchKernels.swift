@@ -16,14 +16,16 @@ struct BenchKernels: ParsableCommand {
         round, so that a slow phase of a shared machine hits both alike. At the end it times, with \
         OpenBLAS's own threads, the same square product (`library_sgemm_gflops`) and, for each direction, a product of the \
         shape of the convolution's im2col GEMM (`same_shape_sgemm_gflops`); OpenBLAS's spinning \
-        threads would slow the convolutions, hence last.
+        threads would slow the convolutions, hence last. GFLOP/s count the direct convolution's \
+        flops; `lowering` names how each convolution runs ("winograd" ones do 2.25x fewer \
+        multiplications, so they can exceed the sgemm).
         """)
 
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "Rounds per shape (medians are reported).") var repeats = 7
     @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
     @Option(help: "Size of the square sgemm that measures the GEMM limit.") var peakSize = 2048
-    @Option(help: "Elements of one worker's im2col buffer (default: the workspace's).") var columnBudget: Int?
+    @Option(help: "Elements of one worker's lowered matrix (default: the workspace's).") var columnBudget: Int?
     @Option(help: "Only the convolutions whose name contains this text, e.g. 'stage2' or '1x1'.") var only: String?
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
@@ -42,6 +44,8 @@ struct BenchKernels: ParsableCommand {
     /// One timed convolution direction.
     struct Measurement {
         let kernel: String
+        /// The convolution's lowering (`Conv2DGeometry.lowering`).
+        let lowering: String
         let direction: String
         /// Median GFLOP/s of the convolution.
         let gflops: Double
@@ -92,7 +96,7 @@ struct BenchKernels: ParsableCommand {
             limits += rounds
             for (i, (direction, _, gemm)) in directions.enumerated() {
                 let gflops = seconds[i].map { g.forwardFlops / $0 / 1e9 }
-                results.append(Measurement(kernel: name, direction: direction, gflops: median(gflops), gemm: gemm,
+                results.append(Measurement(kernel: name, lowering: g.lowering, direction: direction, gflops: median(gflops), gemm: gemm,
                                            limit: median(rounds), fraction: median(zip(gflops, rounds).map { $0 / $1 })))
             }
         }
@@ -102,18 +106,19 @@ struct BenchKernels: ParsableCommand {
             print("abn bench kernels: batch \(batch), \(Parallel.threadCount) threads; raw sgemm \(peakSize)^3: "
                   + "\(formatted(limits.min()!))-\(formatted(limits.max()!)) GFLOP/s over the run (engine threads), "
                   + "\(formatted(library)) GFLOP/s (OpenBLAS threads)")
-            print("kernel".padding(toLength: 28, withPad: " ", startingAt: 0)
+            print("kernel".padding(toLength: 22, withPad: " ", startingAt: 0) + "lowering   "
                   + "direction    conv GFLOP/s  sgemm GFLOP/s  same-shape sgemm  conv/sgemm")
         }
         for r in results {
             let sameShape = r.gemm.gflops(repeats: repeats, rng: &rng)
             if json {
-                printJSONLine(["kernel": r.kernel, "direction": r.direction, "batch": batch, "threads": Parallel.threadCount,
+                printJSONLine(["kernel": r.kernel, "lowering": r.lowering, "direction": r.direction, "batch": batch, "threads": Parallel.threadCount,
                                "gflops": r.gflops, "sgemm_gflops": r.limit,
                                "library_sgemm_gflops": library, "same_shape_sgemm_gflops": sameShape,
                                "fraction_of_sgemm": r.fraction])
             } else {
-                print(r.kernel.padding(toLength: 28, withPad: " ", startingAt: 0)
+                print(r.kernel.padding(toLength: 22, withPad: " ", startingAt: 0)
+                      + r.lowering.padding(toLength: 11, withPad: " ", startingAt: 0)
                       + r.direction.padding(toLength: 13, withPad: " ", startingAt: 0)
                       + formatted(r.gflops).leftPadded(12) + formatted(r.limit).leftPadded(15) + formatted(sameShape).leftPadded(18)
                       + (formatted(100 * r.fraction, 0) + "%").leftPadded(12))
