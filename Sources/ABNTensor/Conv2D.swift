@@ -97,16 +97,16 @@ struct ConvolutionPlan {
     let loweredCount: Int
 
     /// How an item is lowered: im2col columns, optionally with items split into row blocks (not
-    /// for col2im, which adds whole images), row-shifted rows (see RowShiftLowering.swift), or
-    /// Winograd-transformed tiles (see WinogradLowering.swift), or shifted phase planes
-    /// (stride 2; see PhaseLowering.swift).
+    /// for col2im, which adds whole images); row-shifted rows (RowShiftLowering.swift);
+    /// Winograd-transformed tiles (WinogradLowering.swift); or phase planes shifted per tap
+    /// (stride 2, PhaseLowering.swift).
     enum Lowering { case im2col(splitRows: Bool), rowShift, winograd, phases }
 
     /// How this plan's items are lowered.
     let lowering: Lowering
 
-    /// The plan of the forward pass and the weight gradient: Winograd or row-shifted lowering
-    /// where the geometry allows it, else im2col with row blocks for large images.
+    /// The plan of the forward pass and the weight gradient: Winograd, row-shifted or phase
+    /// lowering where the geometry allows it, else im2col with row blocks for large images.
     init(_ g: Conv2DGeometry, budget: Int) {
         self.init(g, budget: budget, lowering: Self.lowering(of: g))
     }
@@ -300,7 +300,7 @@ func copyContiguousRows(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer
 /// dst[k] = src[2k] for k in 0..<count, four at a time (the even lanes of eight loaded values;
 /// a load never reaches past src[2 * (count - 1)]).
 @inline(__always)
-func gatherEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+private func gatherEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
     var k = 0
     while k + 5 <= count {
         let pairs = UnsafeRawPointer(src + 2 * k).loadUnaligned(as: SIMD8<Float>.self)
@@ -313,7 +313,7 @@ func gatherEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>,
 /// dst[2k] += src[k] for k in 0..<count, four at a time (the odd values in between get + 0;
 /// no access reaches past dst[2 * (count - 1)]).
 @inline(__always)
-func scatterAddEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+private func scatterAddEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
     var k = 0
     while k + 5 <= count {
         let target = UnsafeMutableRawPointer(dst + 2 * k)
