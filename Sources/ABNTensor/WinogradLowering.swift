@@ -32,7 +32,6 @@ extension Conv2DGeometry {
     var tileRows: Int { (outHeight + 1) / 2 }
     /// Tile columns of an image: ceil(outW / 2).
     var tileColumns: Int { (outWidth + 1) / 2 }
-    var tilesPerImage: Int { tileRows * tileColumns }
     /// GEMM columns per image for `rows` tile rows: rows * tileColumns rounded up to a multiple
     /// of 4 (the transforms run four tiles at a time).
     func tileStride(tileRows rows: Int) -> Int { (rows * tileColumns + 3) / 4 * 4 }

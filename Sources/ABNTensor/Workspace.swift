@@ -23,8 +23,10 @@ public final class Workspace {
         case phasePlanes
     }
 
-    /// Upper bound, in elements, of one worker's im2col buffer (1 MiB, about a core's L2):
-    /// a convolution processes its batch in chunks of images that fit (at least one image).
+    /// Upper bound, in elements, of one worker's lowered matrix for im2col, row-shifted and
+    /// phase lowering (1 MiB): a convolution processes its batch in chunks of images that fit
+    /// (at least one image, or a block of its rows). Winograd items are sized in tiles instead
+    /// (`ConvolutionPlan.winogradTiles`).
     public var columnBudget: Int
 
     private var buffers: [Tensor?] = Array(repeating: nil, count: Slot.allCases.count)
