@@ -444,17 +444,22 @@ private func lowerItem(_ e: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Floa
 }
 
 /// y (images, C, P) = (accumulate ? y : 0) + s + bias, s (C, ld) holding image b's channel c
-/// at s + c * ld + b * imageStride.
-private func scatterChunk(_ y: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, ld: Int, imageStride: Int,
-                          images: Int, channels: Int, pixels P: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
+/// at s + c * ld + b * imageStride, in rows of `width` values `pitch` apart (default: the whole
+/// plane as one row).
+func scatterChunk(_ y: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, ld: Int, imageStride: Int,
+                  images: Int, channels: Int, pixels P: Int, width: Int? = nil, pitch: Int? = nil,
+                  bias: UnsafePointer<Float>?, accumulate: Bool) {
+    let width = width ?? P, pitch = pitch ?? width
     for b in 0..<images {
         for o in 0..<channels {
-            let src = s + o * ld + b * imageStride, dst = y + (b * channels + o) * P
             let v = bias?[o] ?? 0
-            if accumulate {
-                for p in 0..<P { dst[p] += src[p] + v }
-            } else {
-                for p in 0..<P { dst[p] = src[p] + v }
+            for row in 0..<P / width {
+                let src = s + o * ld + b * imageStride + row * pitch, dst = y + (b * channels + o) * P + row * width
+                if accumulate {
+                    for p in 0..<width { dst[p] += src[p] + v }
+                } else {
+                    for p in 0..<width { dst[p] = src[p] + v }
+                }
             }
         }
     }
@@ -549,12 +554,18 @@ private func flipTransposed(_ flipped: UnsafeMutablePointer<Float>, _ weight: Un
 }
 
 /// dst (C, ld) = src (images, C, P): a chunk of NCHW images as one matrix for a GEMM, image b's
-/// channel c at dst + c * ld + b * P.
-private func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, ld: Int,
-                                images: Int, channels: Int, pixels P: Int) {
+/// channel c at dst + c * ld + b * imageStride, in rows of `width` values `pitch` apart with
+/// zeros between (default: the whole plane as one row, images P apart).
+func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, ld: Int,
+                        images: Int, channels: Int, pixels P: Int, width: Int? = nil, pitch: Int? = nil) {
+    let width = width ?? P, pitch = pitch ?? width, rows = P / width
     for b in 0..<images {
         for c in 0..<channels {
-            (dst + c * ld + b * P).update(from: src + (b * channels + c) * P, count: P)
+            for row in 0..<rows {
+                let target = dst + c * ld + b * rows * pitch + row * pitch
+                target.update(from: src + (b * channels + c) * P + row * width, count: width)
+                (target + width).update(repeating: 0, count: pitch - width)
+            }
         }
     }
 }

@@ -123,23 +123,6 @@ func addPhases(_ dInput: UnsafeMutablePointer<Float>, _ dCols: UnsafeMutablePoin
     }
 }
 
-/// staging (outC, ld) = dY of `images` images (outC, outH, outW) in the pitched layout of
-/// `lowerPhases`'s columns, zero in the junk columns.
-private func gatherPitched(_ staging: UnsafeMutablePointer<Float>, ld: Int, _ dy: UnsafePointer<Float>, images: Int,
-                           _ g: Conv2DGeometry) {
-    let OC = g.outChannels, OW = g.outWidth, pitch = g.phasePitch, P = g.phasedPixels
-    for b in 0..<images {
-        for o in 0..<OC {
-            let source = dy + (b * OC + o) * g.outPixels
-            let target = staging + o * ld + b * P
-            for oh in 0..<g.outHeight {
-                (target + oh * pitch).update(from: source + oh * OW, count: OW)
-                (target + oh * pitch + OW).update(repeating: 0, count: pitch - OW)
-            }
-        }
-    }
-}
-
 // MARK: - Convolution and gradients
 
 /// Per item: split into phases, lower by copies, one GEMM into a staging buffer, and the
@@ -162,20 +145,8 @@ func convolveByPhases(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
         splitPhases(planes[worker], x + n0 * C * g.inPixels, images: nb, g)
         lowerPhases(cols[worker], ld: ld, planes[worker], images: nb, g)
         BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ld, beta: 1, c: s, ldc: ld)
-        for b in 0..<nb {
-            for o in 0..<OC {
-                let add = bias?[o] ?? 0
-                for oh in 0..<g.outHeight {
-                    let dst = y + ((n0 + b) * OC + o) * g.outPixels + oh * OW
-                    let src = s + o * ld + b * P + oh * pitch
-                    if accumulate {
-                        for ow in 0..<OW { dst[ow] += src[ow] + add }
-                    } else {
-                        for ow in 0..<OW { dst[ow] = src[ow] + add }
-                    }
-                }
-            }
-        }
+        scatterChunk(y + n0 * OC * g.outPixels, s, ld: ld, imageStride: P, images: nb, channels: OC,
+                     pixels: g.outPixels, width: OW, pitch: pitch, bias: bias, accumulate: accumulate)
         s.update(repeating: 0, count: OC * ld)
     }
 }
@@ -198,7 +169,8 @@ func convWeightGradientByPhases(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafeP
             let ld = nb * P
             splitPhases(planes[worker], x + n0 * C * g.inPixels, images: nb, g)
             lowerPhases(cols[worker], ld: ld, planes[worker], images: nb, g)
-            gatherPitched(staging[worker], ld: ld, dy + n0 * OC * g.outPixels, images: nb, g)
+            gatherChannelMajor(staging[worker], dy + n0 * OC * g.outPixels, ld: ld, images: nb, channels: OC,
+                               pixels: g.outPixels, width: g.outWidth, pitch: g.phasePitch)
             BLAS.sgemm(transB: true, m: OC, n: K, k: ld, a: staging[worker], lda: ld, b: cols[worker], ldb: ld,
                        beta: index == items.lowerBound ? 0 : 1, c: partials[group], ldc: K)
         }
@@ -221,7 +193,8 @@ func convInputGradientByPhases(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePo
     Parallel.forEachClaimed(plan.items, workers: workers) { worker, index in
         let (n0, nb, _) = plan.item(index, g)
         let ld = nb * P
-        gatherPitched(staging[worker], ld: ld, dy + n0 * OC * g.outPixels, images: nb, g)
+        gatherChannelMajor(staging[worker], dy + n0 * OC * g.outPixels, ld: ld, images: nb, channels: OC,
+                               pixels: g.outPixels, width: g.outWidth, pitch: g.phasePitch)
         BLAS.sgemm(transA: true, m: K, n: ld, k: OC, a: w, lda: K, b: staging[worker], ldb: ld,
                    beta: 1, c: cols[worker], ldc: ld)
         addPhases(dx + n0 * C * g.inPixels, cols[worker], ld: ld, planes[worker], images: nb, g, accumulate: accumulate)
