@@ -160,35 +160,25 @@ public final class NormAct {
     /// gamma' (C) = |weight| + eps.
     private func effectiveGamma(_ c: Int) -> Double { Double(abs(weight.value[flat: c])) + Double(eps) }
 
-    /// Per channel: scale = gamma' / sqrt(var + eps), shift = beta - mean * scale.
-    private func affine() -> (scale: [Float], shift: [Float]) {
-        var scale = [Float](repeating: 0, count: channels), shift = scale
-        for c in 0..<channels {
-            let s = effectiveGamma(c) / (variance[c] + Double(eps)).squareRoot()
-            scale[c] = Float(s)
-            shift[c] = Float(Double(bias.value[flat: c]) - mean[c] * s)
-        }
-        return (scale, shift)
+    /// Per channel (C): scale = gamma' / sqrt(var + eps).
+    private func scales() -> [Float] {
+        (0..<channels).map { c in Float(effectiveGamma(c) / (variance[c] + Double(eps)).squareRoot()) }
     }
 
-    /// z = act(x * scale + shift); z may be x.
+    /// z = act((x - mean) * scale + beta); z may be x. The mean is subtracted first (exactly, for
+    /// x near it) rather than folded into a shift, so inputs far from zero keep their precision.
     private func normalizeAndActivate(_ z: Tensor, _ x: Tensor, images n: Int, pixels hw: Int) {
-        let (scale, shift) = affine()
+        let scale = scales(), center = mean.map(Float.init), beta = (0..<channels).map { bias.value[flat: $0] }
         let C = channels, act = activation
         let src = x.data, dst = z.data
-        scale.withUnsafeBufferPointer { sc in
-            shift.withUnsafeBufferPointer { sh in
-                let sc = sc.baseAddress!, sh = sh.baseAddress!
-                Parallel.forEach(n * C, minimumPerThread: 4) { plane in
-                    let a = sc[plane % C], b = sh[plane % C]
-                    let p = src + plane * hw, q = dst + plane * hw
-                    switch act {
-                    case .leakyReLU(let slope):
-                        for j in 0..<hw { let y = p[j] * a + b; q[j] = y * (y < 0 ? slope : 1) }
-                    case .elu, .identity:
-                        for j in 0..<hw { q[j] = act.apply(p[j] * a + b) }
-                    }
-                }
+        Parallel.forEach(n * C, minimumPerThread: 4) { plane in
+            let a = scale[plane % C], m = center[plane % C], b = beta[plane % C]
+            let p = src + plane * hw, q = dst + plane * hw
+            switch act {
+            case .leakyReLU(let slope):
+                for j in 0..<hw { let y = (p[j] - m) * a + b; q[j] = y * (y < 0 ? slope : 1) }
+            case .elu, .identity:
+                for j in 0..<hw { q[j] = act.apply((p[j] - m) * a + b) }
             }
         }
     }
@@ -204,12 +194,11 @@ public final class NormAct {
         guard let reference else { preconditionFailure("\(name): backward without forward") }
         checkShape(dz.shape == reference.shape, "\(name): gradient shape \(dz.shape) does not match the output shape \(reference.shape)")
         let n = dz.shape[0], C = channels, hw = dz.count / max(1, n * C)
-        let (scale, shift) = affine()
         let recovery = PlaneRecovery(
             mode: mode, activation: activation, pixels: hw, z: savedOutput?.data, x: savedInput?.data, dz: dz.data,
             beta: (0..<C).map { bias.value[flat: $0] }, inverseGamma: (0..<C).map { Float(1 / effectiveGamma($0)) },
             mean: mean.map(Float.init), inverseStd: variance.map { Float(1 / ($0 + Double(eps)).squareRoot()) },
-            scale: scale, shift: shift)
+            scale: scales())
         // sums (2C): [sum dy (C), sum dy * xhat (C)], per channel over all its planes
         var sums = [Double](repeating: 0, count: 2 * C)
         sums.withUnsafeMutableBufferPointer { buffer in
@@ -280,8 +269,8 @@ private struct PlaneRecovery {
     let x: UnsafeMutablePointer<Float>?
     let dz: UnsafeMutablePointer<Float>
     /// Per channel: beta, 1/gamma', batch mean, 1/sqrt(var + eps), and the forward pass's
-    /// scale (gamma'/sqrt(var + eps)) and shift (beta - mean * scale).
-    let beta, inverseGamma, mean, inverseStd, scale, shift: [Float]
+    /// scale (gamma'/sqrt(var + eps)).
+    let beta, inverseGamma, mean, inverseStd, scale: [Float]
 
     /// Sum of dy and of dy * xhat over `plane`, of channel `c`. `scratch` (2 * pixels) holds dy
     /// and xhat for the combinations without a fused loop.
@@ -320,12 +309,12 @@ private struct PlaneRecovery {
         let hw = pixels, base = plane * hw
         let g = dz + base
         if mode == .checkpoint {
-            let xp = x! + base, a = scale[c], b = shift[c], m = mean[c], s = inverseStd[c]
+            let xp = x! + base, a = scale[c], b = beta[c], m = mean[c], s = inverseStd[c]
             switch activation {
             case .leakyReLU(let slope):
-                for j in 0..<hw { let y = xp[j] * a + b; dy[j] = g[j] * (y < 0 ? slope : 1) }
+                for j in 0..<hw { let y = (xp[j] - m) * a + b; dy[j] = g[j] * (y < 0 ? slope : 1) }
             case .elu(let alpha):
-                for j in 0..<hw { let y = xp[j] * a + b; dy[j] = y >= 0 ? g[j] : g[j] * alpha * expf(y) }
+                for j in 0..<hw { let y = (xp[j] - m) * a + b; dy[j] = y >= 0 ? g[j] : g[j] * alpha * expf(y) }
             case .identity:
                 for j in 0..<hw { dy[j] = g[j] }
             }

@@ -45,6 +45,13 @@ public struct Coordinator {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// The config resolved once: rank 0 reads `path` and applies `overrides`, every rank parses
+    /// rank 0's resolved YAML. Only rank 0 needs the file; an error there ends the job.
+    public func loadConfig(path: String, overrides: [String]) throws -> TrainingConfig {
+        let resolved = isRoot ? try TrainingConfig.load(path: path, overrides: overrides).yaml() : ""
+        return try TrainingConfig.parse(yaml: broadcast(resolved), source: "\(path) (as resolved by rank 0)")
+    }
+
     /// True when every rank holds bit-identical parameters and buffers.
     public func replicasIdentical(_ store: ParameterStore) -> Bool {
         let bytes = UnsafeRawBufferPointer(start: store.values.data, count: store.values.byteCount)

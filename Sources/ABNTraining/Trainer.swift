@@ -29,8 +29,9 @@ public final class Trainer {
         var totalSteps = config.train.epochs * batches.stepsPerEpoch
         if config.train.maxSteps > 0 { totalSteps = min(totalSteps, config.train.maxSteps) }
         let schedule = config.schedule(totalSteps: totalSteps)
-        let replica = try Replica(config: config, comm: comm)
+        // before building the replica: its set-up makes collectives that would hang ranks that disagree
         try coordinator.requireAgreement("config", try config.yaml())
+        let replica = try Replica(config: config, comm: comm)
         try coordinator.requireAgreement("model size", String(replica.net.parameters.parameterCount))
         coordinator.broadcastInitialState(replica.net.parameters)
 

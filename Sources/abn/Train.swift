@@ -35,7 +35,7 @@ struct Train: ParsableCommand {
         coordinator.run {
             var settings = overrides
             if let maxSteps { settings.append("train.max_steps=\(maxSteps)") }
-            let config = try TrainingConfig.load(path: self.config, overrides: settings)
+            let config = try coordinator.loadConfig(path: self.config, overrides: settings)
             let name = ((self.config as NSString).lastPathComponent as NSString).deletingPathExtension
             let directory = runDir ?? "runs/\(name)"
             try Trainer(config: config, runDirectory: directory, coordinator: coordinator).run(resume: resume, stopAfterStep: stopAfterStep)

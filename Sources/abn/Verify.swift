@@ -37,7 +37,7 @@ struct Verify: ParsableCommand {
         threads.apply()
         let coordinator = Coordinator.launch()
         coordinator.run {
-            let config = try TrainingConfig.load(path: self.config, overrides: overrides)
+            let config = try coordinator.loadConfig(path: self.config, overrides: overrides)
             try coordinator.requireAgreement("config", try config.yaml())
             let counts = slices.flatMap(parseCounts) ?? BatchSlices(even: config.train.globalBatch, ranks: coordinator.comm.size).counts
             let check = SynchronizationCheck(config: config, steps: steps, slices: BatchSlices(counts: counts), rtol: rtol, atol: atol)

@@ -4,7 +4,7 @@ import ABNTestSupport
 import Foundation
 import Testing
 
-/// One case of shared/golden (format in its README).
+/// One golden case (format: Tests/Fixtures/golden/README.md).
 struct GoldenCase: Decodable {
     let name: String
     let activation: String
@@ -20,26 +20,33 @@ struct GoldenCase: Decodable {
     struct Tolerance: Decodable { let rtol: Double; let atol: Double }
 }
 
-/// The golden directory: ABN_GOLDEN_DIR, else ../shared/golden from the package root.
-func goldenDirectory() -> URL {
-    if let dir = ProcessInfo.processInfo.environment["ABN_GOLDEN_DIR"], !dir.isEmpty {
-        return URL(fileURLWithPath: dir)
-    }
-    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    return packageRoot.appendingPathComponent("../shared/golden").standardized
+/// The repository's golden cases (Tests/Fixtures/golden).
+let fixtureDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Fixtures/golden")
+
+/// The `*.json` files of `directory`, sorted by name.
+func goldenFiles(in directory: URL) -> [URL] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+    return names.filter { $0.hasSuffix(".json") }.sorted().map { directory.appendingPathComponent($0) }
 }
 
+/// The repository's cases, then those of the folder named by ABN_GOLDEN_DIR, if set.
 func goldenFiles() -> [URL] {
-    let dir = goldenDirectory()
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-    return names.filter { $0.hasSuffix(".json") }.sorted().map { dir.appendingPathComponent($0) }
+    var files = goldenFiles(in: fixtureDirectory)
+    if let extra = ProcessInfo.processInfo.environment["ABN_GOLDEN_DIR"], !extra.isEmpty {
+        files += goldenFiles(in: URL(fileURLWithPath: extra))
+    }
+    return files
 }
 
 @Suite("InPlace-ABN golden cases")
 struct GoldenTests {
-    @Test("the golden directory holds cases")
-    func directoryHasCases() {
-        #expect(!goldenFiles().isEmpty, "no *.json in \(goldenDirectory().path); set ABN_GOLDEN_DIR")
+    @Test("the repository holds golden cases, and ABN_GOLDEN_DIR (when set) adds some")
+    func directoriesHaveCases() {
+        #expect(goldenFiles(in: fixtureDirectory).count >= 10, "the golden cases are missing from \(fixtureDirectory.path); run python/make_golden.py")
+        if let extra = ProcessInfo.processInfo.environment["ABN_GOLDEN_DIR"], !extra.isEmpty {
+            #expect(!goldenFiles(in: URL(fileURLWithPath: extra)).isEmpty, "ABN_GOLDEN_DIR=\(extra) holds no *.json case")
+        }
     }
 
     @Test("Golden: z, dx, dweight, dbias and running statistics match PyTorch", arguments: NormMode.allCases)

@@ -25,30 +25,37 @@ enum BinaryRunner {
     }
 
     /// A launch script, e.g. `launch/debug.sh ARGS`.
-    static func script(_ path: String, _ arguments: [String]) throws -> Output {
-        try execute(arguments, ranks: nil, script: path, environment: [:])
+    static func script(_ path: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Output {
+        try execute(arguments, ranks: nil, script: path, environment: extra)
+    }
+
+    /// mpirun with the test flags and `arguments` as its application part, e.g. an MPMD line
+    /// `-n 1 BINARY ... : -n 2 BINARY ...`.
+    static func mpirun(_ arguments: [String]) throws -> Output {
+        try command("/usr/bin/env", mpirunFlags + arguments, environment: [:])
+    }
+
+    static var mpirunFlags: [String] {
+        ["mpirun", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS"] + (getuid() == 0 ? ["--allow-run-as-root"] : [])
     }
 
     private static func execute(_ arguments: [String], ranks: Int?, script: String?, environment extra: [String: String]) throws -> Output {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw RunnerError("\(binary) is missing: build it with `swift build -c release` (launch/setup.sh does) before the tests.")
         }
+        if let script { return try command("/bin/bash", [script] + arguments, environment: extra) }
+        if let ranks { return try command("/usr/bin/env", mpirunFlags + ["-n", String(ranks), binary] + arguments, environment: extra) }
+        return try command(binary, arguments, environment: extra)
+    }
+
+    /// Any program, run from the package root with OPENBLAS_NUM_THREADS=1 and `extra` set.
+    static func command(_ executable: String, _ arguments: [String], environment extra: [String: String]) throws -> Output {
         let process = Process()
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "1"
         for (k, v) in extra { environment[k] = v }
-        if let script {
-            process.executableURL = URL(fileURLWithPath: "/bin/bash")
-            process.arguments = [script] + arguments
-        } else if let ranks {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            var flags = ["mpirun", "-n", String(ranks), "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS"]
-            if getuid() == 0 { flags.append("--allow-run-as-root") }
-            process.arguments = flags + [binary] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = arguments
-        }
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         process.environment = environment
         process.currentDirectoryURL = packageRoot
         let out = Pipe(), err = Pipe()

@@ -79,6 +79,21 @@ struct TrainingRunTests {
         #expect(refused.stderr.contains("truncated or corrupt"), "stderr: \(refused.stderr)")
     }
 
+    @Test("only rank 0 reads the config: other ranks given a missing file still train, with rank 0's --set applied")
+    func configReadOnce() throws {
+        let dir = runDirectory("once")
+        let binary = BinaryRunner.binary
+        let output = try BinaryRunner.mpirun(
+            ["-n", "1", binary, "train", "--config", "configs/tiny.yaml", "--max-steps", "3", "--set", "train.global_batch=17", "--run-dir", dir,
+             ":", "-n", "2", binary, "train", "--config", "/nonexistent/config.yaml", "--max-steps", "3", "--run-dir", dir])
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        #expect(output.stdout.contains("3 rank(s)") && output.stdout.contains("global batch 17"), "stdout: \(output.stdout)")
+        // the control: a rank 0 without the file ends the job with the path in the message
+        let missing = try BinaryRunner.run(["train", "--config", "/nonexistent/config.yaml", "--run-dir", dir], ranks: 2)
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("/nonexistent/config.yaml"), "stderr: \(missing.stderr)")
+    }
+
     @Test("a config error names the key and exits with 1")
     func configError() throws {
         let output = try BinaryRunner.run(["train", "--config", "configs/tiny.yaml", "--set", "train.lr=-1", "--run-dir", runDirectory("bad")])
