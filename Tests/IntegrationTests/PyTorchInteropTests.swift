@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+
+/// A checkpoint written by `abn train` loads into the project's PyTorch model
+/// (python/abn_torch.py load) and gives the test loss and accuracy `abn eval` gives. Needs
+/// python3 with torch, numpy and pyyaml; reported as skipped, with the reason, without them.
+@Suite("PyTorch interop")
+struct PyTorchInteropTests {
+    @Test("python/abn_torch.py load reproduces abn eval on a checkpoint")
+    func loadMatchesEval() throws {
+        let probe = try BinaryRunner.command("/usr/bin/env", ["python3", "-c", "import torch, numpy, yaml"], environment: [:])
+        if probe.status != 0 {
+            let reason = "python3 with torch, numpy and pyyaml is not available (pip install torch numpy pyyaml): \(probe.stderr.split(separator: "\n").last ?? "")"
+            print("PyTorch interop: skipped: \(reason)")
+            try Test.cancel("skipped: \(reason)")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-test-\(getpid())-interop").path
+        try? FileManager.default.removeItem(atPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let train = try BinaryRunner.run(["train", "--config", "configs/tiny.yaml", "--max-steps", "16", "--run-dir", dir,
+                                          "--set", "train.evaluate=false"])
+        try #require(train.status == 0, "stderr: \(train.stderr)")
+        let checkpoint = dir + "/checkpoints/step-00000016.safetensors"
+        let ours = try BinaryRunner.run(["eval", "--checkpoint", checkpoint, "--json"])
+        let theirs = try BinaryRunner.command("/usr/bin/env", ["python3", "python/abn_torch.py", "load", checkpoint], environment: [:])
+        #expect(theirs.status == 0, "stderr: \(theirs.stderr)")
+        let a = try #require(ours.jsonLines.first, "abn eval printed no JSON: \(ours.stderr)")
+        let b = try #require(theirs.jsonLines.first, "abn_torch.py printed no JSON: \(theirs.stderr)")
+        print("PyTorch interop: abn eval \(a["test_accuracy"] ?? "?") / \(a["test_loss"] ?? "?"), PyTorch \(b["test_accuracy"] ?? "?") / \(b["test_loss"] ?? "?")")
+        let accuracy = try #require(a["test_accuracy"] as? Double), loss = try #require(a["test_loss"] as? Double)
+        #expect(b["samples"] as? Int == a["samples"] as? Int)
+        #expect(b["test_accuracy"] as? Double == accuracy)
+        let torchLoss = try #require(b["test_loss"] as? Double)
+        #expect(abs(torchLoss - loss) <= 1e-4 * abs(loss), "test loss \(torchLoss) in PyTorch, \(loss) in abn")
+    }
+}
