@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // A data-parallel trainer with In-Place Activated BatchNorm (InPlace-ABN), synchronized over MPI.
-// Layering (see README): CBLAS/CMPI (C bridges) -> ABNTensor -> ABNLayers -> ABNComm -> ABNTraining -> abn.
+// Layering (see README): C bridges -> ABNTensor -> ABNLayers -> ABNComm; ABNTensor -> ABNData; all -> ABNTraining -> abn.
 import PackageDescription
 
 let package = Package(
@@ -23,19 +23,24 @@ let package = Package(
         .target(name: "ABNTensor", dependencies: ["CBLAS"]),
         .target(name: "ABNLayers", dependencies: ["ABNTensor"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        .target(name: "ABNData", dependencies: ["ABNTensor", "CZlib", "CPNG", "CTurboJPEG"]),
         .target(name: "ABNComm", dependencies: ["ABNTensor", "ABNLayers", "CMPI"]),
-        .target(name: "ABNTraining", dependencies: ["ABNTensor", "ABNLayers", "ABNComm", "CZlib", "Yams"]),
+        .target(name: "ABNTraining", dependencies: ["ABNTensor", "ABNLayers", "ABNComm", "ABNData", "Yams"]),
         .executableTarget(name: "abn", dependencies: [
             "ABNTensor",
             "ABNLayers",
             "ABNComm",
+            "ABNData",
             "ABNTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "ABNTestSupport", dependencies: ["ABNTensor"], path: "Tests/ABNTestSupport"),
         .testTarget(name: "ABNTensorTests", dependencies: ["ABNTensor", "ABNTestSupport"]),
         .testTarget(name: "ABNLayersTests", dependencies: ["ABNLayers", "ABNTensor", "ABNTestSupport"]),
-        .testTarget(name: "ABNTrainingTests", dependencies: ["ABNTraining", "ABNLayers"]),
+        .testTarget(name: "ABNDataTests", dependencies: ["ABNData", "ABNTensor"]),
+        .testTarget(name: "ABNTrainingTests", dependencies: ["ABNTraining", "ABNData", "ABNLayers"]),
         // Runs the release binary (alone and under mpirun); build it first: swift build -c release.
         .testTarget(name: "IntegrationTests"),
     ]

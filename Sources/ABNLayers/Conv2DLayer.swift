@@ -1,7 +1,8 @@
 import ABNTensor
 import Foundation
 
-/// A convolution with a weight parameter (outC, C, k, k) and optional bias, square kernel.
+/// A convolution with a weight parameter (outC, C, k, k) and optional bias, square kernel,
+/// stride, padding and dilation.
 /// It keeps nothing: the caller passes the forward input again to `backward`.
 public final class Conv2DLayer {
     public let weight: Parameter
@@ -11,15 +12,17 @@ public final class Conv2DLayer {
     public let kernel: Int
     public let stride: Int
     public let padding: Int
+    public let dilation: Int
 
     /// He-normal initialization (std sqrt(2 / fan_in)), bias zero.
     public init(_ name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                bias: Bool = false, rng: inout SplitMix64) {
+                dilation: Int = 1, bias: Bool = false, rng: inout SplitMix64) {
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
+        self.dilation = dilation
         let w = Tensor(uninitialized: [outChannels, inChannels, kernel, kernel])
         w.fillNormal(std: Float((2.0 / Double(inChannels * kernel * kernel)).squareRoot()), using: &rng)
         weight = Parameter("\(name).weight", value: w)
@@ -31,7 +34,14 @@ public final class Conv2DLayer {
     public func geometry(for input: Tensor) -> Conv2DGeometry {
         checkShape(input.shape.count == 4 && input.shape[1] == inChannels,
                    "conv \(weight.name): input shape \(input.shape) does not match \(inChannels) input channels")
-        return Conv2DGeometry(input: input.shape, outChannels: outChannels, kernel: kernel, stride: stride, padding: padding)
+        return Conv2DGeometry(input: input.shape, outChannels: outChannels, kernel: kernel, stride: stride, padding: padding, dilation: dilation)
+    }
+
+    /// Multiply-adds of the forward pass for one image of height x width, and the output size.
+    public func multiplyAdds(height: Int, width: Int) -> (count: Double, height: Int, width: Int) {
+        let g = Conv2DGeometry(input: [1, inChannels, height, width], outChannels: outChannels, kernel: kernel, stride: stride,
+                               padding: padding, dilation: dilation)
+        return (g.forwardFlops / 2, g.outHeight, g.outWidth)
     }
 
     /// (N, outC, outH, outW) for input (N, C, H, W).

@@ -14,7 +14,7 @@ public struct NormSettings: Sendable, Equatable {
         self.momentum = momentum
     }
 
-    func layer(_ name: String, channels: Int) throws -> NormAct {
+    public func layer(_ name: String, channels: Int) throws -> NormAct {
         try NormAct(name, channels: channels, mode: mode, activation: activation, eps: eps, momentum: momentum)
     }
 }
@@ -34,11 +34,14 @@ final class PreActBlock {
     private var h1: Tensor?
     private var h2: Tensor?
 
-    init(_ name: String, inChannels: Int, outChannels: Int, stride: Int, norm: NormSettings, rng: inout SplitMix64) throws {
+    /// The 3x3 convolutions use `dilation` (and padding = dilation).
+    init(_ name: String, inChannels: Int, outChannels: Int, stride: Int, dilation: Int = 1, norm: NormSettings, rng: inout SplitMix64) throws {
         bn1 = try norm.layer("\(name).bn1", channels: inChannels)
-        conv1 = Conv2DLayer("\(name).conv1", inChannels: inChannels, outChannels: outChannels, kernel: 3, stride: stride, padding: 1, rng: &rng)
+        conv1 = Conv2DLayer("\(name).conv1", inChannels: inChannels, outChannels: outChannels, kernel: 3, stride: stride,
+                            padding: dilation, dilation: dilation, rng: &rng)
         bn2 = try norm.layer("\(name).bn2", channels: outChannels)
-        conv2 = Conv2DLayer("\(name).conv2", inChannels: outChannels, outChannels: outChannels, kernel: 3, padding: 1, rng: &rng)
+        conv2 = Conv2DLayer("\(name).conv2", inChannels: outChannels, outChannels: outChannels, kernel: 3, padding: dilation,
+                            dilation: dilation, rng: &rng)
         proj = (stride != 1 || inChannels != outChannels)
             ? Conv2DLayer("\(name).proj", inChannels: inChannels, outChannels: outChannels, kernel: 1, stride: stride, rng: &rng)
             : nil

@@ -20,11 +20,7 @@ public struct NetworkShape: Sendable, Equatable, Codable {
 
 /// The reference network, with its norm layers in any `NormMode`. Parameter names follow the
 /// PyTorch peer's state dict (`stem.weight`, `stage2.0.bn1.running_var`, `fc.bias`, ...).
-///
-/// `forward` keeps what `backward` needs; `backward` writes every parameter gradient into
-/// `parameters.gradients` (overwriting) and calls `gradientsReady` as each one is final, in
-/// reverse order, so that gradient averaging can overlap the rest of the backward pass.
-public final class PreActResNet {
+public final class PreActResNet: Network {
     public let shape: NetworkShape
     public let norm: NormSettings
     public let parameters: ParameterStore
@@ -73,18 +69,11 @@ public final class PreActResNet {
         parameters = ParameterStore(all)
     }
 
-    /// Every norm layer, in forward order.
     public var normLayers: [NormAct] { stages.flatMap { $0.flatMap(\.normLayers) } + [headNorm] }
-
-    /// Training (batch statistics) or eval (running statistics) for every norm layer.
-    public var training: Bool {
-        get { headNorm.training }
-        set { for layer in normLayers { layer.training = newValue } }
-    }
-
-    /// Sets the reducer of every norm layer (cross-replica synchronization, or none).
-    public func setReducer(_ reducer: StatisticsReducer) {
-        for layer in normLayers { layer.reducer = reducer }
+    public var inChannels: Int { shape.inChannels }
+    public var classes: Int { shape.classes }
+    public var summary: String {
+        "preact-resnet widths=\(shape.widths) blocks=\(shape.blocksPerStage) in=\(shape.inChannels) classes=\(shape.classes) parameters=\(parameters.parameterCount)"
     }
 
     /// logits (N, classes) for images (N, inChannels, H, W). The images are kept (not changed)
@@ -127,10 +116,9 @@ public final class PreActResNet {
         var total = 0.0
         var size = (height, width)
         func conv(_ l: Conv2DLayer, _ s: (Int, Int)) -> (Int, Int) {
-            let g = Conv2DGeometry(input: [1, l.inChannels, s.0, s.1], outChannels: l.outChannels, kernel: l.kernel,
-                                   stride: l.stride, padding: l.padding)
-            total += g.forwardFlops / 2
-            return (g.outHeight, g.outWidth)
+            let m = l.multiplyAdds(height: s.0, width: s.1)
+            total += m.count
+            return (m.height, m.width)
         }
         size = conv(stem, size)
         for stage in stages {

@@ -33,3 +33,76 @@ public func softmaxCrossEntropy(dLogits: Tensor?, logits: Tensor, labels: [Int],
     }
     return total / normalizer
 }
+
+/// Per-pixel softmax cross-entropy of logits (N, K, H, W) against `masks` ((N, H, W) class
+/// ids; pixels equal to `ignore` take no part).
+///
+/// Returns the sum over the other pixels of -log softmax(logits)[label], divided by
+/// `normalizer`, and writes dLogits (N, K, H, W) = (softmax - onehot) / normalizer, zero at
+/// ignored pixels. The normalizer is passed in so that a rank divides by the valid pixels of
+/// the global batch. Partial sums are added in a fixed order: the result does not depend on
+/// the thread count.
+@discardableResult
+public func pixelCrossEntropy(dLogits: Tensor?, logits: Tensor, masks: [UInt8], ignore: UInt8, normalizer: Double) -> Double {
+    let s = logits.shape
+    checkShape(s.count == 4 && masks.count == s[0] * s[2] * s[3],
+               "pixel cross-entropy: logits shape \(s) does not match \(masks.count) mask pixels (want (N, K, H, W) and N*H*W)")
+    if let dLogits { checkShape(dLogits.shape == s, "pixel cross-entropy: dLogits shape \(dLogits.shape) differs from logits shape \(s)") }
+    precondition(normalizer > 0, "pixel cross-entropy: the normalizer must be positive, got \(normalizer)")
+    let n = s[0], k = s[1], hw = s[2] * s[3]
+    let chunk = 1024, chunksPerImage = (hw + chunk - 1) / chunk
+    var partials = [Double](repeating: 0, count: n * chunksPerImage)
+    let x = logits.data, g = dLogits?.data
+    masks.withUnsafeBufferPointer { labels in
+        partials.withUnsafeMutableBufferPointer { partial in
+            nonisolated(unsafe) let partial = partial
+            Parallel.forEach(n * chunksPerImage) { item in
+                let image = item / chunksPerImage, start = (item % chunksPerImage) * chunk
+                let base = image * k * hw
+                var total = 0.0
+                for p in start..<min(hw, start + chunk) {
+                    let label = labels[image * hw + p]
+                    if label == ignore {
+                        if let g { for j in 0..<k { g[base + j * hw + p] = 0 } }
+                        continue
+                    }
+                    precondition(Int(label) < k, "pixel cross-entropy: label \(label) at pixel \(p) of image \(image) is outside 0..<\(k)")
+                    var m = -Float.infinity
+                    for j in 0..<k { m = max(m, x[base + j * hw + p]) }
+                    var sum = 0.0
+                    for j in 0..<k { sum += Double(expf(x[base + j * hw + p] - m)) }
+                    let logSum = Double(m) + log(sum)
+                    total += logSum - Double(x[base + Int(label) * hw + p])
+                    if let g {
+                        for j in 0..<k {
+                            let q = exp(Double(x[base + j * hw + p]) - logSum)
+                            g[base + j * hw + p] = Float((q - (j == Int(label) ? 1 : 0)) / normalizer)
+                        }
+                    }
+                }
+                partial[item] = total
+            }
+        }
+    }
+    return partials.reduce(0, +) / normalizer
+}
+
+/// Adds to `counts` (K x K, row = true class, column = predicted class) every pixel of
+/// `masks` ((N, H, W)) other than `ignore`, predicted as the argmax over K of logits (N, K, H, W).
+public func accumulateConfusion(_ counts: inout [Double], logits: Tensor, masks: [UInt8], ignore: UInt8) {
+    let s = logits.shape
+    checkShape(s.count == 4 && masks.count == s[0] * s[2] * s[3], "confusion: logits shape \(s) does not match \(masks.count) mask pixels")
+    let k = s[1], hw = s[2] * s[3]
+    precondition(counts.count == k * k, "confusion: \(counts.count) counts for \(k) classes")
+    let x = logits.data
+    for image in 0..<s[0] {
+        let base = image * k * hw
+        for p in 0..<hw {
+            let label = masks[image * hw + p]
+            if label == ignore { continue }
+            var best = 0
+            for j in 1..<k where x[base + j * hw + p] > x[base + best * hw + p] { best = j }
+            counts[Int(label) * k + best] += 1
+        }
+    }
+}

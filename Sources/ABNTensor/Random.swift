@@ -28,6 +28,16 @@ public struct SplitMix64: RandomNumberGenerator, Sendable, Codable, Equatable {
     }
 }
 
+/// Mixes values into one 64-bit seed (SplitMix64 finalizer over a running hash).
+public func mixSeed(_ values: UInt64...) -> UInt64 {
+    var h: UInt64 = 0x243F_6A88_85A3_08D3
+    for v in values {
+        var g = SplitMix64(seed: h ^ v)
+        h = g.next()
+    }
+    return h
+}
+
 extension Tensor {
     /// Fills with normal samples of the given standard deviation.
     public func fillNormal(std: Float = 1, mean: Float = 0, using rng: inout SplitMix64) {

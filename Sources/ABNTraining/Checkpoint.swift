@@ -48,8 +48,8 @@ public struct Checkpoint {
             "seed": String(config.train.seed),
             "rng": "stateless: sample order and augmentation derive from (seed, epoch, sample index)",
             "world_size": String(replica.comm.size),
-            "model": modelDescription(replica.net), "parameter_count": String(store.parameterCount),
-            "data_mean": String(config.data.mean), "data_std": String(config.data.std),
+            "model": replica.net.summary, "parameter_count": String(store.parameterCount),
+            "data_mean": config.data.mean.description, "data_std": config.data.std.description,
             "config": try config.yaml(),
         ]
         return try Safetensors.encode(entries, metadata: metadata)
@@ -59,7 +59,7 @@ public struct Checkpoint {
     /// `weightsOnly`, momentum), after checking it is for the same model.
     public func apply(to replica: Replica, weightsOnly: Bool = false) throws {
         let store = replica.net.parameters
-        let expected = Checkpoint.modelDescription(replica.net)
+        let expected = replica.net.summary
         if let model = metadata["model"], model != expected {
             throw TrainingError("\(source) is for another model (\(model)); this config builds \(expected). Use the config it was trained with, or another run directory.")
         }
@@ -76,11 +76,6 @@ public struct Checkpoint {
             }
             e.values.withUnsafeBufferPointer { tensor.data.update(from: $0.baseAddress!, count: tensor.count) }
         }
-    }
-
-    /// What a checkpoint must match: layer widths, blocks, classes, norm settings' shapes.
-    static func modelDescription(_ net: PreActResNet) -> String {
-        "preact-resnet widths=\(net.shape.widths) blocks=\(net.shape.blocksPerStage) in=\(net.shape.inChannels) classes=\(net.shape.classes) parameters=\(net.parameters.parameterCount)"
     }
 }
 

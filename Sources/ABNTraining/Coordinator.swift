@@ -52,6 +52,14 @@ public struct Coordinator {
         return try TrainingConfig.parse(yaml: broadcast(resolved), source: "\(path) (as resolved by rank 0)")
     }
 
+    /// Makes the config's synthetic data set where it is missing: rank 0 first, then the
+    /// other ranks, which find it there when the file system is shared.
+    public func prepareData(_ config: TrainingConfig) throws {
+        if isRoot { try DataSource.generateIfMissing(config, say: say) }
+        comm.barrier()
+        if !isRoot { try DataSource.generateIfMissing(config) { _ in } }
+    }
+
     /// True when every rank holds bit-identical parameters and buffers.
     public func replicasIdentical(_ store: ParameterStore) -> Bool {
         let bytes = UnsafeRawBufferPointer(start: store.values.data, count: store.values.byteCount)

@@ -60,13 +60,3 @@ public struct BatchSlices: Sendable, Equatable {
         return start..<start + counts[rank]
     }
 }
-
-/// Mixes values into one 64-bit seed (SplitMix64 finalizer over a running hash).
-public func mixSeed(_ values: UInt64...) -> UInt64 {
-    var h: UInt64 = 0x243F_6A88_85A3_08D3
-    for v in values {
-        var g = SplitMix64(seed: h ^ v)
-        h = g.next()
-    }
-    return h
-}

@@ -1,4 +1,5 @@
 import ABNComm
+import ABNData
 import ABNLayers
 import ABNTensor
 
@@ -18,16 +19,20 @@ public struct StepTimings: Sendable {
 /// network, SGD, the cross-rank batch statistics (when synchronized) and gradient averaging.
 public final class Replica {
     public let comm: Communicator
-    public let net: PreActResNet
+    public let net: any Network
+    /// Classification (one class per image) or segmentation (one per pixel).
+    public let task: TaskKind
     public let optimizer: SGD
     public let averager: GradientAverager
     /// The norm layers' reducer when batch statistics are synchronized across ranks.
     public let statistics: SynchronizedStatistics?
 
-    /// Builds the network of `config` with its initial weights; `sync` overrides `model.sync`.
-    public init(config: TrainingConfig, comm: Communicator, sync: Bool? = nil) throws {
+    /// Builds the network of `config` for `input` (channels, classes, task) with its initial
+    /// weights; `sync` overrides `model.sync`.
+    public init(config: TrainingConfig, input: ModelInput, comm: Communicator, sync: Bool? = nil) throws {
         self.comm = comm
-        net = try PreActResNet(shape: config.networkShape, norm: try config.normSettings(), seed: UInt64(config.model.initSeed))
+        task = input.task
+        net = try config.makeNetwork(input)
         optimizer = SGD(net.parameters, settings: config.sgdSettings)
         let synchronized = (sync ?? config.model.sync) && comm.size > 1
         statistics = synchronized ? SynchronizedStatistics(comm) : nil
@@ -38,23 +43,36 @@ public final class Replica {
         net.gradientsReady = { averager.parameterReady($0) }
     }
 
-    /// One step on this rank's slice (images (n, C, H, W), n labels; n may be 0) of a global
-    /// batch of `globalBatch` samples: forward, loss scaled by 1/globalBatch, backward with
-    /// gradient averaging, SGD at `learningRate`. Returns the mean loss over the global batch.
-    public func step(images: Tensor, labels: [Int], globalBatch: Int, learningRate: Float) throws -> (loss: Double, timings: StepTimings) {
+    /// One step on this rank's slice (`batch`, n samples; n may be 0) of a global batch of
+    /// `globalBatch` samples: forward, loss scaled so that the ranks' gradients add up to the
+    /// gradient of the global mean (classification: 1/globalBatch; segmentation: 1/the valid
+    /// pixels of the global batch, learned from one allreduce), backward with gradient
+    /// averaging, SGD at `learningRate`. Returns the mean loss over the global batch.
+    public func step(_ batch: Batch, globalBatch: Int, learningRate: Float) throws -> (loss: Double, timings: StepTimings) {
         let t0 = monotonicSeconds()
         statistics?.resetTimer()
         net.training = true
         var loss = [0.0]
         averager.begin()
-        if labels.isEmpty && statistics == nil {
+        var normalizer = [Double(globalBatch)]
+        if task == .segmentation {
+            normalizer[0] = Double(batch.masks.lazy.filter { $0 != ignoreLabel }.count)
+            comm.allreduceSum(&normalizer, count: 1)
+            normalizer[0] = max(1, normalizer[0])
+        }
+        if batch.count == 0 && statistics == nil {
             // nothing to compute, and no collective inside the layers to take part in
             net.parameters.gradients.zero()
             for p in net.parameters.parameters.reversed() { averager.parameterReady(p) }
         } else {
-            let logits = try net.forward(images)
+            let logits = try net.forward(batch.images)
             let dLogits = Tensor(uninitialized: logits.shape)
-            loss[0] = softmaxCrossEntropy(dLogits: dLogits, logits: logits, labels: labels, normalizer: Double(globalBatch))
+            switch task {
+            case .classification:
+                loss[0] = softmaxCrossEntropy(dLogits: dLogits, logits: logits, labels: batch.labels, normalizer: normalizer[0])
+            case .segmentation:
+                loss[0] = pixelCrossEntropy(dLogits: dLogits, logits: logits, masks: batch.masks, ignore: ignoreLabel, normalizer: normalizer[0])
+            }
             net.backward(dLogits)
         }
         averager.finish()

@@ -1,4 +1,5 @@
 import ABNComm
+import ABNData
 import ABNLayers
 import ABNTensor
 
@@ -61,9 +62,11 @@ public struct SynchronizationCheck {
             throw TrainingError("--slices gives \(slices.counts.count) counts but the job has \(comm.size) ranks; give one count per rank.")
         }
         guard slices.total >= 2 else { throw TrainingError("the global batch must have at least 2 samples, got \(slices.total).") }
-        let data = try FashionMNIST(root: config.data.root, split: .train, limit: config.data.trainLimit)
-        let batches = try GlobalBatches(samples: data.count, globalBatch: slices.total, seed: UInt64(config.train.seed))
-        let pipeline = config.imagePipeline
+        try coordinator.prepareData(config)
+        let data = try DataSource(config: config)
+        let loader = BatchLoader(dataset: data.train, pipeline: data.pipeline)
+        let input = ModelInput(data)
+        let batches = try GlobalBatches(samples: data.train.count, globalBatch: slices.total, seed: UInt64(config.train.seed))
         let schedule = config.schedule(totalSteps: steps)
 
         /// Trains `replica` for the K steps on positions `positions` of each global batch.
@@ -80,8 +83,7 @@ public struct SynchronizationCheck {
                 let epoch = batches.epoch(ofStep: step)
                 if step == 0 || step % batches.stepsPerEpoch == 0 { permutation = batches.permutation(epoch: epoch) }
                 let indices = Array(batches.batch(step: step, permutation: permutation)[positions(rank)])
-                let (images, labels) = pipeline.batch(data, indices: indices, epoch: epoch)
-                _ = try replica.step(images: images, labels: labels, globalBatch: slices.total, learningRate: schedule.rate(step: step))
+                _ = try replica.step(try loader.load(indices, epoch: epoch), globalBatch: slices.total, learningRate: schedule.rate(step: step))
                 if step == 0 { for layer in replica.net.normLayers { layer.probe = nil } }
             }
             let store = replica.net.parameters
@@ -95,12 +97,12 @@ public struct SynchronizationCheck {
         var reference = Outcome()
         if coordinator.isRoot {
             progress("reference: one replica on the whole global batch of \(slices.total)")
-            let single = try Replica(config: config, comm: SingleProcess(), sync: false)
+            let single = try Replica(config: config, input: input, comm: SingleProcess(), sync: false)
             reference = try train(single, positions: { _ in 0..<slices.total }, rank: 0)
         }
 
         func distributed(sync: Bool) throws -> (rows: [Row], identical: Bool) {
-            let replica = try Replica(config: config, comm: comm, sync: sync)
+            let replica = try Replica(config: config, input: input, comm: comm, sync: sync)
             coordinator.broadcastInitialState(replica.net.parameters)
             let outcome = try train(replica, positions: slices.range(rank:), rank: comm.rank)
             var rows: [Row] = []

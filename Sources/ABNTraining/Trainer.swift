@@ -1,4 +1,5 @@
 import ABNComm
+import ABNData
 import ABNLayers
 import ABNTensor
 import Foundation
@@ -21,17 +22,18 @@ public final class Trainer {
     /// checkpoint when `resume` is set. `stopAfterStep` ends the run early at that step, with a
     /// checkpoint, as an interruption would (the schedule still spans the whole run).
     public func run(resume: Bool, stopAfterStep: Int? = nil) throws {
-        let train = try FashionMNIST(root: config.data.root, split: .train, limit: config.data.trainLimit)
-        let test = try FashionMNIST(root: config.data.root, split: .test, limit: config.data.testLimit)
-        let batches = try GlobalBatches(samples: train.count, globalBatch: config.train.globalBatch, seed: UInt64(config.train.seed))
+        try coordinator.prepareData(config)
+        let data = try DataSource(config: config)
+        let train = BatchLoader(dataset: data.train, pipeline: data.pipeline)
+        let test = BatchLoader(dataset: data.test, pipeline: data.pipeline)
+        let batches = try GlobalBatches(samples: data.train.count, globalBatch: config.train.globalBatch, seed: UInt64(config.train.seed))
         let slices = BatchSlices(even: config.train.globalBatch, ranks: comm.size)
-        let pipeline = config.imagePipeline
         var totalSteps = config.train.epochs * batches.stepsPerEpoch
         if config.train.maxSteps > 0 { totalSteps = min(totalSteps, config.train.maxSteps) }
         let schedule = config.schedule(totalSteps: totalSteps)
         // before building the replica: its set-up makes collectives that would hang ranks that disagree
         try coordinator.requireAgreement("config", try config.yaml())
-        let replica = try Replica(config: config, comm: comm)
+        let replica = try Replica(config: config, input: ModelInput(data), comm: comm)
         try coordinator.requireAgreement("model size", String(replica.net.parameters.parameterCount))
         coordinator.broadcastInitialState(replica.net.parameters)
 
@@ -48,18 +50,27 @@ public final class Trainer {
                         + "(\(slices.counts.map(String.init).joined(separator: "+"))), \(batches.stepsPerEpoch) steps per epoch, "
                         + "steps \(step)..<\(lastStep) of \(totalSteps), norm \(config.model.norm.rawValue)\(config.model.sync ? " synchronized" : ""), "
                         + "\(replica.net.parameters.parameterCount) parameters; run directory \(runDirectory)")
+        coordinator.say("train: \(data.task.rawValue) of \(data.train.count) images (\(data.channels) channel(s), \(data.classNames.count) classes) from \(config.data.root); model \(replica.net.summary)")
         let progress = coordinator.isRoot ? ProgressLine(total: totalSteps) : nil
         var permutation: [Int] = []
         var permutationEpoch = -1
         var window = (loss: 0.0, steps: 0, start: monotonicSeconds())
         var timings = StepTimings()
-        while step < lastStep {
+        /// This rank's sample indices at `step`, and the step's epoch.
+        func slice(_ step: Int) -> (indices: [Int], epoch: Int) {
             let epoch = batches.epoch(ofStep: step)
             if epoch != permutationEpoch { permutation = batches.permutation(epoch: epoch); permutationEpoch = epoch }
-            let indices = Array(batches.batch(step: step, permutation: permutation)[slices.range(rank: comm.rank)])
-            let (images, labels) = pipeline.batch(train, indices: indices, epoch: epoch)
+            return (Array(batches.batch(step: step, permutation: permutation)[slices.range(rank: comm.rank)]), epoch)
+        }
+        while step < lastStep {
+            let (indices, epoch) = slice(step)
+            let batch = try train.batch(indices, epoch: epoch)
+            if step + 1 < lastStep {
+                let next = slice(step + 1)
+                train.prefetch(next.indices, epoch: next.epoch)  // decoded while this step computes
+            }
             let lr = schedule.rate(step: step)
-            let (loss, t) = try replica.step(images: images, labels: labels, globalBatch: config.train.globalBatch, learningRate: lr)
+            let (loss, t) = try replica.step(batch, globalBatch: config.train.globalBatch, learningRate: lr)
             guard loss.isFinite else {
                 throw TrainingError("the loss became \(loss) at step \(step); lower train.lr (now \(config.train.lr)) or raise train.warmup_steps.")
             }
@@ -83,9 +94,9 @@ public final class Trainer {
                 timings = StepTimings()
             }
             if (endOfEpoch || step == totalSteps) && config.train.evaluate {
-                let (testLoss, accuracy) = try evaluate(replica, on: test, pipeline: pipeline)
-                let line: [String: Any] = ["step": step, "epoch": Double(step) / Double(batches.stepsPerEpoch),
-                                           "test_loss": testLoss, "test_accuracy": accuracy]
+                let result = try evaluate(replica, loader: test)
+                var line: [String: Any] = ["step": step, "epoch": Double(step) / Double(batches.stepsPerEpoch)]
+                line.merge(result.jsonFields) { $1 }
                 try metrics?.append(line)
                 progress?.show(line)
                 window.start = monotonicSeconds()
@@ -161,8 +172,10 @@ final class ProgressLine {
 
     func show(_ line: [String: Any]) {
         if line["test_accuracy"] != nil {
-            let text = String(format: "eval  step %d  epoch %.2f  test loss %.4f  test accuracy %.2f%%", line["step"] as! Int,
-                              line["epoch"] as! Double, line["test_loss"] as! Double, 100 * (line["test_accuracy"] as! Double))
+            var text = String(format: "eval  step %d  epoch %.2f  test loss %.4f  %@ %.2f%%", line["step"] as! Int,
+                              line["epoch"] as! Double, line["test_loss"] as! Double,
+                              line["test_miou"] == nil ? "test accuracy" : "pixel accuracy", 100 * (line["test_accuracy"] as! Double))
+            if let miou = line["test_miou"] as? Double { text += String(format: "  mIoU %.4f", miou) }
             emit(text, keep: true)
             return
         }

@@ -1,3 +1,4 @@
+import ABNData
 import ABNLayers
 import ABNTensor
 import Foundation
@@ -12,9 +13,18 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var checkpoint = Checkpoint()
 
     public struct Model: Codable, Equatable, Sendable {
-        /// Channels of each stage of the pre-activation ResNet.
+        /// resnet (the reference classifier) | deeplab (DeepLabV3 segmentation network).
+        public var arch = "resnet"
+        /// Channels of each stage of the pre-activation ResNet body.
         public var widths = [32, 64, 128]
         public var blocksPerStage = 2
+        /// Classes of the output (0: the data set's count).
+        public var classes = 0
+        /// deeplab: output stride of the body (16, or 8 with a dilated last stage), the head's
+        /// width and its three atrous dilations.
+        public var outputStride = 16
+        public var headWidth = 64
+        public var asppDilations = [2, 4, 6]
         /// inplace | standard | checkpoint.
         public var norm = NormMode.inplace
         /// Synchronize batch statistics across ranks (false: each rank normalizes its own slice).
@@ -30,18 +40,41 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     }
 
     public struct DataSettings: Codable, Equatable, Sendable {
-        /// Folder with the IDX .gz files.
+        /// fashion-mnist (IDX files) | image-folder (ROOT/SPLIT/CLASS/NAME.png|.jpg) |
+        /// segmentation-folder (ROOT/SPLIT/images, ROOT/SPLIT/masks).
+        public var format = "fashion-mnist"
+        /// The data set's folder.
         public var root = "/usr/share/datasets/fashion-mnist"
+        /// Image channels, 1 or 3 (0: those of the first training image).
+        public var channels = 0
+        /// image-folder: every image is resized to [height, width] ([]: the first training image's size).
+        public var imageSize: [Int] = []
+        /// segmentation: training crop [height, width] and random scale [min, max].
+        public var cropSize = [96, 96]
+        public var scaleRange = [0.75, 1.5]
         public var augment = true
-        /// Random crop after zero padding by this many pixels (0: no crop).
+        /// Classification: random shift by up to this many pixels (0: none).
         public var cropPadding = 2
         public var flip = true
         /// Use only the first N training / test samples (0: all).
         public var trainLimit = 0
         public var testLimit = 0
-        /// Input normalization: (pixel / 255 - mean) / std.
-        public var mean: Double = 0.2860
-        public var std: Double = 0.3530
+        /// Input normalization: (pixel / 255 - mean) / std, one value or one per channel.
+        public var mean: PerChannel = 0.2860
+        public var std: PerChannel = 0.3530
+        /// A synthetic set to make at `root` when it is missing.
+        public var generate = Generate()
+
+        public struct Generate: Codable, Equatable, Sendable {
+            /// none | fmnist-scenes.
+            public var kind = "none"
+            public var size = 96
+            public var train = 10_000
+            public var test = 2_000
+            public var seed = 0
+            /// Where the Fashion-MNIST IDX files are.
+            public var fashionMnist = "/usr/share/datasets/fashion-mnist"
+        }
     }
 
     public struct Train: Codable, Equatable, Sendable {
@@ -188,7 +221,14 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         func require(_ ok: Bool, _ key: String, _ message: String) throws {
             if !ok { throw TrainingError("\(key): \(message)") }
         }
+        try require(["resnet", "deeplab"].contains(model.arch), "model.arch", "must be resnet or deeplab, got '\(model.arch)'.")
         try require(model.widths.count >= 1 && model.widths.allSatisfy { $0 >= 1 }, "model.widths", "must list at least one positive channel count, got \(model.widths).")
+        try require(model.arch != "deeplab" || model.widths.count == 4, "model.widths", "deeplab needs four stage widths, got \(model.widths.count).")
+        try require(model.classes == 0 || (2...255).contains(model.classes), "model.classes", "must be 0 (from the data) or 2...255, got \(model.classes).")
+        try require([8, 16].contains(model.outputStride), "model.output_stride", "must be 8 or 16, got \(model.outputStride).")
+        try require(model.headWidth >= 1, "model.head_width", "must be at least 1, got \(model.headWidth).")
+        try require(model.asppDilations.count == 3 && model.asppDilations.allSatisfy { (1...64).contains($0) }, "model.aspp_dilations",
+                    "must be three dilations in 1...64, got \(model.asppDilations).")
         try require(model.blocksPerStage >= 1, "model.blocks_per_stage", "must be at least 1, got \(model.blocksPerStage).")
         do { _ = try activation() } catch let error as LayerError {
             throw TrainingError("model.activation: \(error.description)")
@@ -198,7 +238,22 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(model.initSeed >= 0, "model.init_seed", "must be >= 0, got \(model.initSeed).")
         try require(data.cropPadding >= 0 && data.cropPadding <= 8, "data.crop_padding", "must be in 0...8, got \(data.cropPadding).")
         try require(data.trainLimit >= 0 && data.testLimit >= 0, "data.train_limit", "limits must be >= 0 (0 means all).")
-        try require(data.std > 0, "data.std", "must be positive, got \(data.std).")
+        try require(["fashion-mnist", "image-folder", "segmentation-folder"].contains(data.format), "data.format",
+                    "must be fashion-mnist, image-folder or segmentation-folder, got '\(data.format)'.")
+        try require([0, 1, 3].contains(data.channels), "data.channels", "must be 0 (from the images), 1 or 3, got \(data.channels).")
+        try require(data.imageSize.isEmpty || (data.imageSize.count == 2 && data.imageSize.allSatisfy { (1...8192).contains($0) }),
+                    "data.image_size", "must be [] (the first image's size) or [height, width] in 1...8192, got \(data.imageSize).")
+        try require(data.cropSize.count == 2 && data.cropSize.allSatisfy { (8...8192).contains($0) }, "data.crop_size",
+                    "must be [height, width] in 8...8192, got \(data.cropSize).")
+        try require(data.scaleRange.count == 2 && data.scaleRange[0] > 0 && data.scaleRange[0] <= data.scaleRange[1] && data.scaleRange[1] <= 8,
+                    "data.scale_range", "must be [min, max] with 0 < min <= max <= 8, got \(data.scaleRange).")
+        try require(data.mean.values.count >= 1 && data.mean.values.allSatisfy(\.isFinite), "data.mean", "must be a number or a list of numbers, got \(data.mean.values).")
+        try require(data.std.values.count >= 1 && data.std.values.allSatisfy { $0 > 0 && $0.isFinite }, "data.std", "must be positive, got \(data.std.values).")
+        try require(["none", "fmnist-scenes"].contains(data.generate.kind), "data.generate.kind", "must be none or fmnist-scenes, got '\(data.generate.kind)'.")
+        try require((56...4096).contains(data.generate.size), "data.generate.size", "must be 56...4096, got \(data.generate.size).")
+        try require(data.generate.train >= 0 && data.generate.test >= 0 && data.generate.train + data.generate.test >= 1,
+                    "data.generate.train", "train and test counts must be >= 0 and not both 0.")
+        try require(data.generate.seed >= 0, "data.generate.seed", "must be >= 0, got \(data.generate.seed).")
         try require(train.globalBatch >= 1, "train.global_batch", "must be at least 1, got \(train.globalBatch).")
         try require(train.epochs >= 1, "train.epochs", "must be at least 1, got \(train.epochs).")
         try require(train.maxSteps >= 0, "train.max_steps", "must be >= 0 (0 means all epochs), got \(train.maxSteps).")
@@ -221,10 +276,6 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try Activation(name: model.activation, parameter: Float(model.activationParam))
     }
 
-    public var networkShape: NetworkShape {
-        NetworkShape(widths: model.widths, blocksPerStage: model.blocksPerStage)
-    }
-
     public func normSettings() throws -> NormSettings {
         NormSettings(mode: model.norm, activation: try activation(), eps: Float(model.eps), momentum: Float(model.momentum))
     }
@@ -232,12 +283,6 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var sgdSettings: SGDSettings {
         SGDSettings(learningRate: Float(train.lr), momentum: Float(train.momentum), nesterov: train.nesterov,
                     weightDecay: Float(train.weightDecay))
-    }
-
-    /// Normalization and (for training) augmentation of the input images.
-    public var imagePipeline: ImagePipeline {
-        ImagePipeline(mean: Float(data.mean), std: Float(data.std), augment: data.augment,
-                      cropPadding: data.cropPadding, flip: data.flip, seed: UInt64(train.seed))
     }
 
     /// The learning-rate schedule of a run of `totalSteps` steps.

@@ -1,5 +1,6 @@
 import ABNComm
 import ABNLayers
+import ABNData
 import ABNTensor
 import ABNTraining
 import ArgumentParser
@@ -103,12 +104,12 @@ struct BenchStep: ParsableCommand {
         var rng = SplitMix64(seed: UInt64(7 + comm.rank))
         let images = Tensor(uninitialized: [slice, 1, 28, 28])
         images.fillNormal(using: &rng)
-        let labels = (0..<slice).map { _ in Int(rng.next() % 10) }
+        let batchSlice = Batch(images: images, labels: (0..<slice).map { _ in Int(rng.next() % 10) })
         var replicas: [Replica] = []
         for mode in modes {
             var c = config
             c.model.norm = mode
-            let replica = try Replica(config: c, comm: comm)
+            let replica = try Replica(config: c, input: ModelInput(channels: 1, classes: 10, task: .classification), comm: comm)
             coordinator.broadcastInitialState(replica.net.parameters)
             replicas.append(replica)
         }
@@ -116,7 +117,7 @@ struct BenchStep: ParsableCommand {
         for round in 0..<(warmup + repeats) {
             for (i, replica) in replicas.enumerated() {
                 comm.barrier()
-                let (_, t) = try replica.step(images: images, labels: labels, globalBatch: batch, learningRate: 0.01)
+                let (_, t) = try replica.step(batchSlice, globalBatch: batch, learningRate: 0.01)
                 if round >= warmup { timings[i].append(t) }
             }
         }

@@ -1,3 +1,4 @@
+import ABNData
 import ABNTraining
 import ArgumentParser
 import Foundation
@@ -74,18 +75,26 @@ struct Eval: ParsableCommand {
             }
             let text = coordinator.broadcast(configText)
             let config = try TrainingConfig.parse(yaml: text, source: self.config ?? "the checkpoint's config", overrides: overrides)
-            let replica = try Replica(config: config, comm: coordinator.comm)
+            try coordinator.prepareData(config)
+            let data = try DataSource(config: config)
+            let replica = try Replica(config: config, input: ModelInput(data), comm: coordinator.comm)
             if let loaded { try loaded.apply(to: replica, weightsOnly: true) }
             coordinator.broadcastInitialState(replica.net.parameters)
-            let test = try FashionMNIST(root: config.data.root, split: .test, limit: config.data.testLimit)
-            let (loss, accuracy) = try evaluate(replica, on: test, pipeline: config.imagePipeline)
+            let result = try evaluate(replica, loader: BatchLoader(dataset: data.test, pipeline: data.pipeline))
             guard coordinator.isRoot else { return }
             if json {
-                printJSONLine(["checkpoint": checkpoint, "step": loaded?.step ?? 0, "test_loss": loss, "test_accuracy": accuracy,
-                               "samples": test.count, "ranks": coordinator.comm.size])
+                var line: [String: Any] = ["checkpoint": checkpoint, "step": loaded?.step ?? 0, "samples": result.samples,
+                                           "ranks": coordinator.comm.size]
+                line.merge(result.jsonFields) { $1 }
+                if result.classIoU != nil { line["classes"] = data.classNames }
+                printJSONLine(line)
             } else {
-                print(String(format: "%@ (step %d): test loss %.4f, test accuracy %.2f%% on %d images", checkpoint,
-                             loaded?.step ?? 0, loss, 100 * accuracy, test.count))
+                print("\(checkpoint) (step \(loaded?.step ?? 0)): \(result.summary) on \(result.samples) images")
+                if let iou = result.classIoU {
+                    for (name, value) in zip(data.classNames, iou) {
+                        print("  IoU " + name.padding(toLength: 16, withPad: " ", startingAt: 0) + (value.map { String(format: "%.4f", $0) } ?? "n/a"))
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,161 @@
+import ABNTensor
+
+/// How a decoded sample becomes network input: its size (a fixed size for classification, a
+/// random scale and crop for segmentation training, the whole image for segmentation
+/// evaluation), a horizontal flip, and per-channel normalization x = (pixel / 255 - mean) / std.
+/// Random choices come from (seed, epoch, global sample index) alone, so a sample looks the
+/// same whichever rank loads it.
+public struct SamplePipeline: Sendable, Equatable {
+    public enum Geometry: Sendable, Equatable {
+        /// Every image resized (bilinear) to height x width; augmented by a random shift of up
+        /// to `padding` pixels (the uncovered border black) and a flip.
+        case classification(height: Int, width: Int, padding: Int)
+        /// Training: a random scale in minScale...maxScale (images bilinear, masks nearest),
+        /// then a random crop of cropHeight x cropWidth (where the scaled image is smaller, it
+        /// is placed at random in the crop: image padded with the mean, mask with 255), and a
+        /// flip. Evaluation: the whole image.
+        case segmentation(cropHeight: Int, cropWidth: Int, minScale: Float, maxScale: Float)
+    }
+
+    public let geometry: Geometry
+    /// Per channel, of pixel / 255.
+    public let mean: [Float]
+    public let std: [Float]
+    /// Random scale and crop (or shift) when training; flip when `flip` too.
+    public let augment: Bool
+    public let flip: Bool
+    public let seed: UInt64
+
+    public init(geometry: Geometry, mean: [Float], std: [Float], augment: Bool, flip: Bool, seed: UInt64) {
+        precondition(mean.count == std.count && !mean.isEmpty, "one mean and one std per channel")
+        self.geometry = geometry
+        self.mean = mean
+        self.std = std
+        self.augment = augment
+        self.flip = flip
+        self.seed = seed
+    }
+
+    /// Output (height, width) for an image of `height` x `width`; `training` selects the
+    /// segmentation crop (evaluation keeps the whole image).
+    public func outputSize(height: Int, width: Int, training: Bool) -> (height: Int, width: Int) {
+        switch geometry {
+        case .classification(let h, let w, _): return (h, w)
+        case .segmentation(let h, let w, _, _): return training ? (h, w) : (height, width)
+        }
+    }
+
+    /// Where the output window lies on the image scaled to scaledHeight x scaledWidth: output
+    /// pixel (y, x) shows scaled pixel (y + offsetY, x + offsetX), mirrored when `mirrored`.
+    struct Placement {
+        var scaledHeight, scaledWidth, offsetY, offsetX: Int
+        var mirrored: Bool
+    }
+
+    /// The placement of sample `index` at `epoch` (nil: evaluation, no augmentation).
+    func placement(height: Int, width: Int, index: Int, epoch: Int?) -> Placement {
+        var rng = SplitMix64(seed: mixSeed(seed, 0x4155_474D, UInt64(epoch ?? 0), UInt64(index)))
+        let random = augment && epoch != nil
+        switch geometry {
+        case .classification(let h, let w, let padding):
+            var p = Placement(scaledHeight: h, scaledWidth: w, offsetY: 0, offsetX: 0, mirrored: false)
+            if random {
+                if padding > 0 {
+                    p.offsetY = Int(rng.next() % UInt64(2 * padding + 1)) - padding
+                    p.offsetX = Int(rng.next() % UInt64(2 * padding + 1)) - padding
+                }
+                p.mirrored = flip && rng.next() & 1 == 1
+            }
+            return p
+        case .segmentation(let cropHeight, let cropWidth, let minScale, let maxScale):
+            guard epoch != nil else {
+                return Placement(scaledHeight: height, scaledWidth: width, offsetY: 0, offsetX: 0, mirrored: false)
+            }
+            let scale = random ? minScale + (maxScale - minScale) * rng.nextUniform() : 1
+            let sh = max(1, Int((Float(height) * scale).rounded())), sw = max(1, Int((Float(width) * scale).rounded()))
+            func offset(_ scaled: Int, _ crop: Int) -> Int {
+                let span = abs(scaled - crop)
+                let o = random ? Int(rng.next() % UInt64(span + 1)) : span / 2
+                return scaled >= crop ? o : -o
+            }
+            let oy = offset(sh, cropHeight), ox = offset(sw, cropWidth)
+            return Placement(scaledHeight: sh, scaledWidth: sw, offsetY: oy, offsetX: ox, mirrored: random && flip && rng.next() & 1 == 1)
+        }
+    }
+
+    /// Writes sample `index` (its global index) at `epoch` (nil: evaluation) as (C, height,
+    /// width) normalized values to `image` and, for a mask, (height, width) class ids to `mask`.
+    public func render(_ sample: Sample, index: Int, epoch: Int?, height: Int, width: Int,
+                       image out: UnsafeMutablePointer<Float>, mask maskOut: UnsafeMutablePointer<UInt8>?) {
+        let source = sample.image
+        let C = source.channels, h = source.height, w = source.width
+        precondition(C == mean.count, "an image of \(C) channels for a pipeline of \(mean.count)")
+        let p = placement(height: h, width: w, index: index, epoch: epoch)
+        let isSegmentation = if case .segmentation = geometry { true } else { false }
+        let scale = (0..<C).map { 1 / (255 * std[$0]) }, shift = (0..<C).map { -mean[$0] / std[$0] }
+        // the uncovered border: black for classification, the mean (0 after normalization) for segmentation
+        let fill = (0..<C).map { isSegmentation ? Float(0) : shift[$0] }
+        let rows = sourceCoordinates(count: height, offset: p.offsetY, scaled: p.scaledHeight, original: h, mirrored: false)
+        let columns = sourceCoordinates(count: width, offset: p.offsetX, scaled: p.scaledWidth, original: w, mirrored: p.mirrored)
+        source.pixels.withUnsafeBufferPointer { pixels in
+            let src = pixels.baseAddress!
+            for y in 0..<height {
+                let r = rows[y]
+                for x in 0..<width {
+                    let col = columns[x]
+                    for c in 0..<C {
+                        let o = out + (c * height + y) * width + x
+                        guard let r, let col else { o.pointee = fill[c]; continue }
+                        let top = Float(src[(r.low * w + col.low) * C + c]) * (1 - col.weight)
+                            + Float(src[(r.low * w + col.high) * C + c]) * col.weight
+                        let bottom = Float(src[(r.high * w + col.low) * C + c]) * (1 - col.weight)
+                            + Float(src[(r.high * w + col.high) * C + c]) * col.weight
+                        o.pointee = (top * (1 - r.weight) + bottom * r.weight) * scale[c] + shift[c]
+                    }
+                }
+            }
+        }
+        guard let maskOut, case .mask(let mask) = sample.target else { return }
+        let nearestRows = nearestCoordinates(count: height, offset: p.offsetY, scaled: p.scaledHeight, original: h, mirrored: false)
+        let nearestColumns = nearestCoordinates(count: width, offset: p.offsetX, scaled: p.scaledWidth, original: w, mirrored: p.mirrored)
+        for y in 0..<height {
+            for x in 0..<width {
+                if let r = nearestRows[y], let col = nearestColumns[x] {
+                    maskOut[y * width + x] = mask.pixels[r * w + col]
+                } else {
+                    maskOut[y * width + x] = ignoreLabel
+                }
+            }
+        }
+    }
+
+    /// A bilinear source position: rows (or columns) low and high with the weight of high.
+    struct Tap { var low: Int; var high: Int; var weight: Float }
+
+    /// For each output coordinate, the bilinear taps in the original image (PyTorch's
+    /// align_corners=False: source = (scaled + 0.5) * original / scaled - 0.5, clamped at 0),
+    /// or nil where the output lies outside the scaled image.
+    func sourceCoordinates(count: Int, offset: Int, scaled: Int, original: Int, mirrored: Bool) -> [Tap?] {
+        let ratio = Float(original) / Float(scaled)
+        return (0..<count).map { i in
+            let s = i + offset
+            guard s >= 0 && s < scaled else { return nil }
+            let t = mirrored ? scaled - 1 - s : s
+            if scaled == original { return Tap(low: t, high: t, weight: 0) }
+            let position = max(0, (Float(t) + 0.5) * ratio - 0.5)
+            let low = min(Int(position), original - 1)
+            return Tap(low: low, high: min(low + 1, original - 1), weight: position - Float(low))
+        }
+    }
+
+    /// For each output coordinate, the nearest source pixel (PyTorch's "nearest": floor(scaled
+    /// * original / scaled)), or nil outside the scaled image.
+    func nearestCoordinates(count: Int, offset: Int, scaled: Int, original: Int, mirrored: Bool) -> [Int?] {
+        (0..<count).map { i in
+            let s = i + offset
+            guard s >= 0 && s < scaled else { return nil }
+            let t = mirrored ? scaled - 1 - s : s
+            return min(original - 1, t * original / scaled)
+        }
+    }
+}

@@ -1,0 +1,234 @@
+import ABNTensor
+
+/// Shape of the DeepLabV3 segmentation network.
+public struct DeepLabShape: Sendable, Equatable {
+    public var inChannels: Int
+    /// Channels of the four body stages.
+    public var widths: [Int]
+    public var blocksPerStage: Int
+    /// 16: first-block strides (1, 2, 2, 2) after a stride-2 stem; 8: stage 4 keeps stride 1 and
+    /// dilates its 3x3 convolutions by 2.
+    public var outputStride: Int
+    /// Width of the head's branches (hw).
+    public var headWidth: Int
+    /// Dilations of the three 3x3 atrous branches.
+    public var dilations: [Int]
+    public var classes: Int
+
+    public init(inChannels: Int, widths: [Int], blocksPerStage: Int, outputStride: Int, headWidth: Int, dilations: [Int], classes: Int) {
+        self.inChannels = inChannels
+        self.widths = widths
+        self.blocksPerStage = blocksPerStage
+        self.outputStride = outputStride
+        self.headWidth = headWidth
+        self.dilations = dilations
+        self.classes = classes
+    }
+}
+
+/// DeepLabV3 on a pre-activation ResNet body, every norm layer a `NormAct` of the configured
+/// mode (segmentation.md):
+///
+///   body: stem (3x3, stride 2) -> stages 1..4 of `PreActBlock`s -> body_norm
+///   head: map_convs.0 (1x1) and map_convs.1..3 (3x3, dilations d1..d3), concatenated
+///         (4 hw channels) -> map_bn -> red_conv (1x1, 4hw -> hw)
+///         + global average pool -> global_pooling_conv -> global_pooling_bn -> pool_red_conv,
+///           added to every position (never materialized at full size)
+///         -> red_bn -> cls (1x1 with bias) -> bilinear upsampling to the input size.
+///
+/// Parameter names follow the PyTorch state-dict convention of the reference implementation.
+public final class DeepLab: Network {
+    public let shape: DeepLabShape
+    public let parameters: ParameterStore
+    public let workspace = Workspace()
+    public var gradientsReady: ((Parameter) -> Void)?
+
+    private let stem: Conv2DLayer
+    private let stages: [[PreActBlock]]
+    private let bodyNorm: NormAct
+    private let mapConvs: [Conv2DLayer]
+    private let mapNorm: NormAct
+    private let poolConv: Conv2DLayer
+    private let poolNorm: NormAct
+    private let reduceConv: Conv2DLayer
+    private let poolReduceConv: Conv2DLayer
+    private let reduceNorm: NormAct
+    private let classifier: Conv2DLayer
+
+    // kept for backward (the norm outputs are nil in checkpoint mode: recomputed)
+    private var images: Tensor?
+    private var body: Tensor?       // body_norm output (N, C, h, w)
+    private var mapped: Tensor?     // map_bn output (N, 4hw, h, w)
+    private var pooled: Tensor?     // (N, C, 1, 1)
+    private var poolNormed: Tensor? // global_pooling_bn output (N, hw, 1, 1)
+    private var reduced: Tensor?    // red_bn output (N, hw, h, w)
+    private var logitShape: [Int] = []
+
+    /// Builds the network with weights drawn from `seed` (He-normal convolutions, classifier
+    /// bias 0, norm weight 1 and bias 0).
+    public init(shape: DeepLabShape, norm: NormSettings, seed: UInt64 = 0) throws {
+        guard shape.widths.count == 4, shape.widths.allSatisfy({ $0 >= 1 }), shape.blocksPerStage >= 1, shape.inChannels >= 1,
+              shape.classes >= 2, shape.headWidth >= 1, shape.dilations.count == 3, shape.dilations.allSatisfy({ $0 >= 1 }),
+              [8, 16].contains(shape.outputStride) else {
+            throw LayerError.invalidSetting("DeepLab shape \(shape) is invalid: four positive widths, three dilations, output stride 8 or 16, classes >= 2.")
+        }
+        self.shape = shape
+        var rng = SplitMix64(seed: seed)
+        stem = Conv2DLayer("stem", inChannels: shape.inChannels, outChannels: shape.widths[0], kernel: 3, stride: 2, padding: 1, rng: &rng)
+        var stages: [[PreActBlock]] = []
+        var cin = shape.widths[0]
+        for (i, c) in shape.widths.enumerated() {
+            let dilated = i == 3 && shape.outputStride == 8
+            let firstStride = i == 0 || dilated ? 1 : 2
+            stages.append(try (0..<shape.blocksPerStage).map { b in
+                try PreActBlock("stage\(i + 1).\(b)", inChannels: b == 0 ? cin : c, outChannels: c, stride: b == 0 ? firstStride : 1,
+                                dilation: dilated ? 2 : 1, norm: norm, rng: &rng)
+            })
+            cin = c
+        }
+        self.stages = stages
+        bodyNorm = try norm.layer("body_norm", channels: cin)
+        let hw = shape.headWidth
+        mapConvs = [Conv2DLayer("head.map_convs.0", inChannels: cin, outChannels: hw, kernel: 1, rng: &rng)]
+            + shape.dilations.enumerated().map { j, d in
+                Conv2DLayer("head.map_convs.\(j + 1)", inChannels: cin, outChannels: hw, kernel: 3, padding: d, dilation: d, rng: &rng)
+            }
+        mapNorm = try norm.layer("head.map_bn", channels: 4 * hw)
+        poolConv = Conv2DLayer("head.global_pooling_conv", inChannels: cin, outChannels: hw, kernel: 1, rng: &rng)
+        poolNorm = try norm.layer("head.global_pooling_bn", channels: hw)
+        reduceConv = Conv2DLayer("head.red_conv", inChannels: 4 * hw, outChannels: hw, kernel: 1, rng: &rng)
+        poolReduceConv = Conv2DLayer("head.pool_red_conv", inChannels: hw, outChannels: hw, kernel: 1, rng: &rng)
+        reduceNorm = try norm.layer("head.red_bn", channels: hw)
+        classifier = Conv2DLayer("cls", inChannels: hw, outChannels: shape.classes, kernel: 1, bias: true, rng: &rng)
+        let all: [Parameter] = stem.allParameters + stages.flatMap { $0.flatMap(\.allParameters) } + bodyNorm.allParameters
+            + mapConvs.flatMap(\.allParameters) + mapNorm.allParameters + poolConv.allParameters + poolNorm.allParameters
+            + reduceConv.allParameters + poolReduceConv.allParameters + reduceNorm.allParameters + classifier.allParameters
+        parameters = ParameterStore(all)
+    }
+
+    public var normLayers: [NormAct] {
+        stages.flatMap { $0.flatMap(\.normLayers) } + [bodyNorm, mapNorm, poolNorm, reduceNorm]
+    }
+    public var inChannels: Int { shape.inChannels }
+    public var classes: Int { shape.classes }
+    public var summary: String {
+        "deeplab widths=\(shape.widths) blocks=\(shape.blocksPerStage) in=\(shape.inChannels) output_stride=\(shape.outputStride) "
+            + "head=\(shape.headWidth) dilations=\(shape.dilations) classes=\(shape.classes) parameters=\(parameters.parameterCount)"
+    }
+
+    /// Logits (N, classes, H, W) for images (N, inChannels, H, W).
+    public func forward(_ images: Tensor) throws -> Tensor {
+        var x = stem.forward(images, workspace: workspace)
+        for stage in stages {
+            for block in stage { x = try block.forward(x, workspace: workspace) }
+        }
+        let body = try bodyNorm.forward(x)
+        let n = body.shape[0], h = body.shape[2], w = body.shape[3], hw = shape.headWidth
+
+        let concatenated = Tensor(uninitialized: [n, 4 * hw, h, w])
+        for (j, conv) in mapConvs.enumerated() {
+            placeChannels(conv.forward(body, workspace: workspace), into: concatenated, first: j * hw)
+        }
+        let mapped = try mapNorm.forward(concatenated)
+        let reduced = reduceConv.forward(mapped, workspace: workspace)
+
+        let pooled = Tensor(uninitialized: [n, body.shape[1]])
+        globalAveragePoolForward(output: pooled, input: body)
+        let pooledMap = pooled.reshaped([n, body.shape[1], 1, 1])
+        let poolNormed = try poolNorm.forward(poolConv.forward(pooledMap, workspace: workspace))
+        addBroadcast(reduced, poolReduceConv.forward(poolNormed, workspace: workspace))
+
+        let reducedNormed = try reduceNorm.forward(reduced)
+        let logits = classifier.forward(reducedNormed, workspace: workspace)
+        let output = Tensor(uninitialized: [n, shape.classes, images.shape[2], images.shape[3]])
+        bilinearUpsampleForward(output: output, input: logits)
+
+        let keep = bodyNorm.mode != .checkpoint
+        self.images = images
+        self.body = keep ? body : nil
+        self.mapped = keep ? mapped : nil
+        self.pooled = pooledMap
+        self.poolNormed = keep ? poolNormed : nil
+        self.reduced = keep ? reducedNormed : nil
+        logitShape = logits.shape
+        return output
+    }
+
+    /// Backward from dLogits (N, classes, H, W); parameter gradients land in `parameters.gradients`.
+    public func backward(_ dOutput: Tensor) {
+        guard let images, let pooled else { preconditionFailure("DeepLab.backward before forward") }
+        let ready = gradientsReady ?? { _ in }
+        let dLogits = Tensor(uninitialized: logitShape)
+        bilinearUpsampleBackward(dInput: dLogits, dOutput: dOutput)
+
+        let reducedNormed = reduced ?? reduceNorm.recomputeOutput()
+        reduced = nil
+        let dReducedNormed = classifier.backward(dLogits, input: reducedNormed, inputGradient: true, workspace: workspace)!
+        ready(classifier.weight); ready(classifier.bias!)
+        let dReduced = reduceNorm.backward(dReducedNormed)
+        ready(reduceNorm.weight); ready(reduceNorm.bias)
+
+        // pooling branch: the broadcast add's gradient is the sum over positions
+        let n = dReduced.shape[0], hw = shape.headWidth
+        let dPoolReduced = Tensor(uninitialized: [n, hw, 1, 1])
+        sumPlanes(dPoolReduced, dReduced)
+        let poolNormed = poolNormed ?? poolNorm.recomputeOutput()
+        self.poolNormed = nil
+        let dPoolNormed = poolReduceConv.backward(dPoolReduced, input: poolNormed, inputGradient: true, workspace: workspace)!
+        ready(poolReduceConv.weight)
+        let dPoolConv = poolNorm.backward(dPoolNormed)
+        ready(poolNorm.weight); ready(poolNorm.bias)
+        let dPooled = poolConv.backward(dPoolConv, input: pooled, inputGradient: true, workspace: workspace)!
+        ready(poolConv.weight)
+        self.pooled = nil
+
+        // main branch
+        let mapped = mapped ?? mapNorm.recomputeOutput()
+        self.mapped = nil
+        let dMapped = reduceConv.backward(dReduced, input: mapped, inputGradient: true, workspace: workspace)!
+        ready(reduceConv.weight)
+        let dConcatenated = mapNorm.backward(dMapped)
+        ready(mapNorm.weight); ready(mapNorm.bias)
+        let body = body ?? bodyNorm.recomputeOutput()
+        self.body = nil
+        let dBody = Tensor(uninitialized: body.shape)
+        globalAveragePoolBackward(dInput: dBody, dOutput: dPooled.reshaped([n, body.shape[1]]))
+        let dBranch = Tensor(uninitialized: [n, hw, body.shape[2], body.shape[3]])
+        for (j, conv) in mapConvs.enumerated().reversed() {
+            channelSlice(dBranch, of: dConcatenated, first: j * hw)
+            conv.backward(dBranch, input: body, addingInputGradientTo: dBody, workspace: workspace)
+            ready(conv.weight)
+        }
+
+        var dx = bodyNorm.backward(dBody)
+        ready(bodyNorm.weight); ready(bodyNorm.bias)
+        for stage in stages.reversed() {
+            for block in stage.reversed() { dx = block.backward(dx, workspace: workspace, gradientsReady: ready) }
+        }
+        _ = stem.backward(dx, input: images, inputGradient: false, workspace: workspace)
+        ready(stem.weight)
+        self.images = nil
+    }
+
+    public func forwardMultiplyAdds(height: Int, width: Int) -> Double {
+        var total = 0.0
+        func conv(_ l: Conv2DLayer, _ s: (Int, Int)) -> (Int, Int) {
+            let m = l.multiplyAdds(height: s.0, width: s.1)
+            total += m.count
+            return (m.height, m.width)
+        }
+        var size = conv(stem, (height, width))
+        for stage in stages {
+            for block in stage {
+                if let proj = block.proj { _ = conv(proj, size) }
+                size = conv(block.conv2, conv(block.conv1, size))
+            }
+        }
+        for c in mapConvs { _ = conv(c, size) }
+        _ = conv(reduceConv, size)
+        _ = conv(poolConv, (1, 1))
+        _ = conv(poolReduceConv, (1, 1))
+        _ = conv(classifier, size)
+        return total
+    }
+}

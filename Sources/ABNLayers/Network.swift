@@ -1,0 +1,40 @@
+import ABNTensor
+
+/// A network a replica trains: the reference classifier or the DeepLabV3 segmentation network.
+///
+/// `forward` keeps what `backward` needs; `backward` writes every parameter gradient into
+/// `parameters.gradients` (overwriting) and calls `gradientsReady` as each one is final, in
+/// reverse order, so that gradient averaging can overlap the rest of the backward pass.
+public protocol Network: AnyObject {
+    /// Flat parameters, gradients and buffers, with PyTorch state-dict names.
+    var parameters: ParameterStore { get }
+    /// Every norm layer, in forward order.
+    var normLayers: [NormAct] { get }
+    /// Called with each parameter whose gradient the backward pass has just finished.
+    var gradientsReady: ((Parameter) -> Void)? { get set }
+    /// Input channels and output classes.
+    var inChannels: Int { get }
+    var classes: Int { get }
+    /// Logits for images (N, inChannels, H, W): (N, classes) for a classifier, (N, classes, H, W)
+    /// for a segmentation network.
+    func forward(_ images: Tensor) throws -> Tensor
+    /// Backward from the gradient of the logits (their shape).
+    func backward(_ dLogits: Tensor)
+    /// The architecture and its sizes in one line (checkpoints store it to refuse another model).
+    var summary: String { get }
+    /// Multiply-adds of the convolutions and linear layers for one image of height x width, forward.
+    func forwardMultiplyAdds(height: Int, width: Int) -> Double
+}
+
+extension Network {
+    /// Training (batch statistics) or eval (running statistics) for every norm layer.
+    public var training: Bool {
+        get { normLayers.first?.training ?? true }
+        set { for layer in normLayers { layer.training = newValue } }
+    }
+
+    /// Sets the reducer of every norm layer (cross-replica synchronization, or none).
+    public func setReducer(_ reducer: StatisticsReducer) {
+        for layer in normLayers { layer.reducer = reducer }
+    }
+}

@@ -1,0 +1,88 @@
+import ABNData
+import Foundation
+
+/// The data a config names: its training and test splits, the task they make, the class names
+/// and input channels they give the model, and the pipeline that turns samples into input.
+public struct DataSource {
+    public let train: any Dataset
+    public let test: any Dataset
+    public let task: TaskKind
+    public let classNames: [String]
+    public let channels: Int
+    public let pipeline: SamplePipeline
+
+    /// Opens both splits of `config.data` (nothing is decoded but one image's header).
+    public init(config: TrainingConfig) throws {
+        let d = config.data
+        let forced = d.channels > 0 ? d.channels : nil
+        switch d.format {
+        case "fashion-mnist":
+            let train = try FashionMNIST(root: d.root, split: .train, limit: d.trainLimit)
+            self.train = train
+            test = try FashionMNIST(root: d.root, split: .test, limit: d.testLimit, classes: train.classNames.count)
+        case "image-folder":
+            let train = try ImageFolder(root: d.root, split: "train", channels: forced, limit: d.trainLimit)
+            self.train = train
+            test = try ImageFolder(root: d.root, split: "test", classNames: train.classNames, channels: train.channels, limit: d.testLimit)
+        default:
+            let names = config.model.classes > 0 ? (0..<config.model.classes).map(String.init) : nil
+            let train = try SegmentationFolder(root: d.root, split: "train", classNames: try SegmentationFolder.classesFile(root: d.root) ?? names,
+                                               channels: forced, limit: d.trainLimit)
+            self.train = train
+            test = try SegmentationFolder(root: d.root, split: "test", classNames: train.classNames, channels: train.channels, limit: d.testLimit)
+        }
+        task = train.task
+        channels = train.channels
+        let own = train.classNames
+        if config.model.classes > 0, config.model.classes != own.count {
+            guard config.model.classes > own.count || task == .segmentation else {
+                throw TrainingError("model.classes is \(config.model.classes) but the data set at \(d.root) has \(own.count) classes; set model.classes to 0 (from the data) or at least \(own.count).")
+            }
+            classNames = (0..<config.model.classes).map { $0 < own.count ? own[$0] : String($0) }
+        } else {
+            classNames = own
+        }
+        guard let mean = d.mean.expanded(to: channels), let std = d.std.expanded(to: channels) else {
+            throw TrainingError("data.mean and data.std need one value or \(channels) (one per channel of the images at \(d.root)); got \(d.mean.values.count) and \(d.std.values.count).")
+        }
+        let geometry: SamplePipeline.Geometry
+        if task == .segmentation {
+            geometry = .segmentation(cropHeight: d.cropSize[0], cropWidth: d.cropSize[1],
+                                     minScale: Float(d.scaleRange[0]), maxScale: Float(d.scaleRange[1]))
+        } else {
+            let size = d.imageSize.isEmpty ? try Self.firstImageSize(train) : (d.imageSize[0], d.imageSize[1])
+            geometry = .classification(height: size.0, width: size.1, padding: d.cropPadding)
+        }
+        pipeline = SamplePipeline(geometry: geometry, mean: mean.map(Float.init), std: std.map(Float.init),
+                                  augment: d.augment, flip: d.flip, seed: UInt64(config.train.seed))
+    }
+
+    /// (height, width) of the first training image.
+    private static func firstImageSize(_ data: any Dataset) throws -> (Int, Int) {
+        if let folder = data as? ImageFolder {
+            let info = try ImageFile.info(folder.files[0])
+            return (info.height, info.width)
+        }
+        let image = try data.sample(0).image
+        return (image.height, image.width)
+    }
+
+    /// Makes the synthetic set `config.data.generate` names at `data.root` when the folder is
+    /// missing, with progress lines through `say`. Call it on every rank, rank 0 first: ranks
+    /// on a node without the folder (no shared file system) make their own copy.
+    public static func generateIfMissing(_ config: TrainingConfig, say: (String) -> Void) throws {
+        let g = config.data.generate
+        guard g.kind == "fmnist-scenes", !FileManager.default.fileExists(atPath: config.data.root) else { return }
+        say("data: \(config.data.root) is missing; making \(g.train) + \(g.test) Fashion-MNIST scenes of \(g.size)x\(g.size) there (data.generate)")
+        let scenes = FashionMNISTScenes(size: g.size, seed: UInt64(g.seed))
+        var lastTenth = -1
+        do {
+            try scenes.write(to: config.data.root, train: g.train, test: g.test, fashionRoot: g.fashionMnist) { done, total in
+                let tenth = 10 * done / max(1, total)
+                if tenth != lastTenth { say("data: \(done)/\(total) scenes"); lastTenth = tenth }
+            }
+        } catch where FileManager.default.fileExists(atPath: config.data.root) {
+            // another rank of this node finished first: its copy is the same, byte for byte
+        }
+    }
+}
