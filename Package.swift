@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "ABNTestSupport", dependencies: ["ABNTensor"], path: "Tests/ABNTestSupport"),
         .testTarget(name: "ABNTensorTests", dependencies: ["ABNTensor", "ABNTestSupport"]),
         .testTarget(name: "ABNLayersTests", dependencies: ["ABNLayers", "ABNTensor", "ABNTestSupport"]),
-        .testTarget(name: "ABNDataTests", dependencies: ["ABNData", "ABNTensor"]),
+        .testTarget(name: "ABNDataTests", dependencies: ["ABNData", "ABNTensor", "ABNTestSupport"]),
         .testTarget(name: "ABNTrainingTests", dependencies: ["ABNTraining", "ABNData", "ABNLayers"]),
         // Runs the release binary (alone and under mpirun); build it first: swift build -c release.
         .testTarget(name: "IntegrationTests"),

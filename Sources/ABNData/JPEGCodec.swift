@@ -20,7 +20,7 @@ public enum JPEGCodec {
         let status = pixels.withUnsafeMutableBufferPointer { out in
             data.withUnsafeBufferPointer {
                 tjDecompress2(handle, $0.baseAddress, UInt(data.count), out.baseAddress, Int32(width), 0, Int32(height),
-                              Int32(format.rawValue), TJFLAG_ACCURATEDCT)
+                              Int32(format.rawValue), TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING)
             }
         }
         guard status == 0 else {
@@ -51,8 +51,9 @@ public enum JPEGCodec {
             tjDecompressHeader3(handle, $0.baseAddress, UInt(data.count), &width, &height, &subsampling, &colorspace)
         }
         guard status == 0 else { throw DataError("\(source) is not a readable JPEG: \(errorText(handle)); replace or remove the file.") }
+        guard width > 0, height > 0 else { throw DataError("\(source) is not a readable JPEG: its header gives no size; replace or remove the file.") }
         let pixels = Int(width).multipliedReportingOverflow(by: Int(height))
-        guard width > 0, height > 0, !pixels.overflow, pixels.partialValue <= PNGCodec.maximumPixels else {
+        guard !pixels.overflow, pixels.partialValue <= PNGCodec.maximumPixels else {
             throw DataError("\(source) claims \(width)x\(height) pixels, more than the \(PNGCodec.maximumPixels) accepted; replace or remove the file.")
         }
         return (Int(width), Int(height), colorspace == Int32(TJCS_GRAY.rawValue) ? 1 : 3)

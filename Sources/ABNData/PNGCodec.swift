@@ -72,7 +72,11 @@ public enum PNGCodec {
         }
         let width = image.pointee.width, height = image.pointee.height
         let pixels = Int(width).multipliedReportingOverflow(by: Int(height))
-        guard width > 0, height > 0, !pixels.overflow, pixels.partialValue <= maximumPixels else {
+        guard width > 0, height > 0 else {
+            release(image)
+            throw DataError("\(source) is not a readable PNG: its header gives no size; replace or remove the file.")
+        }
+        guard !pixels.overflow, pixels.partialValue <= maximumPixels else {
             release(image)
             throw DataError("\(source) claims \(width)x\(height) pixels, more than the \(maximumPixels) accepted; replace or remove the file.")
         }

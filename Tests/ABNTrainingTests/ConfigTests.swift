@@ -49,47 +49,8 @@ struct ConfigTests {
     }
 }
 
-@Suite("Data")
-struct DataTests {
-    static let root = "/usr/share/datasets/fashion-mnist"
-
-    @Test("Fashion-MNIST reads with its sizes and labels", .enabled(if: FileManager.default.fileExists(atPath: root)))
-    func reads() throws {
-        let train = try FashionMNIST(root: Self.root, split: .train)
-        let test = try FashionMNIST(root: Self.root, split: .test, limit: 100)
-        #expect(train.count == 60_000 && train.height == 28 && train.width == 28)
-        #expect(test.count == 100)
-        #expect(Set(train.labels) == Set(0...9))
-        let mean = train.pixels.reduce(0.0) { $0 + Double($1) } / Double(train.pixels.count) / 255
-        #expect(abs(mean - 0.2860) < 1e-3)
-    }
-
-    @Test("a missing, truncated or mislabelled file is refused with a message")
-    func badFiles() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-idx-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        #expect(throws: TrainingError.self) { try FashionMNIST(root: dir.path, split: .train) }
-        // images: header says 2 images of 2x2 but only 5 bytes of data follow
-        try gzipFile(dir.appendingPathComponent("t10k-images-idx3-ubyte.gz"), [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 4, 5])
-        try gzipFile(dir.appendingPathComponent("t10k-labels-idx1-ubyte.gz"), [0, 0, 8, 1, 0, 0, 0, 2, 3, 4])
-        do {
-            _ = try FashionMNIST(root: dir.path, split: .test)
-            Issue.record("a truncated file was accepted")
-        } catch let e as TrainingError {
-            #expect(e.message.contains("truncated"))
-        }
-        // labels file given the images' magic number
-        try gzipFile(dir.appendingPathComponent("t10k-images-idx3-ubyte.gz"), [0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 7])
-        try gzipFile(dir.appendingPathComponent("t10k-labels-idx1-ubyte.gz"), [0, 0, 8, 3, 0, 0, 0, 1, 3])
-        do {
-            _ = try FashionMNIST(root: dir.path, split: .test)
-            Issue.record("a file with the wrong magic number was accepted")
-        } catch let e as TrainingError {
-            #expect(e.message.contains("magic"))
-        }
-    }
-
+@Suite("Global batches")
+struct GlobalBatchTests {
     @Test("global batches do not depend on the world size, and slices cover them")
     func batches() throws {
         let batches = try GlobalBatches(samples: 100, globalBatch: 31, seed: 3)
@@ -107,28 +68,4 @@ struct DataTests {
         #expect(BatchSlices(even: 31, ranks: 3).counts == [11, 10, 10])
         #expect(throws: TrainingError.self) { try GlobalBatches(samples: 10, globalBatch: 11, seed: 0) }
     }
-
-    @Test("augmentation is a function of seed, epoch and sample")
-    func augmentation() throws {
-        guard FileManager.default.fileExists(atPath: Self.root) else { return }
-        let data = try FashionMNIST(root: Self.root, split: .test, limit: 50)
-        let pipeline = ImagePipeline(mean: 0.286, std: 0.353, augment: true, cropPadding: 2, flip: true, seed: 1)
-        let a = pipeline.batch(data, indices: [3, 7, 9], epoch: 0).images.array
-        let b = pipeline.batch(data, indices: [9, 7], epoch: 0).images.array  // another batch and position
-        #expect(Array(a[784..<1568]) == Array(b[784..<1568]))  // sample 7
-        #expect(Array(a[1568..<2352]) == Array(b[0..<784]))  // sample 9
-        let c = pipeline.batch(data, indices: [3, 7, 9], epoch: 1).images.array
-        #expect(a != c)
-    }
-}
-
-/// Writes `bytes` gzip-compressed (via gzip(1)).
-func gzipFile(_ url: URL, _ bytes: [UInt8]) throws {
-    let raw = url.deletingPathExtension()
-    try Data(bytes).write(to: raw)
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/gzip")
-    p.arguments = ["-f", raw.path]
-    try p.run()
-    p.waitUntilExit()
 }
