@@ -68,10 +68,11 @@ public struct Conv2DGeometry: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// For kernel column `j`: the output columns whose input column lies inside the image.
+    /// For kernel column `j`: the output columns whose input column lies inside the image (an
+    /// empty range at or before outWidth when none does, e.g. a dilation wider than the image).
     func validOutputColumns(kernelColumn j: Int) -> Range<Int> {
         let offset = j * dilationWidth - padWidth  // iw = ow * stride + offset
-        let lo = offset >= 0 ? 0 : (-offset + strideWidth - 1) / strideWidth
+        let lo = min(outWidth, offset >= 0 ? 0 : (-offset + strideWidth - 1) / strideWidth)
         let hi = inWidth - 1 - offset < 0 ? 0 : min(outWidth, (inWidth - 1 - offset) / strideWidth + 1)
         return lo..<max(lo, hi)
     }

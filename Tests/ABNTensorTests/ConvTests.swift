@@ -50,6 +50,11 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [2, 8, 5, 6], outChannels: 9, kernel: 3, padding: 2),
     Conv2DGeometry(input: [2, 8, 6, 7], outChannels: 6, kernel: (2, 3), padding: (1, 0), dilation: (1, 2)),
     Conv2DGeometry(input: [3, 8, 4, 4], outChannels: 3, kernel: 2, padding: 2),
+    // atrous branches on small feature maps: the dilation spans more than the image, so some
+    // kernel taps never touch it (row-shifted, and im2col for few channels)
+    Conv2DGeometry(input: [2, 8, 3, 2], outChannels: 4, kernel: 3, padding: 3, dilation: 3),
+    Conv2DGeometry(input: [2, 16, 6, 5], outChannels: 5, kernel: 3, padding: 6, dilation: 6),
+    Conv2DGeometry(input: [2, 2, 3, 4], outChannels: 3, kernel: 3, padding: 4, dilation: 4),
     // strided with 8 channels (im2col, col2im)
     Conv2DGeometry(input: [2, 8, 9, 8], outChannels: 5, kernel: 3, stride: 2, padding: 1),
     Conv2DGeometry(input: [2, 6, 11, 10], outChannels: 4, kernel: (3, 3), stride: (3, 2), padding: (1, 1), dilation: (2, 1)),
