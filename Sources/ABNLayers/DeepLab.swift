@@ -109,6 +109,7 @@ public final class DeepLab: Network {
     public var normLayers: [NormAct] {
         stages.flatMap { $0.flatMap(\.normLayers) } + [bodyNorm, mapNorm, poolNorm, reduceNorm]
     }
+    public var perImageNormLayers: [NormAct] { [poolNorm] }
     public var inChannels: Int { shape.inChannels }
     public var classes: Int { shape.classes }
     public var summary: String {

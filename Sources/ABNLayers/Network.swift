@@ -10,6 +10,9 @@ public protocol Network: AnyObject {
     var parameters: ParameterStore { get }
     /// Every norm layer, in forward order.
     var normLayers: [NormAct] { get }
+    /// The norm layers that see one value per image and channel (after a global pooling):
+    /// they cannot normalize a single image on its own.
+    var perImageNormLayers: [NormAct] { get }
     /// Called with each parameter whose gradient the backward pass has just finished.
     var gradientsReady: ((Parameter) -> Void)? { get set }
     /// Input channels and output classes.

@@ -70,6 +70,7 @@ public final class PreActResNet: Network {
     }
 
     public var normLayers: [NormAct] { stages.flatMap { $0.flatMap(\.normLayers) } + [headNorm] }
+    public var perImageNormLayers: [NormAct] { [] }
     public var inChannels: Int { shape.inChannels }
     public var classes: Int { shape.classes }
     public var summary: String {

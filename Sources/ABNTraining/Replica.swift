@@ -27,16 +27,28 @@ public final class Replica {
     /// The norm layers' reducer when batch statistics are synchronized across ranks.
     public let statistics: SynchronizedStatistics?
 
+    /// Which norm layers merge their statistics across ranks.
+    public enum Synchronization: Sendable {
+        /// Every norm layer (the default with `model.sync`).
+        case all
+        /// None: each rank normalizes its own slice.
+        case none
+        /// Only the layers that see one value per image (`Network.perImageNormLayers`), which
+        /// a rank of one image cannot normalize alone: a negative control for such slices.
+        case perImageOnly
+    }
+
     /// Builds the network of `config` for `input` (channels, classes, task) with its initial
     /// weights; `sync` overrides `model.sync`.
-    public init(config: TrainingConfig, input: ModelInput, comm: Communicator, sync: Bool? = nil) throws {
+    public init(config: TrainingConfig, input: ModelInput, comm: Communicator, sync: Synchronization? = nil) throws {
         self.comm = comm
         task = input.task
         net = try config.makeNetwork(input)
         optimizer = SGD(net.parameters, settings: config.sgdSettings)
-        let synchronized = (sync ?? config.model.sync) && comm.size > 1
-        statistics = synchronized ? SynchronizedStatistics(comm) : nil
-        if let statistics { net.setReducer(statistics) }
+        let mode = comm.size > 1 ? sync ?? (config.model.sync ? .all : .none) : .none
+        let synchronizedLayers = mode == .all ? net.normLayers : mode == .perImageOnly ? net.perImageNormLayers : []
+        statistics = synchronizedLayers.isEmpty ? nil : SynchronizedStatistics(comm)
+        if let statistics { for layer in synchronizedLayers { layer.reducer = statistics } }
         averager = GradientAverager(net.parameters, comm: comm, bucketBytes: config.train.bucketKib * 1024,
                                     overlap: config.train.overlap && (MPICommunicator.threadMultiple ?? false))
         let averager = averager
