@@ -46,15 +46,27 @@ struct Train: ParsableCommand {
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Test loss and accuracy of a checkpoint, on one process or under mpirun.",
-        discussion: "The model and data come from the config stored in the checkpoint, unless --config is given.")
+        abstract: "Test metrics of a checkpoint, on one process or under mpirun.",
+        discussion: """
+        Classification: test loss and accuracy. Segmentation: test loss per valid pixel, pixel \
+        accuracy, mIoU and the IoU of each class, from a confusion matrix summed over the whole test \
+        images and all ranks. The model and data come from the config stored in the checkpoint, \
+        unless --config is given.
+        """)
 
     @Option(help: "A checkpoint written by abn train.") var checkpoint: String
     @Option(help: "A YAML config to use instead of the one stored in the checkpoint.") var config: String?
     @Option(name: .customLong("set"), help: "Override a config key, e.g. --set data.test_limit=0 (repeatable).")
     var overrides: [String] = []
     @Flag(help: "Print one JSON line.") var json = false
+    @Option(help: "Segmentation: write DIR/NNNNN.png (image, ground truth, prediction) for the first test images.")
+    var savePredictions: String?
+    @Option(help: "How many test images --save-predictions draws.") var predictions = 8
     @OptionGroup var threads: ThreadOptions
+
+    func validate() throws {
+        guard predictions >= 1 else { throw ValidationError("--predictions must be at least 1, got \(predictions).") }
+    }
 
     func run() throws {
         threads.apply()
@@ -80,8 +92,14 @@ struct Eval: ParsableCommand {
             let replica = try Replica(config: config, input: ModelInput(data), comm: coordinator.comm)
             if let loaded { try loaded.apply(to: replica, weightsOnly: true) }
             coordinator.broadcastInitialState(replica.net.parameters)
-            let result = try evaluate(replica, loader: BatchLoader(dataset: data.test, pipeline: data.pipeline))
+            let loader = BatchLoader(dataset: data.test, pipeline: data.pipeline)
+            let result = try evaluate(replica, loader: loader)
             guard coordinator.isRoot else { return }
+            if let directory = savePredictions {
+                guard data.task == .segmentation else { throw TrainingError("--save-predictions draws masks: it needs a segmentation model and data set.") }
+                try ABNTraining.savePredictions(replica, loader: loader, count: predictions, directory: directory)
+                if !json { print("eval: wrote \(min(predictions, data.test.count)) pictures (image, ground truth, prediction) to \(directory)") }
+            }
             if json {
                 var line: [String: Any] = ["checkpoint": checkpoint, "step": loaded?.step ?? 0, "samples": result.samples,
                                            "ranks": coordinator.comm.size]

@@ -1,0 +1,30 @@
+import ABNData
+import ABNTensor
+import Foundation
+
+/// Writes, for the first `count` test images of a segmentation set, DIR/NNNNN.png: the image,
+/// its ground truth and the model's prediction side by side, masks colored by `MaskPalette`
+/// (ignored pixels white). Runs on the calling rank alone, in eval mode.
+public func savePredictions(_ replica: Replica, loader: BatchLoader, count: Int, directory: String) throws {
+    precondition(loader.dataset.task == .segmentation, "predictions are pictures of masks")
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let wasTraining = replica.net.training
+    replica.net.training = false
+    defer { replica.net.training = wasTraining }
+    for index in 0..<min(count, loader.dataset.count) {
+        let sample = try loader.dataset.sample(index)
+        guard case .mask(let truth) = sample.target else { continue }
+        let batch = loader.assemble([sample], indices: [index], epoch: nil)
+        let logits = try replica.net.forward(batch.images)
+        let k = logits.shape[1], plane = truth.width * truth.height
+        let predicted = (0..<plane).map { p -> UInt8 in
+            var best = 0
+            for j in 1..<k where logits.data[j * plane + p] > logits.data[best * plane + p] { best = j }
+            return UInt8(best)
+        }
+        let picture = MaskPalette.sideBySide([sample.image.converted(toChannels: 3), MaskPalette.colorize(truth),
+                                              MaskPalette.colorize(Image8(width: truth.width, height: truth.height, channels: 1, pixels: predicted))])
+        let path = (directory as NSString).appendingPathComponent(String(format: "%05d.png", index))
+        try Data(try PNGCodec.encode(picture)).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+}
