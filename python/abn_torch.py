@@ -1,23 +1,30 @@
-"""The project's PyTorch peer: the reference network in PyTorch, to load abn checkpoints and to
-time a training step beside abn.
+"""The project's PyTorch peer: abn's networks in PyTorch, to load abn checkpoints and to time a
+training step beside abn.
 
   python python/abn_torch.py load CHECKPOINT [--data DIR] [--limit N]
-      Loads a checkpoint written by `abn train` (the network is rebuilt from the config stored
-      in it) and prints one JSON line with its Fashion-MNIST test accuracy and loss. InPlace-ABN
-      weights become BatchNorm weights |weight| + eps.
+      Loads a checkpoint written by `abn train` (the network, the data set and its
+      normalization are those of the config stored in it) and prints one JSON line with its
+      test metrics: for the classifier, accuracy and loss on Fashion-MNIST's IDX files or an
+      image folder; for DeepLab, on a segmentation folder, the loss per valid pixel, pixel
+      accuracy, mIoU and per-class IoU from a confusion matrix over whole test images.
+      InPlace-ABN weights become BatchNorm weights |weight| + eps.
   python python/abn_torch.py bench [--norm bn] [--batch 128] [--steps 20] [--threads 2]
       Times training steps (SGD, momentum 0.9) of the reference network on random data and
       prints one JSON line: median step seconds, images/s, GFLOP/s, activation bytes autograd
       keeps for backward, peak RSS.
 
-The network is that of the README: a pre-activation ResNet (stem, stages of blocks, head norm,
-global average pool, linear) whose norm layers are BatchNorm followed by an in-place leaky ReLU.
-Its state-dict names are those abn writes: stem.weight, stageS.B.{bn1,conv1,bn2,conv2,proj}.*,
-head_norm.*, fc.*. Needs torch, numpy and pyyaml.
+The networks are those of the README: the pre-activation ResNet classifier (stem, stages of
+blocks, head norm, global average pool, linear) and DeepLabV3 on a pre-activation ResNet body
+(segmentation.md), their norm layers BatchNorm followed by an in-place activation. State-dict
+names are those abn writes: stem.weight, stageS.B.{bn1,conv1,bn2,conv2,proj}.*, head_norm.*,
+fc.*; body_norm.*, head.map_convs.J.weight, head.map_bn.*, head.global_pooling_conv.weight,
+head.global_pooling_bn.*, head.red_conv.weight, head.pool_red_conv.weight, head.red_bn.*, cls.*.
+Needs torch, numpy, pyyaml and (for image folders) pillow.
 """
 import argparse
 import gzip
 import json
+import os
 import resource
 import statistics
 import struct
@@ -54,12 +61,12 @@ class NormAct(nn.BatchNorm2d):
 class PreActBlock(nn.Module):
     """norm -> conv3x3(stride) -> norm -> conv3x3, plus the identity or a 1x1 projection of the first norm's output."""
 
-    def __init__(self, cin, cout, stride, norm):
+    def __init__(self, cin, cout, stride, norm, dilation=1):
         super().__init__()
         self.bn1 = norm(cin)
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, dilation, dilation, bias=False)
         self.bn2 = norm(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, dilation, dilation, bias=False)
         self.proj = nn.Conv2d(cin, cout, 1, stride, bias=False) if stride != 1 or cin != cout else None
 
     def forward(self, x):
@@ -92,8 +99,58 @@ class PreActResNet(nn.Module):
         return self.fc(self.head_norm(x).mean(dim=(2, 3)))
 
 
-def network_from_config(config):
-    """The network an abn config describes (its `model` section)."""
+class DeepLab(nn.Module):
+    """DeepLabV3 on a pre-activation ResNet body: (N, in_channels, H, W) -> (N, classes, H, W) logits."""
+
+    def __init__(self, in_channels, widths, blocks, output_stride, head_width, dilations, classes, norm):
+        super().__init__()
+        self.stem = nn.Conv2d(in_channels, widths[0], 3, 2, 1, bias=False)
+        cin = widths[0]
+        self.stages = []
+        for i, width in enumerate(widths):
+            dilated = i == 3 and output_stride == 8
+            first_stride = 1 if i == 0 or dilated else 2
+            stage = nn.Sequential(*[PreActBlock(cin if j == 0 else width, width, first_stride if j == 0 else 1, norm,
+                                                2 if dilated else 1) for j in range(blocks)])
+            setattr(self, f"stage{i + 1}", stage)
+            self.stages.append(stage)
+            cin = width
+        self.body_norm = norm(cin)
+        self.head = DeepLabHead(cin, head_width, dilations, norm)
+        self.cls = nn.Conv2d(head_width, classes, 1)
+
+    def forward(self, x):
+        size = x.shape[2:]
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        logits = self.cls(self.head(self.body_norm(x)))
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+class DeepLabHead(nn.Module):
+    """ASPP: a 1x1 and three dilated 3x3 branches, concatenated, normalized, reduced; plus a
+    global-pooling branch added at every position; then the last norm."""
+
+    def __init__(self, channels, width, dilations, norm):
+        super().__init__()
+        self.map_convs = nn.ModuleList([nn.Conv2d(channels, width, 1, bias=False)]
+                                       + [nn.Conv2d(channels, width, 3, padding=d, dilation=d, bias=False) for d in dilations])
+        self.map_bn = norm(4 * width)
+        self.global_pooling_conv = nn.Conv2d(channels, width, 1, bias=False)
+        self.global_pooling_bn = norm(width)
+        self.red_conv = nn.Conv2d(4 * width, width, 1, bias=False)
+        self.pool_red_conv = nn.Conv2d(width, width, 1, bias=False)
+        self.red_bn = norm(width)
+
+    def forward(self, x):
+        out = self.red_conv(self.map_bn(torch.cat([conv(x) for conv in self.map_convs], dim=1)))
+        pooled = self.pool_red_conv(self.global_pooling_bn(self.global_pooling_conv(x.mean(dim=(2, 3), keepdim=True))))
+        return self.red_bn(out + pooled)
+
+
+def network_from_config(config, in_channels, classes):
+    """The network an abn config describes (its `model` section) for the data's channels and classes."""
     model = config.get("model", {})
     activation = model.get("activation", "leaky_relu")
     param = float(model.get("activation_param", 0.01))
@@ -102,7 +159,12 @@ def network_from_config(config):
     def norm(c):
         return NormAct(c, activation, param, eps, momentum)
 
-    return PreActResNet(tuple(model.get("widths", (32, 64, 128))), int(model.get("blocks_per_stage", 2)), norm=norm)
+    widths = tuple(model.get("widths", (32, 64, 128)))
+    blocks = int(model.get("blocks_per_stage", 2))
+    if model.get("arch", "resnet") == "deeplab":
+        return DeepLab(in_channels, widths, blocks, int(model.get("output_stride", 16)), int(model.get("head_width", 64)),
+                       tuple(model.get("aspp_dilations", (2, 4, 6))), classes, norm)
+    return PreActResNet(widths, blocks, in_channels, classes, norm=norm)
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -155,31 +217,135 @@ def load_checkpoint(net, tensors, eps):
 
 # --- commands ------------------------------------------------------------------------------
 
-def command_load(args):
-    tensors, metadata = read_safetensors(args.checkpoint)
-    config = yaml.safe_load(metadata.get("config", "")) or {}
-    net = network_from_config(config)
-    load_checkpoint(net, tensors, float(config.get("model", {}).get("eps", 1e-5)))
-    net.eval()
-    data = args.data or config.get("data", {}).get("root", "/usr/share/datasets/fashion-mnist")
-    images = read_idx(f"{data}/t10k-images-idx3-ubyte.gz").astype(np.float32) / 255
-    labels = read_idx(f"{data}/t10k-labels-idx1-ubyte.gz").astype(np.int64)
-    limit = args.limit if args.limit is not None else int(config.get("data", {}).get("test_limit", 0))
+def image_files(folder):
+    """The PNG and JPEG files of a folder, sorted by name (as abn lists them)."""
+    names = sorted(n for n in os.listdir(folder) if not n.startswith(".") and n.rsplit(".", 1)[-1].lower() in ("png", "jpg", "jpeg"))
+    return [os.path.join(folder, n) for n in names]
+
+
+def split_folder(root, split):
+    """ROOT/train, or ROOT/test or else ROOT/val."""
+    for name in (["train"] if split == "train" else ["test", "val"]):
+        if os.path.isdir(os.path.join(root, name)):
+            return os.path.join(root, name)
+    raise SystemExit(f"{root} has no {split} folder")
+
+
+def read_image(path, channels):
+    """An (H, W, channels) uint8 array: gray repeated into RGB, RGB to gray by abn's BT.601 rounding."""
+    from PIL import Image
+    image = Image.open(path)
+    array = np.array(image.convert("L" if image.mode in ("L", "I;16", "I") else "RGB"))
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if channels == 3 and array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    if channels == 1 and array.shape[2] == 3:
+        luma = 299 * array[..., 0].astype(np.int64) + 587 * array[..., 1] + 114 * array[..., 2]
+        array = ((luma + 500) // 1000).astype(np.uint8)[:, :, None]
+    return array
+
+
+def normalize(arrays, mean, std):
+    """(N, C, H, W) float tensor of (pixel / 255 - mean) / std from (H, W, C) uint8 arrays."""
+    x = torch.from_numpy(np.stack(arrays).astype(np.float32)).permute(0, 3, 1, 2)
+    return (x / 255 - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+
+
+def per_channel(value, channels):
+    values = value if isinstance(value, list) else [value]
+    return [float(v) for v in (values * channels if len(values) == 1 else values)]
+
+
+def classification_test_set(data, channels, limit):
+    """(N, C, H, W) uint8 test images as (H, W, C) arrays and labels, as abn reads them."""
+    root = data.get("root", "/usr/share/datasets/fashion-mnist")
+    if data.get("format", "fashion-mnist") == "fashion-mnist":
+        images = read_idx(f"{root}/t10k-images-idx3-ubyte.gz")[:, :, :, None]
+        labels = read_idx(f"{root}/t10k-labels-idx1-ubyte.gz").astype(np.int64)
+        return (images[:limit], labels[:limit]) if limit else (images, labels)
+    classes = sorted(d for d in os.listdir(split_folder(root, "train")) if not d.startswith(".")
+                     and os.path.isdir(os.path.join(split_folder(root, "train"), d)))
+    test = split_folder(root, "test")
+    per_class = [image_files(os.path.join(test, c)) if os.path.isdir(os.path.join(test, c)) else [] for c in classes]
+    files, labels = [], []
+    for position in range(max(len(f) for f in per_class)):  # round-robin over classes, as abn lists them
+        for label, listed in enumerate(per_class):
+            if position < len(listed):
+                files.append(listed[position])
+                labels.append(label)
     if limit:
-        images, labels = images[:limit], labels[:limit]
-    mean = float(metadata.get("data_mean", config.get("data", {}).get("mean", 0.2860)))
-    std = float(metadata.get("data_std", config.get("data", {}).get("std", 0.3530)))
+        files, labels = files[:limit], labels[:limit]
+    size = data.get("image_size") or list(read_image(files[0], channels).shape[:2])
+    arrays = []
+    for path in files:
+        image = torch.from_numpy(read_image(path, channels).astype(np.float32)).permute(2, 0, 1)[None]
+        if list(image.shape[2:]) != list(size):
+            image = F.interpolate(image, size=tuple(size), mode="bilinear", align_corners=False)
+        arrays.append(image[0].permute(1, 2, 0).numpy())
+    return np.stack(arrays), np.array(labels, dtype=np.int64)
+
+
+def evaluate_classifier(net, config, channels, limit):
+    data = config.get("data", {})
+    images, labels = classification_test_set(data, channels, limit)
+    mean, std = per_channel(data.get("mean", 0.2860), channels), per_channel(data.get("std", 0.3530), channels)
     correct, loss = 0, 0.0
     with torch.no_grad():
         for start in range(0, len(images), 500):
-            x = (torch.from_numpy(images[start:start + 500]).unsqueeze(1) - mean) / std
+            x = normalize(list(images[start:start + 500]), mean, std)
             y = torch.from_numpy(labels[start:start + 500])
             logits = net(x)
             loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
-    print(json.dumps({"checkpoint": args.checkpoint, "step": int(metadata.get("step", 0)),
-                      "test_accuracy": correct / len(images), "test_loss": loss / len(images), "samples": len(images),
-                      "torch": torch.__version__}))
+    return {"test_accuracy": correct / len(images), "test_loss": loss / len(images), "samples": len(images)}
+
+
+def evaluate_segmentation(net, config, channels, classes, limit):
+    """Loss per valid pixel, pixel accuracy, per-class IoU and mIoU over whole test images."""
+    data = config.get("data", {})
+    test = split_folder(data["root"], "test")
+    images = image_files(os.path.join(test, "images"))
+    if limit:
+        images = images[:limit]
+    mean, std = per_channel(data.get("mean", 0.5), channels), per_channel(data.get("std", 0.25), channels)
+    confusion = np.zeros((classes, classes), dtype=np.int64)
+    loss = 0.0
+    with torch.no_grad():
+        for path in images:
+            stem = os.path.splitext(os.path.basename(path))[0]
+            from PIL import Image
+            mask = torch.from_numpy(np.array(Image.open(os.path.join(test, "masks", stem + ".png"))).astype(np.int64))
+            logits = net(normalize([read_image(path, channels)], mean, std))[0]
+            valid = mask != 255
+            loss += F.cross_entropy(logits[None], torch.where(valid, mask, 0)[None], reduction="none")[0][valid].sum().item()
+            predicted = logits.argmax(0)
+            confusion += np.bincount((mask[valid] * classes + predicted[valid]).numpy(), minlength=classes * classes).reshape(classes, classes)
+    tp = np.diag(confusion).astype(np.float64)
+    denominator = confusion.sum(0) + confusion.sum(1) - tp
+    iou = [float(t / d) if d > 0 else None for t, d in zip(tp, denominator)]
+    defined = [v for v in iou if v is not None]
+    valid_pixels = max(1, int(confusion.sum()))
+    return {"test_loss": loss / valid_pixels, "test_accuracy": float(tp.sum()) / valid_pixels, "test_miou": sum(defined) / max(1, len(defined)),
+            "test_iou": iou, "samples": len(images)}
+
+
+def command_load(args):
+    tensors, metadata = read_safetensors(args.checkpoint)
+    config = yaml.safe_load(metadata.get("config", "")) or {}
+    if args.data:
+        config.setdefault("data", {})["root"] = args.data
+    channels = int(tensors["stem.weight"].shape[1])
+    classes = int((tensors["cls.weight"] if "cls.weight" in tensors else tensors["fc.weight"]).shape[0])
+    net = network_from_config(config, channels, classes)
+    load_checkpoint(net, tensors, float(config.get("model", {}).get("eps", 1e-5)))
+    net.eval()
+    limit = args.limit if args.limit is not None else int(config.get("data", {}).get("test_limit", 0))
+    if isinstance(net, DeepLab):
+        result = evaluate_segmentation(net, config, channels, classes, limit)
+    else:
+        result = evaluate_classifier(net, config, channels, limit)
+    print(json.dumps({"checkpoint": args.checkpoint, "step": int(metadata.get("step", 0)), **result, "torch": torch.__version__}))
 
 
 def training_flops(net, x):
@@ -246,7 +412,7 @@ def main(argv):
     commands = parser.add_subparsers(dest="command", required=True)
     load = commands.add_parser("load", help="test accuracy of an abn checkpoint")
     load.add_argument("checkpoint")
-    load.add_argument("--data", help="folder of the Fashion-MNIST IDX files (default: the checkpoint config's data.root)")
+    load.add_argument("--data", help="the data set's folder (default: the checkpoint config's data.root)")
     load.add_argument("--limit", type=int, help="use only the first N test images (0: all; default: the config's data.test_limit)")
     bench = commands.add_parser("bench", help="time training steps of the reference network")
     bench.add_argument("--norm", default="bn", help="bn: BatchNorm + in-place leaky ReLU")
