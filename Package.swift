@@ -42,6 +42,6 @@ let package = Package(
         .testTarget(name: "ABNDataTests", dependencies: ["ABNData", "ABNTensor", "ABNTestSupport"]),
         .testTarget(name: "ABNTrainingTests", dependencies: ["ABNTraining", "ABNData", "ABNLayers"]),
         // Runs the release binary (alone and under mpirun); build it first: swift build -c release.
-        .testTarget(name: "IntegrationTests"),
+        .testTarget(name: "IntegrationTests", dependencies: ["ABNData"]),
     ]
 )
