@@ -2,18 +2,45 @@ import Foundation
 import Testing
 
 /// A checkpoint written by `abn train` loads into the project's PyTorch model
-/// (python/abn_torch.py load) and gives the test loss and accuracy `abn eval` gives. Needs
-/// python3 with torch, numpy and pyyaml; reported as skipped, with the reason, without them.
+/// (python/abn_torch.py load) and gives the test metrics `abn eval` gives. Needs python3 with
+/// torch, numpy, pyyaml and pillow; reported as skipped, with the reason, without them.
 @Suite("PyTorch interop")
 struct PyTorchInteropTests {
-    @Test("python/abn_torch.py load reproduces abn eval on a checkpoint")
-    func loadMatchesEval() throws {
-        let probe = try BinaryRunner.command("/usr/bin/env", ["python3", "-c", "import torch, numpy, yaml"], environment: [:])
+    /// Cancels the test (reported as skipped, with the reason) without python3, torch, numpy, pyyaml and pillow.
+    func requirePython() throws {
+        let probe = try BinaryRunner.command("/usr/bin/env", ["python3", "-c", "import torch, numpy, yaml, PIL"], environment: [:])
         if probe.status != 0 {
-            let reason = "python3 with torch, numpy and pyyaml is not available (pip install torch numpy pyyaml): \(probe.stderr.split(separator: "\n").last ?? "")"
+            let reason = "python3 with torch, numpy, pyyaml and pillow is not available (pip install torch numpy pyyaml pillow): \(probe.stderr.split(separator: "\n").last ?? "")"
             print("PyTorch interop: skipped: \(reason)")
             try Test.cancel("skipped: \(reason)")
         }
+    }
+
+    @Test("python/abn_torch.py load reproduces abn eval on a DeepLab checkpoint: mIoU, per-class IoU and loss")
+    func segmentationMatchesEval() throws {
+        try requirePython()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-test-\(getpid())-interop-seg").path
+        try? FileManager.default.removeItem(atPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let train = try BinaryRunner.run(["train", "--config", "configs/tiny-seg.yaml", "--max-steps", "24", "--run-dir", dir, "--set", "train.evaluate=false"])
+        try #require(train.status == 0, "stderr: \(train.stderr)")
+        let checkpoint = dir + "/checkpoints/step-00000024.safetensors"
+        let ours = try #require(try BinaryRunner.run(["eval", "--checkpoint", checkpoint, "--json"]).jsonLines.first)
+        let theirs = try BinaryRunner.command("/usr/bin/env", ["python3", "python/abn_torch.py", "load", checkpoint], environment: [:])
+        let b = try #require(theirs.jsonLines.first, "abn_torch.py printed no JSON: \(theirs.stderr)")
+        print("PyTorch interop: DeepLab mIoU abn \(ours["test_miou"] ?? "?"), PyTorch \(b["test_miou"] ?? "?")")
+        let miou = try #require(ours["test_miou"] as? Double), torchMIoU = try #require(b["test_miou"] as? Double)
+        #expect(abs(miou - torchMIoU) <= 0.002, "mIoU \(miou) in abn, \(torchMIoU) in PyTorch")
+        let iou = (ours["test_iou"] as? [Any] ?? []).map { $0 as? Double }, torchIoU = (b["test_iou"] as? [Any] ?? []).map { $0 as? Double }
+        #expect(iou.count == 11 && torchIoU.count == 11)
+        for (x, y) in zip(iou, torchIoU) { #expect(abs((x ?? -1) - (y ?? -1)) <= 0.002, "per-class IoU \(iou) vs \(torchIoU)") }
+        let loss = try #require(ours["test_loss"] as? Double), torchLoss = try #require(b["test_loss"] as? Double)
+        #expect(abs(loss - torchLoss) <= 1e-4 * loss)
+    }
+
+    @Test("python/abn_torch.py load reproduces abn eval on a checkpoint")
+    func loadMatchesEval() throws {
+        try requirePython()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-test-\(getpid())-interop").path
         try? FileManager.default.removeItem(atPath: dir)
         defer { try? FileManager.default.removeItem(atPath: dir) }
