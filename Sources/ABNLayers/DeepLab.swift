@@ -34,7 +34,11 @@ public struct DeepLabShape: Sendable, Equatable {
 ///         (4 hw channels) -> map_bn -> red_conv (1x1, 4hw -> hw)
 ///         + global average pool -> global_pooling_conv -> global_pooling_bn -> pool_red_conv,
 ///           added to every position (never materialized at full size)
-///         -> red_bn -> cls (1x1 with bias) -> bilinear upsampling to the input size.
+///         -> red_bn -> cls (1x1 with bias)
+///
+/// and then bilinear upsampling to the input size, which `forward` leaves to its caller: the
+/// loss interpolates the logits pixel by pixel (`upsampledPixelCrossEntropy`), so that neither
+/// the full-size logits nor their gradient (2 x classes values per input pixel) are held.
 ///
 /// Parameter names follow the PyTorch state-dict convention of the reference implementation.
 public final class DeepLab: Network {
@@ -62,7 +66,6 @@ public final class DeepLab: Network {
     private var pooled: Tensor?     // (N, C, 1, 1)
     private var poolNormed: Tensor? // global_pooling_bn output (N, hw, 1, 1)
     private var reduced: Tensor?    // red_bn output (N, hw, h, w)
-    private var logitShape: [Int] = []
 
     /// Builds the network with weights drawn from `seed` (He-normal convolutions, classifier
     /// bias 0, norm weight 1 and bias 0).
@@ -117,7 +120,8 @@ public final class DeepLab: Network {
             + "head=\(shape.headWidth) dilations=\(shape.dilations) classes=\(shape.classes) parameters=\(parameters.parameterCount)"
     }
 
-    /// Logits (N, classes, H, W) for images (N, inChannels, H, W).
+    /// Logits (N, classes, h, w) at the output stride (h = ceil(H / stride)) for images
+    /// (N, inChannels, H, W); resized bilinearly to H x W they are the network's prediction.
     public func forward(_ images: Tensor) throws -> Tensor {
         var x = stem.forward(images, workspace: workspace)
         for stage in stages {
@@ -141,8 +145,6 @@ public final class DeepLab: Network {
 
         let reducedNormed = try reduceNorm.forward(reduced)
         let logits = classifier.forward(reducedNormed, workspace: workspace)
-        let output = Tensor(uninitialized: [n, shape.classes, images.shape[2], images.shape[3]])
-        bilinearUpsampleForward(output: output, input: logits)
 
         let keep = bodyNorm.mode != .checkpoint
         self.images = images
@@ -151,16 +153,13 @@ public final class DeepLab: Network {
         self.pooled = pooledMap
         self.poolNormed = keep ? poolNormed : nil
         self.reduced = keep ? reducedNormed : nil
-        logitShape = logits.shape
-        return output
+        return logits
     }
 
-    /// Backward from dLogits (N, classes, H, W); parameter gradients land in `parameters.gradients`.
-    public func backward(_ dOutput: Tensor) {
+    /// Backward from dLogits (N, classes, h, w); parameter gradients land in `parameters.gradients`.
+    public func backward(_ dLogits: Tensor) {
         guard let images, let pooled else { preconditionFailure("DeepLab.backward before forward") }
         let ready = gradientsReady ?? { _ in }
-        let dLogits = Tensor(uninitialized: logitShape)
-        bilinearUpsampleBackward(dInput: dLogits, dOutput: dOutput)
 
         let reducedNormed = reduced ?? reduceNorm.recomputeOutput()
         reduced = nil

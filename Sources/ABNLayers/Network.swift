@@ -18,8 +18,9 @@ public protocol Network: AnyObject {
     /// Input channels and output classes.
     var inChannels: Int { get }
     var classes: Int { get }
-    /// Logits for images (N, inChannels, H, W): (N, classes) for a classifier, (N, classes, H, W)
-    /// for a segmentation network.
+    /// Logits for images (N, inChannels, H, W): (N, classes) for a classifier; for a
+    /// segmentation network (N, classes, h, w) at its output stride, to be resized bilinearly
+    /// to H x W (`upsampledPixelCrossEntropy` does it inside the loss).
     func forward(_ images: Tensor) throws -> Tensor
     /// Backward from the gradient of the logits (their shape).
     func backward(_ dLogits: Tensor)

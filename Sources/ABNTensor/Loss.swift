@@ -106,3 +106,65 @@ public func accumulateConfusion(_ counts: inout [Double], logits: Tensor, masks:
         }
     }
 }
+
+/// `pixelCrossEntropy` of logits (N, K, h, w) bilinearly resized to the masks' height x width
+/// (PyTorch's align_corners=False), without materializing the resized logits or their
+/// gradient: each output pixel interpolates its K logits from four neighbours, and its
+/// gradient is added back to them. Writes dLogits (N, K, h, w); returns the loss sum over the
+/// pixels not equal to `ignore`, divided by `normalizer`. Per-image partial sums are added in
+/// a fixed order: the result does not depend on the thread count.
+@discardableResult
+public func upsampledPixelCrossEntropy(dLogits: Tensor?, logits: Tensor, height H: Int, width W: Int, masks: [UInt8], ignore: UInt8,
+                                       normalizer: Double) -> Double {
+    let s = logits.shape
+    checkShape(s.count == 4 && masks.count == s[0] * H * W,
+               "upsampled pixel cross-entropy: logits shape \(s) does not match \(masks.count) mask pixels of \(H)x\(W)")
+    if let dLogits { checkShape(dLogits.shape == s, "upsampled pixel cross-entropy: dLogits shape \(dLogits.shape) differs from logits shape \(s)") }
+    precondition(normalizer > 0, "upsampled pixel cross-entropy: the normalizer must be positive, got \(normalizer)")
+    let n = s[0], k = s[1], h = s[2], w = s[3], plane = h * w
+    let rows = bilinearTaps(outSize: H, inSize: h), columns = bilinearTaps(outSize: W, inSize: w)
+    var partials = [Double](repeating: 0, count: n)
+    let x = logits.data, g = dLogits?.data
+    masks.withUnsafeBufferPointer { labels in
+        partials.withUnsafeMutableBufferPointer { partial in
+            nonisolated(unsafe) let partial = partial
+            Parallel.forEach(n) { image in
+                let base = image * k * plane
+                if let g { (g + base).update(repeating: 0, count: k * plane) }
+                var values = [Float](repeating: 0, count: k)
+                var total = 0.0
+                for oy in 0..<H {
+                    let r = rows[oy]
+                    for ox in 0..<W {
+                        let label = labels[(image * H + oy) * W + ox]
+                        if label == ignore { continue }
+                        precondition(Int(label) < k, "upsampled pixel cross-entropy: label \(label) is outside 0..<\(k)")
+                        let c = columns[ox]
+                        var m = -Float.infinity
+                        for j in 0..<k {
+                            let p = x + base + j * plane
+                            let upper = p[r.low * w + c.low] * (1 - c.weight) + p[r.low * w + c.high] * c.weight
+                            let lower = p[r.high * w + c.low] * (1 - c.weight) + p[r.high * w + c.high] * c.weight
+                            values[j] = upper * (1 - r.weight) + lower * r.weight
+                            m = max(m, values[j])
+                        }
+                        var sum = 0.0
+                        for j in 0..<k { sum += Double(expf(values[j] - m)) }
+                        let logSum = Double(m) + log(sum)
+                        total += logSum - Double(values[Int(label)])
+                        guard let g else { continue }
+                        for j in 0..<k {
+                            let d = Float((exp(Double(values[j]) - logSum) - (j == Int(label) ? 1 : 0)) / normalizer)
+                            let q = g + base + j * plane
+                            let upper = d * (1 - r.weight), lower = d * r.weight
+                            q[r.low * w + c.low] += upper * (1 - c.weight); q[r.low * w + c.high] += upper * c.weight
+                            q[r.high * w + c.low] += lower * (1 - c.weight); q[r.high * w + c.high] += lower * c.weight
+                        }
+                    }
+                }
+                partial[image] = total
+            }
+        }
+    }
+    return partials.reduce(0, +) / normalizer
+}

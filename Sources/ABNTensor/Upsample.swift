@@ -3,7 +3,7 @@
 /// the two nearest input pixels (the last one repeated at the edge).
 
 /// The two input positions and the weight of the second for each of `outSize` outputs.
-private func bilinearTaps(outSize: Int, inSize: Int) -> [(low: Int, high: Int, weight: Float)] {
+func bilinearTaps(outSize: Int, inSize: Int) -> [(low: Int, high: Int, weight: Float)] {
     let scale = Float(inSize) / Float(outSize)
     return (0..<outSize).map { o in
         let source = max(0, scale * (Float(o) + 0.5) - 0.5)

@@ -62,8 +62,9 @@ public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100) 
             while end < samples.count, samples[end].image.width == samples[first].image.width,
                   samples[end].image.height == samples[first].image.height { end += 1 }
             let group = loader.assemble(Array(samples[first..<end]), indices: Array(indices[first..<end]), epoch: nil)
-            let logits = try replica.net.forward(group.images)
+            var logits = try replica.net.forward(group.images)
             if segmentation {
+                logits = upsampled(logits, like: group.images)
                 sums[0] += pixelCrossEntropy(dLogits: nil, logits: logits, masks: group.masks, ignore: ignoreLabel, normalizer: 1)
                 accumulateConfusion(&confusion, logits: logits, masks: group.masks, ignore: ignoreLabel)
             } else {
@@ -98,4 +99,11 @@ public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100) 
     let defined = iou.compactMap { $0 }
     return EvaluationResult(loss: sums[0] / max(1, valid), accuracy: correct / max(1, valid), samples: data.count,
                             classIoU: iou, meanIoU: defined.isEmpty ? 0 : defined.reduce(0, +) / Double(defined.count))
+}
+
+/// Segmentation logits (N, K, h, w) resized bilinearly to the size of images (N, C, H, W).
+func upsampled(_ logits: Tensor, like images: Tensor) -> Tensor {
+    let output = Tensor(uninitialized: [logits.shape[0], logits.shape[1], images.shape[2], images.shape[3]])
+    bilinearUpsampleForward(output: output, input: logits)
+    return output
 }

@@ -15,7 +15,7 @@ public func savePredictions(_ replica: Replica, loader: BatchLoader, count: Int,
         let sample = try loader.dataset.sample(index)
         guard case .mask(let truth) = sample.target else { continue }
         let batch = loader.assemble([sample], indices: [index], epoch: nil)
-        let logits = try replica.net.forward(batch.images)
+        let logits = upsampled(try replica.net.forward(batch.images), like: batch.images)
         let k = logits.shape[1], plane = truth.width * truth.height
         let predicted = (0..<plane).map { p -> UInt8 in
             var best = 0

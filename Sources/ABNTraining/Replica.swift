@@ -83,7 +83,8 @@ public final class Replica {
             case .classification:
                 loss[0] = softmaxCrossEntropy(dLogits: dLogits, logits: logits, labels: batch.labels, normalizer: normalizer[0])
             case .segmentation:
-                loss[0] = pixelCrossEntropy(dLogits: dLogits, logits: logits, masks: batch.masks, ignore: ignoreLabel, normalizer: normalizer[0])
+                loss[0] = upsampledPixelCrossEntropy(dLogits: dLogits, logits: logits, height: batch.images.shape[2], width: batch.images.shape[3],
+                                                     masks: batch.masks, ignore: ignoreLabel, normalizer: normalizer[0])
             }
             net.backward(dLogits)
         }

@@ -1,77 +1,84 @@
+import ABNData
 import ABNLayers
 import ABNTensor
+import ABNTraining
 import ArgumentParser
 import Foundation
 
 struct BenchMemory: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "memory",
-        abstract: "Bytes each norm mode keeps for backward, and the peak over a training step, on the reference network.",
+        abstract: "Bytes each norm mode keeps for backward, and the peak over a training step.",
         discussion: """
-        For each mode and batch, builds the reference network on random 1x28x28 images, runs one \
-        warm-up step, then measures with the memory ledger: saved_bytes, the bytes allocated by the \
-        forward pass and still held at its end (what is kept for backward, plus the tiny logits); \
-        peak_bytes, the ledger's peak over a whole step (forward, backward, SGD) including \
-        parameters, gradients, momentum, scratch and the batch itself.
+        For each mode, batch and crop, builds the network (the reference network on 1-channel \
+        28x28 images, or the model of --config on random images of its channels at each --crop), \
+        runs one warm-up step, then measures with the memory ledger: saved_bytes, the bytes allocated \
+        by the forward pass and still held at its end, less the output itself (what is kept for \
+        backward); \
+        peak_bytes, the ledger's peak over a whole step (forward, loss, backward, SGD) including \
+        parameters, gradients, momentum, scratch and the batch itself. With --memory-budget it also \
+        finds, per mode, the largest batch at the first crop and the largest crop at the first batch \
+        whose step peaks within the budget.
         """)
 
-    @Option(name: .customLong("batch"), help: "Batch size; repeat for several.") var batches: [Int] = [128]
+    @Option(help: "A YAML config whose model to measure (default: the reference network).") var config: String?
+    @Option(name: .customLong("set"), help: "Override a key of --config, e.g. --set model.head_width=128 (repeatable).")
+    var overrides: [String] = []
+    @Option(name: .customLong("batch"), help: "Batch size; repeat for several.") var batches: [Int] = []
+    @Option(name: .customLong("crop"), help: "Square input side in pixels; repeat for several (default: 28, or the config's crop).")
+    var crops: [Int] = []
     @Option(name: .customLong("mode"), help: "Norm mode (inplace, standard, checkpoint); repeat for several (default: all).")
     var modes: [NormMode] = NormMode.allCases
-    @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
-    @Option(help: "Also find, per mode, the largest batch whose training step peaks within this many bytes (e.g. 1073741824 or 1GiB).")
+    @Option(help: "Channel widths of the reference network's three stages (without --config).") var widths = "32,64,128"
+    @Option(help: "Also find, per mode, the largest batch and the largest crop whose training step peaks within this many bytes (e.g. 1073741824 or 1GiB).")
     var memoryBudget: String?
-    @Option(help: "Write an SVG chart of memory against batch per mode.") var svg: String?
+    @Option(help: "Write an SVG chart of memory against batch per mode (at the first crop).") var svg: String?
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
-        guard batches.allSatisfy({ $0 >= 1 }) else { throw ValidationError("every --batch must be at least 1, got \(batches).") }
+        guard batches.allSatisfy({ (1...65_536).contains($0) }) else { throw ValidationError("every --batch must be 1 to 65536, got \(batches).") }
+        guard crops.allSatisfy({ (8...8192).contains($0) }) else { throw ValidationError("every --crop must be 8 to 8192 pixels, got \(crops).") }
         guard parseWidths(widths) != nil else { throw ValidationError("--widths must be three positive integers like 32,64,128, got '\(widths)'.") }
         if let memoryBudget, parseBytes(memoryBudget) == nil {
             throw ValidationError("--memory-budget must be a byte count such as 1073741824, 512MiB or 2GiB; got '\(memoryBudget)'.")
         }
+        if config == nil && !overrides.isEmpty { throw ValidationError("--set needs --config.") }
     }
 
     func run() throws {
         threads.apply()
-        let shape = NetworkShape(widths: parseWidths(widths)!)
+        let probe = try MemoryProbe(configPath: config, overrides: overrides, widths: parseWidths(widths)!)
+        let batches = self.batches.isEmpty ? [probe.defaultBatch] : self.batches
+        let crops = self.crops.isEmpty ? [probe.defaultCrop] : self.crops
         if !json {
-            print("abn bench memory: reference network, widths \(widths), 1x28x28 inputs")
-            print("mode        batch   saved MiB   peak MiB   saved/standard")
+            print("abn bench memory: \(probe.description)")
+            print("mode        batch   crop   saved MiB   peak MiB   saved/standard")
         }
-        var chart = SVGChart(title: "Training memory of the reference network", xLabel: "batch", yLabel: "MiB")
         var curves: [NormMode: [(batch: Int, memory: StepMemory)]] = [:]
-        for batch in batches {
-            let measured = try modes.map { ($0, try measureStepMemory(shape: shape, mode: $0, batch: batch)) }
-            let standardSaved = measured.first { $0.0 == .standard }?.1.savedBytes
-            for (mode, m) in measured {
-                curves[mode, default: []].append((batch, m))
-                if json {
-                    printJSONLine(["mode": mode.rawValue, "batch": batch, "saved_bytes": m.savedBytes, "peak_bytes": m.peakBytes,
-                                   "peak_rss_bytes": peakResidentBytes()])
-                } else {
-                    let ratio = standardSaved.map { formatted(Double(m.savedBytes) / Double($0), 3) } ?? "-"
-                    print(mode.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0) + String(batch).leftPadded(7)
-                          + formatted(mib(m.savedBytes)).leftPadded(12) + formatted(mib(m.peakBytes)).leftPadded(11)
-                          + ratio.leftPadded(17))
+        for crop in crops {
+            for batch in batches {
+                let measured = try modes.map { ($0, try probe.measure(mode: $0, batch: batch, crop: crop)) }
+                let standardSaved = measured.first { $0.0 == .standard }?.1.savedBytes
+                for (mode, m) in measured {
+                    if crop == crops[0] { curves[mode, default: []].append((batch, m)) }
+                    if json {
+                        printJSONLine(["mode": mode.rawValue, "batch": batch, "crop": crop, "saved_bytes": m.savedBytes, "peak_bytes": m.peakBytes,
+                                       "peak_rss_bytes": peakResidentBytes()])
+                    } else {
+                        let ratio = standardSaved.map { formatted(Double(m.savedBytes) / Double($0), 3) } ?? "-"
+                        print(mode.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0) + String(batch).leftPadded(7) + String(crop).leftPadded(7)
+                              + formatted(mib(m.savedBytes)).leftPadded(12) + formatted(mib(m.peakBytes)).leftPadded(11) + ratio.leftPadded(17))
+                    }
                 }
             }
         }
         if !json { print("process peak RSS so far: \(formatted(mib(peakResidentBytes()))) MiB") }
         if let budgetText = memoryBudget, let budget = parseBytes(budgetText) {
-            let largest = try modes.map { ($0, try largestBatch(shape: shape, mode: $0, budget: budget)) }
-            let standardBatch = largest.first { $0.0 == .standard }?.1.batch
-            for (mode, (batch, peak)) in largest {
-                if json {
-                    printJSONLine(["mode": mode.rawValue, "memory_budget_bytes": budget, "largest_batch": batch, "peak_bytes": peak])
-                } else {
-                    let ratio = mode == .standard ? "" : standardBatch.map { " (\(formatted(Double(batch) / Double($0), 2)) x standard)" } ?? ""
-                    print("\(mode.rawValue): largest batch within \(formatted(mib(budget))) MiB: \(batch) (peak \(formatted(mib(peak))) MiB)\(ratio)")
-                }
-            }
+            try reportBudget(probe, budget: budget, batch: batches[0], crop: crops[0])
         }
         if let svg {
+            var chart = SVGChart(title: "Training memory: \(probe.description), crop \(crops[0])", xLabel: "batch", yLabel: "MiB")
             for (i, mode) in modes.enumerated() {
                 let points = curves[mode] ?? []
                 chart.series.append(.init(name: "\(mode.rawValue) peak", points: points.map { (Double($0.batch), mib($0.memory.peakBytes)) },
@@ -84,21 +91,116 @@ struct BenchMemory: ParsableCommand {
         }
     }
 
-    /// The largest batch whose measured step peak fits `budget`: a line through the peaks at
-    /// two small batches predicts it, then a bisection on measured peaks settles it.
-    private func largestBatch(shape: NetworkShape, mode: NormMode, budget: Int) throws -> (batch: Int, peak: Int) {
-        let small = try measureStepMemory(shape: shape, mode: mode, batch: 8).peakBytes
-        let large = try measureStepMemory(shape: shape, mode: mode, batch: 32).peakBytes
-        let perSample = max(1, Double(large - small) / 24)
-        // fits: the largest batch known to fit, with its peak; tooLarge: the smallest known not to
-        var fits = (batch: 1, peak: 0), tooLarge = Int.max
-        var probe = max(2, Int(Double(budget - small) / perSample) + 8)
-        while tooLarge - fits.batch > 1 {
-            let peak = try measureStepMemory(shape: shape, mode: mode, batch: probe).peakBytes
-            if peak <= budget { fits = (probe, peak) } else { tooLarge = probe }
-            probe = tooLarge == Int.max ? probe + max(1, probe / 16) : (fits.batch + tooLarge) / 2
+    /// Per mode: the largest batch at `crop` and the largest crop at `batch` within `budget`,
+    /// with the ratios to standard (batch, and crop pixels).
+    private func reportBudget(_ probe: MemoryProbe, budget: Int, batch: Int, crop: Int) throws {
+        let largestBatch = try modes.map { mode in (mode, try largest(from: 2) { try probe.measure(mode: mode, batch: $0, crop: crop).peakBytes <= budget }) }
+        let largestCrop = try modes.map { mode in (mode, try largest(from: 8) { try probe.measure(mode: mode, batch: batch, crop: $0).peakBytes <= budget }) }
+        let standardBatch = largestBatch.first { $0.0 == .standard }?.1, standardCrop = largestCrop.first { $0.0 == .standard }?.1
+        for ((mode, b), (_, c)) in zip(largestBatch, largestCrop) {
+            let batchRatio = standardBatch.map { Double(b) / Double(max(1, $0)) }, pixelRatio = standardCrop.map { Double(c * c) / Double(max(1, $0 * $0)) }
+            if json {
+                var line: [String: Any] = ["mode": mode.rawValue, "memory_budget_bytes": budget, "crop": crop, "largest_batch": b,
+                                           "batch": batch, "largest_crop": c]
+                if let batchRatio { line["batch_vs_standard"] = batchRatio }
+                if let pixelRatio { line["crop_pixels_vs_standard"] = pixelRatio }
+                printJSONLine(line)
+            } else {
+                let vs = mode == .standard ? "" : "  (\(batchRatio.map { formatted($0, 2) } ?? "-") x standard's batch, \(pixelRatio.map { formatted($0, 2) } ?? "-") x its crop pixels)"
+                print("\(mode.rawValue): within \(formatted(mib(budget))) MiB: batch \(b) at crop \(crop); crop \(c) at batch \(batch)\(vs)")
+            }
         }
-        return fits
+    }
+
+    /// The largest n >= `start` for which `fits(n)` holds (fits is monotone): doubling, then bisection.
+    private func largest(from start: Int, _ fits: (Int) throws -> Bool) throws -> Int {
+        guard try fits(start) else { return 0 }
+        var good = start, bad = start * 2
+        while try fits(bad) { good = bad; bad *= 2 }
+        while bad - good > 1 {
+            let mid = (good + bad) / 2
+            if try fits(mid) { good = mid } else { bad = mid }
+        }
+        return good
+    }
+}
+
+/// Ledger figures of one training step.
+struct StepMemory {
+    /// Bytes allocated by forward and still held at its end, less its output: kept for backward.
+    let savedBytes: Int
+    /// Peak live bytes over forward, backward and the optimizer step.
+    let peakBytes: Int
+}
+
+/// Builds the measured network and its random inputs: the reference network, or a config's model.
+struct MemoryProbe: CustomStringConvertible {
+    let config: TrainingConfig
+    let input: ModelInput
+    let description: String
+    let defaultBatch: Int
+    let defaultCrop: Int
+
+    init(configPath: String?, overrides: [String], widths: [Int]) throws {
+        guard let configPath else {
+            var c = TrainingConfig()
+            c.model.widths = widths
+            config = c
+            input = ModelInput(channels: 1, classes: 10, task: .classification)
+            description = "reference network, widths \(widths), 1-channel inputs"
+            defaultBatch = 128
+            defaultCrop = 28
+            return
+        }
+        config = try TrainingConfig.load(path: configPath, overrides: overrides)
+        let task: TaskKind = config.data.format == "segmentation-folder" ? .segmentation : .classification
+        if config.data.channels > 0 && config.model.classes > 0 {
+            input = ModelInput(channels: config.data.channels, classes: config.model.classes, task: task)
+        } else {
+            do {
+                input = ModelInput(try DataSource(config: config))
+            } catch {
+                throw TrainingError("\(error) (bench memory reads the data set only for its channels and classes: set data.channels and model.classes to measure without it)")
+            }
+        }
+        description = "\(config.model.arch) of \(configPath), \(input.channels)-channel inputs, \(input.classes) classes"
+        defaultBatch = config.train.globalBatch
+        defaultCrop = task == .segmentation ? config.data.cropSize[0] : 28
+    }
+
+    /// One step in `mode` at `batch` images of crop x crop, after a warm-up step, on a ledger of its own.
+    func measure(mode: NormMode, batch: Int, crop: Int) throws -> StepMemory {
+        var c = config
+        c.model.norm = mode
+        let ledger = MemoryLedger()
+        return try MemoryLedger.$current.withValue(ledger) {
+            let net = try c.makeNetwork(input)
+            let optimizer = SGD(net.parameters, settings: c.sgdSettings)
+            var rng = SplitMix64(seed: 1)
+            let images = Tensor(uninitialized: [batch, input.channels, crop, crop])
+            images.fillNormal(using: &rng)
+            let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(input.classes)) }
+            let masks = input.task == .segmentation ? (0..<batch * crop * crop).map { _ in UInt8(rng.next() % UInt64(input.classes)) } : []
+            func step(afterForward: (Tensor) -> Void = { _ in }) throws {
+                let output = try net.forward(images)
+                afterForward(output)
+                let dOutput = Tensor(uninitialized: output.shape)
+                if input.task == .segmentation {
+                    upsampledPixelCrossEntropy(dLogits: dOutput, logits: output, height: crop, width: crop, masks: masks, ignore: ignoreLabel,
+                                               normalizer: Double(masks.count))
+                } else {
+                    softmaxCrossEntropy(dLogits: dOutput, logits: output, labels: labels, normalizer: Double(batch))
+                }
+                net.backward(dOutput)
+                optimizer.step()
+            }
+            try step()  // warm-up: scratch reaches its size
+            ledger.resetPeak()
+            let before = ledger.liveBytes
+            var saved = 0
+            try step(afterForward: { saved = ledger.liveBytes - before - $0.byteCount })
+            return StepMemory(savedBytes: saved, peakBytes: ledger.peakBytes)
+        }
     }
 }
 
@@ -122,43 +224,3 @@ extension NormMode: ExpressibleByArgument {}
 
 func mib(_ bytes: Int) -> Double { Double(bytes) / 1_048_576 }
 
-/// Ledger figures of one training step.
-struct StepMemory {
-    /// Bytes allocated by forward and still held at its end.
-    let savedBytes: Int
-    /// Peak live bytes over forward, backward and the optimizer step.
-    let peakBytes: Int
-}
-
-/// Measures one step of the reference network in `mode` at `batch`, after a warm-up step, on
-/// a ledger of its own.
-func measureStepMemory(shape: NetworkShape, mode: NormMode, batch: Int) throws -> StepMemory {
-    let ledger = MemoryLedger()
-    return try MemoryLedger.$current.withValue(ledger) {
-        let net = try PreActResNet(shape: shape, norm: NormSettings(mode: mode))
-        let optimizer = SGD(net.parameters, settings: SGDSettings(learningRate: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4))
-        var rng = SplitMix64(seed: 1)
-        let images = Tensor(uninitialized: [batch, shape.inChannels, 28, 28])
-        images.fillNormal(using: &rng)
-        let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(shape.classes)) }
-        try trainingStep(net, optimizer, images: images, labels: labels)  // warm-up: scratch reaches its size
-        ledger.resetPeak()
-        let before = ledger.liveBytes
-        var saved = 0
-        try trainingStep(net, optimizer, images: images, labels: labels, afterForward: { saved = ledger.liveBytes - before })
-        return StepMemory(savedBytes: saved, peakBytes: ledger.peakBytes)
-    }
-}
-
-/// Forward, softmax cross-entropy (mean over the batch), backward and SGD; returns the loss.
-@discardableResult
-func trainingStep(_ net: PreActResNet, _ optimizer: SGD, images: Tensor, labels: [Int],
-                  afterForward: () -> Void = {}) throws -> Double {
-    let logits = try net.forward(images)
-    afterForward()
-    let dLogits = Tensor(uninitialized: logits.shape)
-    let loss = softmaxCrossEntropy(dLogits: dLogits, logits: logits, labels: labels, normalizer: Double(labels.count))
-    net.backward(dLogits)
-    optimizer.step()
-    return loss
-}

@@ -57,6 +57,21 @@ struct SegmentationKernelTests {
         for c in 0..<4 { #expect(g[flat: c * 15 + 3] == 0 && g[flat: (4 + c) * 15 + 2] == 0) }  // pixels 3 and 17
     }
 
+    @Test("the upsampled pixel loss equals a bilinear resize followed by the pixel loss, in value and gradient")
+    func upsampledLoss() {
+        let logits = randomTensor([2, 3, 4, 5], seed: 31, scale: 2)
+        let H = 11, W = 17
+        let masks = (0..<2 * H * W).map { i in i % 9 == 4 ? UInt8(255) : UInt8((i / W + i) % 3) }
+        let full = Tensor(zeros: [2, 3, H, W]), dFull = Tensor(zeros: [2, 3, H, W]), want = Tensor(zeros: logits.shape)
+        bilinearUpsampleForward(output: full, input: logits)
+        let expected = pixelCrossEntropy(dLogits: dFull, logits: full, masks: masks, ignore: 255, normalizer: 50)
+        bilinearUpsampleBackward(dInput: want, dOutput: dFull)
+        let got = Tensor(zeros: logits.shape)
+        let value = upsampledPixelCrossEntropy(dLogits: got, logits: logits, height: H, width: W, masks: masks, ignore: 255, normalizer: 50)
+        #expect(abs(value - expected) <= 1e-6 * abs(expected), "\(value) vs \(expected)")
+        expectClose(got.array, want.array, rtol: 1e-4, atol: 1e-6, "dLogits")
+    }
+
     @Test("channel placement and slicing, broadcast add and plane sums are adjoint pairs")
     func adjoints() {
         let a = randomTensor([2, 3, 2, 2], seed: 1), b = randomTensor([2, 1, 2, 2], seed: 2)
