@@ -211,24 +211,11 @@ public final class DeepLab: Network {
     }
 
     public func forwardMultiplyAdds(height: Int, width: Int) -> Double {
-        var total = 0.0
-        func conv(_ l: Conv2DLayer, _ s: (Int, Int)) -> (Int, Int) {
-            let m = l.multiplyAdds(height: s.0, width: s.1)
-            total += m.count
-            return (m.height, m.width)
-        }
-        var size = conv(stem, (height, width))
-        for stage in stages {
-            for block in stage {
-                if let proj = block.proj { _ = conv(proj, size) }
-                size = conv(block.conv2, conv(block.conv1, size))
-            }
-        }
-        for c in mapConvs { _ = conv(c, size) }
-        _ = conv(reduceConv, size)
-        _ = conv(poolConv, (1, 1))
-        _ = conv(poolReduceConv, (1, 1))
-        _ = conv(classifier, size)
+        let stem = self.stem.multiplyAdds(height: height, width: width)
+        var total = stem.count
+        let (h, w) = PreActBlock.multiplyAdds(stages, from: (stem.height, stem.width), total: &total)
+        for conv in mapConvs + [reduceConv, classifier] { total += conv.multiplyAdds(height: h, width: w).count }
+        for conv in [poolConv, poolReduceConv] { total += conv.multiplyAdds(height: 1, width: 1).count }
         return total
     }
 }

@@ -54,6 +54,22 @@ final class PreActBlock {
 
     var normLayers: [NormAct] { [bn1, bn2] }
 
+    /// Forward multiply-adds of `stages` from an input of `size`, added to `total`; returns
+    /// the output size.
+    static func multiplyAdds(_ stages: [[PreActBlock]], from size: (Int, Int), total: inout Double) -> (Int, Int) {
+        func conv(_ l: Conv2DLayer, _ s: (Int, Int)) -> (Int, Int) {
+            let m = l.multiplyAdds(height: s.0, width: s.1)
+            total += m.count
+            return (m.height, m.width)
+        }
+        var size = size
+        for block in stages.joined() {
+            if let proj = block.proj { _ = conv(proj, size) }
+            size = conv(block.conv2, conv(block.conv1, size))
+        }
+        return size
+    }
+
     func forward(_ x: Tensor, workspace: Workspace) throws -> Tensor {
         // the identity shortcut must survive bn1 when bn1 overwrites x
         let identity: Tensor? = proj == nil ? (bn1.mode == .inplace ? x.clone() : x) : nil

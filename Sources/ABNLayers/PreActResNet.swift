@@ -114,22 +114,9 @@ public final class PreActResNet: Network {
 
     /// Multiply-adds of convolutions and the linear layer for one image of size h x w, forward.
     public func forwardMultiplyAdds(height: Int, width: Int) -> Double {
-        var total = 0.0
-        var size = (height, width)
-        func conv(_ l: Conv2DLayer, _ s: (Int, Int)) -> (Int, Int) {
-            let m = l.multiplyAdds(height: s.0, width: s.1)
-            total += m.count
-            return (m.height, m.width)
-        }
-        size = conv(stem, size)
-        for stage in stages {
-            for block in stage {
-                if let proj = block.proj { _ = conv(proj, size) }
-                let s1 = conv(block.conv1, size)
-                size = conv(block.conv2, s1)
-            }
-        }
-        total += Double(fc.weight.value.count)
+        let stem = self.stem.multiplyAdds(height: height, width: width)
+        var total = stem.count + Double(fc.weight.value.count)
+        _ = PreActBlock.multiplyAdds(stages, from: (stem.height, stem.width), total: &total)
         return total
     }
 }

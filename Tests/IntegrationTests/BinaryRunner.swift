@@ -74,6 +74,20 @@ enum BinaryRunner {
     }
 }
 
+/// A fresh run directory under the system's temporary folder, named after the test process.
+func runDirectory(_ name: String) -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-test-\(getpid())-\(name)").path
+    try? FileManager.default.removeItem(atPath: dir)
+    return dir
+}
+
+/// The training losses logged in DIR/metrics.jsonl, in order.
+func losses(_ dir: String) throws -> [Double] {
+    try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").compactMap {
+        (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double
+    }
+}
+
 struct RunnerError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }

@@ -35,13 +35,6 @@ struct MultiHostTests {
         return result
     }
 
-    func losses(_ dir: String) throws -> [Double] {
-        let text = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
-        return text.split(separator: "\n").compactMap {
-            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double
-        }
-    }
-
     @Test("verify and 12 training steps on 3 namespace hosts match one process, with traffic between the hosts")
     func threeHosts() throws {
         if let reason = unavailable() {
@@ -67,9 +60,7 @@ struct MultiHostTests {
         #expect(summary["control_differs"] as? Bool == true, "the unsynchronized control matched: the check could not fail")
 
         let common = ["--max-steps", "12", "--set", "train.global_batch=31", "--set", "train.log_every=1", "--set", "train.evaluate=false"]
-        let hostsDir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-test-\(getpid())-hosts").path
-        let oneDir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-test-\(getpid())-hosts-one").path
-        for dir in [hostsDir, oneDir] { try? FileManager.default.removeItem(atPath: dir) }
+        let hostsDir = runDirectory("hosts"), oneDir = runDirectory("hosts-one")
         let train = try cluster(["exec", "h1", "launch/train.sh"] + launch + ["configs/tiny.yaml", "--run-dir", hostsDir] + common)
         #expect(train.status == 0, "stderr: \(train.stderr)")
         let one = try BinaryRunner.script("launch/debug.sh", ["configs/tiny.yaml", "--run-dir", oneDir] + common)

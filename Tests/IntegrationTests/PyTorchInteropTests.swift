@@ -19,8 +19,7 @@ struct PyTorchInteropTests {
     @Test("python/abn_torch.py load reproduces abn eval on a DeepLab checkpoint: mIoU, per-class IoU and loss")
     func segmentationMatchesEval() throws {
         try requirePython()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-test-\(getpid())-interop-seg").path
-        try? FileManager.default.removeItem(atPath: dir)
+        let dir = runDirectory("interop-seg")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let train = try BinaryRunner.run(["train", "--config", "configs/tiny-seg.yaml", "--max-steps", "24", "--run-dir", dir, "--set", "train.evaluate=false"])
         try #require(train.status == 0, "stderr: \(train.stderr)")
@@ -41,8 +40,7 @@ struct PyTorchInteropTests {
     @Test("python/abn_torch.py load reproduces abn eval on a checkpoint")
     func loadMatchesEval() throws {
         try requirePython()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-test-\(getpid())-interop").path
-        try? FileManager.default.removeItem(atPath: dir)
+        let dir = runDirectory("interop")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let train = try BinaryRunner.run(["train", "--config", "configs/tiny.yaml", "--max-steps", "16", "--run-dir", dir,
                                           "--set", "train.evaluate=false"])

@@ -8,18 +8,6 @@ import Testing
 /// user's own folder data sets (PNG and JPEG, several sizes) with no change to the code.
 @Suite("Segmentation runs", .serialized)
 struct SegmentationRunTests {
-    func runDirectory(_ name: String) -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-test-\(getpid())-seg-\(name)").path
-        try? FileManager.default.removeItem(atPath: dir)
-        return dir
-    }
-
-    func losses(_ dir: String) throws -> [Double] {
-        try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").compactMap {
-            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double
-        }
-    }
-
     struct Case: CustomTestStringConvertible, Sendable {
         let slices: [Int]
         var steps = 3
@@ -53,7 +41,7 @@ struct SegmentationRunTests {
     @Test("12 steps of tiny-seg log the same losses in one process and on 3 or 4 ranks (1, 2, 3 images per rank)",
           arguments: [(3, 3), (4, 8), (3, 9)])
     func sameLosses(ranks: Int, globalBatch: Int) throws {
-        let one = runDirectory("one-\(ranks)"), many = runDirectory("many-\(ranks)")
+        let one = runDirectory("seg-one-\(ranks)"), many = runDirectory("seg-many-\(ranks)")
         let common = ["--max-steps", "12", "--set", "train.global_batch=\(globalBatch)", "--set", "train.log_every=1", "--set", "train.evaluate=false",
                       "--set", "train.lr=0.005", "--set", "train.warmup_steps=12"]
         let a = try BinaryRunner.script("launch/debug.sh", ["configs/tiny-seg.yaml", "--run-dir", one] + common)
@@ -69,7 +57,7 @@ struct SegmentationRunTests {
 
     @Test("eval of a tiny-seg checkpoint agrees alone and on 2 ranks and draws predictions")
     func evaluate() throws {
-        let one = runDirectory("eval")
+        let one = runDirectory("seg-eval")
         let a = try BinaryRunner.script("launch/debug.sh", ["configs/tiny-seg.yaml", "--run-dir", one, "--max-steps", "12", "--set", "train.evaluate=false"])
         #expect(a.status == 0, "stderr: \(a.stderr)")
 
@@ -90,7 +78,7 @@ struct SegmentationRunTests {
 
     @Test("a user's own segmentation folder (PNG and JPEG images of several sizes, gray masks, no classes.txt) trains and evaluates")
     func ownSegmentationFolder() throws {
-        let root = runDirectory("own-data"), run = runDirectory("own-run")
+        let root = runDirectory("seg-own-data"), run = runDirectory("own-run")
         func write(_ path: String, _ bytes: [UInt8]) throws {
             let url = URL(fileURLWithPath: root + "/" + path)
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -126,7 +114,7 @@ struct SegmentationRunTests {
 
     @Test("a user's own image-folder classification set (PNG and JPEG, gray and RGB, several sizes) trains and evaluates")
     func ownImageFolder() throws {
-        let root = runDirectory("own-folder"), run = runDirectory("own-folder-run")
+        let root = runDirectory("seg-own-folder"), run = runDirectory("own-folder-run")
         for split in ["train", "test"] {
             for (label, name) in ["circle", "square", "stripe"].enumerated() {
                 for i in 0..<(split == "train" ? 8 : 3) {

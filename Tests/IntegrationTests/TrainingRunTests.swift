@@ -4,20 +4,6 @@ import Testing
 /// `abn train` and `abn eval` on configs/tiny.yaml, through the launch scripts and the binary.
 @Suite("Training runs", .serialized)
 struct TrainingRunTests {
-    /// A fresh run directory under the system's temporary folder.
-    func runDirectory(_ name: String) -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-test-\(getpid())-\(name)").path
-        try? FileManager.default.removeItem(atPath: dir)
-        return dir
-    }
-
-    func losses(_ dir: String) throws -> [Double] {
-        let text = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
-        return text.split(separator: "\n").compactMap {
-            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double
-        }
-    }
-
     @Test("12 steps with a global batch of 31 log the same losses in one process and on 3 ranks")
     func sameLossesAcrossWorldSizes() throws {
         let one = runDirectory("one"), three = runDirectory("three")
