@@ -17,13 +17,25 @@ usage() {
     sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$1"
 }
 
-# parse_launch SCRIPT "$@": the launch options, then (optionally) mpirun options ended by --,
-# then the config and abn's options. Sets RANKS, HOSTFILE, THREADS (empty: choose), MPI_ARGS,
-# ABN_ARGS. Without --, everything that is not a launch option goes to abn.
+# mpirun options that parse_launch recognizes without a '--', with the number of values each
+# takes (others must come before a '--').
+mpirun_option_values() {
+    case "$1" in
+        --mca|-mca|--gmca|-gmca) echo 2 ;;
+        -x|--prefix|--map-by|-map-by|--bind-to|-bind-to|--rank-by|-rank-by|-H|--host|-host|--wdir|-wdir|--npernode|-npernode|--npersocket|--output-filename|--timeout|--tune|--am|--default-hostfile) echo 1 ;;
+        --oversubscribe|-oversubscribe|--report-bindings|-report-bindings|--tag-output|-tag-output|--timestamp-output|--display-map|-display-map|--display-allocation|--use-hwthread-cpus|--nooversubscribe|-q|--quiet|-v|--verbose|--mca-debug) echo 0 ;;
+        *) echo -1 ;;
+    esac
+}
+
+# parse_launch SCRIPT "$@": the launch options and mpirun options, then the config and abn's
+# options. mpirun options either come before a '--' (any option), or, without '--', are the
+# common ones mpirun_option_values knows, placed before CONFIG. Sets RANKS, HOSTFILE, THREADS
+# (empty: choose), MPI_ARGS, ABN_ARGS.
 parse_launch() {
     local script="$1"; shift
     RANKS=""; HOSTFILE=""; THREADS=""; MPI_ARGS=(); ABN_ARGS=()
-    local has_separator=false arg
+    local has_separator=false arg values
     for arg in "$@"; do [ "$arg" = "--" ] && has_separator=true; done
     while [ $# -gt 0 ]; do
         case "$1" in
@@ -32,7 +44,16 @@ parse_launch() {
             --hostfile) HOSTFILE="${2:-}"; shift 2 || shift ;;
             --threads-per-rank) THREADS="${2:-}"; shift 2 || shift ;;
             --) shift; ABN_ARGS+=("$@"); break ;;
-            *) if $has_separator; then MPI_ARGS+=("$1"); else ABN_ARGS+=("$1"); fi; shift ;;
+            -*)
+                if $has_separator; then MPI_ARGS+=("$1"); shift; continue; fi
+                values="$(mpirun_option_values "$1")"
+                if [ "$values" -lt 0 ]; then
+                    echo "launch: $1 before the config is not a launch option nor a common mpirun option; put mpirun options before a '--' (see $script --help), abn's after the config." >&2
+                    exit 2
+                fi
+                if [ $# -le "$values" ]; then echo "launch: mpirun option $1 needs $values value(s)." >&2; exit 2; fi
+                MPI_ARGS+=("${@:1:$((values + 1))}"); shift $((values + 1)) ;;
+            *) if $has_separator; then MPI_ARGS+=("$1"); shift; else ABN_ARGS+=("$@"); break; fi ;;
         esac
     done
     if ! [[ "$RANKS" =~ ^[1-9][0-9]*$ ]]; then

@@ -12,12 +12,15 @@
 #                         divided by the ranks placed on it (OPENBLAS_NUM_THREADS, when set, is
 #                         taken instead); the choice is printed
 #   mpirun options        anything before '--' that is not one of the above goes to mpirun, e.g.
-#                         --mca btl_tcp_if_include eth1 -x MY_VAR --prefix /opt/openmpi
+#                         --mca btl_tcp_if_include eth1 -x MY_VAR --prefix /opt/openmpi; without
+#                         '--', the common ones (--mca, -x, --prefix, --map-by, --bind-to, --host,
+#                         --oversubscribe, ...) are recognized before CONFIG
 #
 # Only rank 0 reads CONFIG and writes the run directory; every node needs the binary (same
 # path) and the data set (same path). Examples:
 #   launch/train.sh -n 2 configs/fmnist-resnet.yaml
 #   launch/train.sh -n 8 --hostfile hosts --mca btl_tcp_if_include 10.0.0.0/24 -- configs/fmnist-resnet.yaml --resume
+#   launch/train.sh -n 8 --hostfile hosts --mca btl_tcp_if_include eth1 -x LD_LIBRARY_PATH configs/fmnist-resnet.yaml
 source "$(dirname "$0")/common.sh"
 parse_launch "$0" "$@"
 ensure_binary

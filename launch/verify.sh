@@ -6,7 +6,8 @@
 #        launch/verify.sh -n N [--hostfile FILE] [--threads-per-rank T] [mpirun options] -- CONFIG [abn verify options]
 #
 # The launch options are those of launch/train.sh (see launch/train.sh --help): anything before
-# '--' that is not a launch option goes to mpirun. Only rank 0 reads CONFIG. Example:
+# '--' that is not a launch option goes to mpirun (without '--', the common mpirun options are
+# recognized before CONFIG). Only rank 0 reads CONFIG. Example:
 #   launch/verify.sh -n 3 --hostfile hosts --mca btl_tcp_if_include eth1 -- configs/tiny.yaml --steps 5
 source "$(dirname "$0")/common.sh"
 parse_launch "$0" "$@"
