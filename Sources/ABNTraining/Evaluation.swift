@@ -57,8 +57,8 @@ public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100) 
         let samples = try loader.samples(indices)
         var first = 0
         while first < samples.count {
-            // whole images: a batch holds consecutive images of one size
-            var end = first + 1
+            // segmentation works on whole images: a batch holds consecutive images of one size
+            var end = segmentation ? first + 1 : samples.count
             while end < samples.count, samples[end].image.width == samples[first].image.width,
                   samples[end].image.height == samples[first].image.height { end += 1 }
             let group = loader.assemble(Array(samples[first..<end]), indices: Array(indices[first..<end]), epoch: nil)
