@@ -63,13 +63,11 @@ public enum Activation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// From an output z and its gradient dz: the input y = act^-1(z) and dy = dz * act'(y).
+    /// ELU's inverse for z < 0: log1p(z / alpha). Below y of about -16, z rounds to -alpha
+    /// exactly and y is lost (log1p(-1) is -inf, and 0 * -inf poisons the backward sums with
+    /// NaN): there the inverse stops at log1p(-1 + ulp), about -15.9, where dy is 0 anyway.
     @inline(__always)
-    func invert(_ z: Float, _ dz: Float) -> (y: Float, dy: Float) {
-        switch self {
-        case .leakyReLU(let slope): return z >= 0 ? (z, dz) : (z / slope, dz * slope)
-        case .elu(let alpha): return z >= 0 ? (z, dz) : (log1pf(z / alpha), dz * (z + alpha))
-        case .identity: return (z, dz)
-        }
+    static func eluInverse(_ z: Float, alpha: Float) -> Float {
+        log1pf(max(z / alpha, -1 + Float.ulpOfOne))
     }
 }

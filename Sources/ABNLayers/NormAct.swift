@@ -336,7 +336,7 @@ private struct PlaneRecovery {
             for j in 0..<hw {
                 let negative = zp[j] < 0
                 dy[j] = negative ? g[j] * (zp[j] + alpha) : g[j]
-                xhat[j] = negative ? log1pf(zp[j] / alpha) : zp[j]
+                xhat[j] = negative ? Activation.eluInverse(zp[j], alpha: alpha) : zp[j]
             }
         case .identity:
             for j in 0..<hw { dy[j] = g[j]; xhat[j] = zp[j] }

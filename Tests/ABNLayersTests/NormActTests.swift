@@ -19,6 +19,20 @@ func makeLayer(channels: Int, mode: NormMode, activation: Activation, seed: UInt
 
 @Suite("Norm layer")
 struct NormActTests {
+    @Test("ELU far below zero (z rounds to -alpha, its inverse to -inf) leaves every gradient finite", arguments: NormMode.allCases)
+    func eluSaturation(mode: NormMode) throws {
+        let (layer, _) = try makeLayer(channels: 2, mode: mode, activation: .elu(alpha: 1), seed: 4)
+        layer.weight.value[flat: 0] = 1
+        layer.bias.value[flat: 0] = -30  // channel 0 saturates: y = xhat - 30
+        let x = randomTensor([4, 2, 3, 3], seed: 5)
+        _ = try layer.forward(x)
+        let dx = layer.backward(randomTensor([4, 2, 3, 3], seed: 6))
+        let nonFinite = dx.array.filter { !$0.isFinite }.count
+        let parameterGradients = layer.weight.gradient!.array + layer.bias.gradient!.array
+        #expect(nonFinite == 0, "dx has \(nonFinite) non-finite values")
+        #expect(parameterGradients.allSatisfy { $0.isFinite }, "\(parameterGradients)")
+    }
+
     @Test("backward equals finite differences, negative weights included",
           arguments: NormMode.allCases, [Activation.elu(alpha: 1), .identity, .leakyReLU(slope: 0.2)])
     func finiteDifferences(mode: NormMode, activation: Activation) throws {
