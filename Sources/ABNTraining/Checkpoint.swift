@@ -102,6 +102,14 @@ public struct CheckpointDirectory {
         }.sorted { $0.0 > $1.0 }
     }
 
+    /// Removes the temporary files of writes that an ended run left unfinished; returns their names.
+    @discardableResult
+    public func removeStaleTemporaries() -> [String] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasPrefix("step-") && $0.hasSuffix(".tmp") }
+        for name in names { try? FileManager.default.removeItem(atPath: (path as NSString).appendingPathComponent(name)) }
+        return names
+    }
+
     /// Writes `data` as the checkpoint of `step` and deletes all but the newest `keep`.
     public func write(_ data: Data, step: Int, keep: Int) throws {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

@@ -22,6 +22,13 @@ public final class Trainer {
     /// checkpoint when `resume` is set. `stopAfterStep` ends the run early at that step, with a
     /// checkpoint, as an interruption would (the schedule still spans the whole run).
     public func run(resume: Bool, stopAfterStep: Int? = nil) throws {
+        let checkpoints = CheckpointDirectory(runDirectory: runDirectory)
+        if coordinator.isRoot {
+            if !resume, let newest = checkpoints.list().first {
+                throw TrainingError("\(runDirectory) holds checkpoints of an earlier run (the newest is at step \(newest.step)); continue it with --resume, or start afresh in another directory with --run-dir DIR (or remove \(checkpoints.path)).")
+            }
+            for name in checkpoints.removeStaleTemporaries() { coordinator.say("train: removed \(name), left by an interrupted checkpoint write") }
+        }
         try coordinator.prepareData(config)
         let data = try DataSource(config: config)
         let train = BatchLoader(dataset: data.train, pipeline: data.pipeline)
@@ -37,10 +44,9 @@ public final class Trainer {
         try coordinator.requireAgreement("model size", String(replica.net.parameters.parameterCount))
         coordinator.broadcastInitialState(replica.net.parameters)
 
-        let checkpoints = CheckpointDirectory(runDirectory: runDirectory)
         var step = 0
         if resume { step = try restore(replica, from: checkpoints) }
-        let metrics = try coordinator.isRoot ? MetricsLog(runDirectory: runDirectory, config: config) : nil
+        let metrics = try coordinator.isRoot ? MetricsLog(runDirectory: runDirectory, config: config, continuingAfter: step) : nil
         let lastStep = min(totalSteps, stopAfterStep ?? totalSteps)
         if step >= lastStep {
             coordinator.say("train: nothing to do, the run is at step \(step) of \(lastStep).")
@@ -136,11 +142,13 @@ public final class Trainer {
     }
 }
 
-/// DIR/metrics.jsonl (appended, one JSON object per line) and DIR/config.yaml (the resolved config).
+/// DIR/metrics.jsonl (one JSON object per line) and DIR/config.yaml (the resolved config).
 final class MetricsLog {
     private let handle: FileHandle
 
-    init(runDirectory: String, config: TrainingConfig) throws {
+    /// Opens the log of a run that continues after `step` (0: a new run): lines of later steps,
+    /// written by the run before it was interrupted, are dropped, so that no step appears twice.
+    init(runDirectory: String, config: TrainingConfig, continuingAfter step: Int) throws {
         do {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
         } catch {
@@ -148,7 +156,15 @@ final class MetricsLog {
         }
         try config.yaml().write(toFile: (runDirectory as NSString).appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
         let path = (runDirectory as NSString).appendingPathComponent("metrics.jsonl")
-        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        let kept = (try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n").filter { line in
+            let logged = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["step"] as? Int
+            return step > 0 && (logged ?? Int.max) <= step
+        } ?? []
+        do {
+            try Data(kept.map { $0 + "\n" }.joined().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw TrainingError("cannot write \(path): \(error.localizedDescription); check that the run directory is writable.")
+        }
         guard let handle = FileHandle(forWritingAtPath: path) else { throw TrainingError("cannot open \(path) for writing.") }
         handle.seekToEndOfFile()
         self.handle = handle

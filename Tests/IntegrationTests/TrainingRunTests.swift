@@ -80,6 +80,36 @@ struct TrainingRunTests {
         #expect(missing.stderr.contains("/nonexistent/config.yaml"), "stderr: \(missing.stderr)")
     }
 
+    @Test("a fresh run in a used run directory is refused, naming both ways on; its checkpoints stay")
+    func usedRunDirectory() throws {
+        let dir = runDirectory("used")
+        let common = ["train", "--config", "configs/tiny.yaml", "--max-steps", "8", "--run-dir", dir, "--set", "train.evaluate=false"]
+        #expect(try BinaryRunner.run(common).status == 0)
+        let again = try BinaryRunner.run(common, ranks: 2)
+        #expect(again.status != 0)
+        #expect(again.stderr.contains("--resume") && again.stderr.contains("--run-dir"), "stderr: \(again.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/checkpoints/step-00000008.safetensors"))
+    }
+
+    @Test("resume drops the metrics logged after its checkpoint (no step twice) and removes stale temporary files")
+    func resumeKeepsMetricsClean() throws {
+        let dir = runDirectory("metrics")
+        let common = ["train", "--config", "configs/tiny.yaml", "--max-steps", "12", "--run-dir", dir, "--set", "checkpoint.every=4",
+                      "--set", "checkpoint.keep=3", "--set", "train.log_every=1", "--set", "train.evaluate=false"]
+        #expect(try BinaryRunner.run(common + ["--stop-after-step", "10"]).status == 0)
+        // as if killed after step 10 was logged but before its checkpoint was complete
+        try FileManager.default.removeItem(atPath: dir + "/checkpoints/step-00000010.safetensors")
+        try Data("partial".utf8).write(to: URL(fileURLWithPath: dir + "/checkpoints/step-00000010.safetensors.tmp"))
+        let resumed = try BinaryRunner.run(common + ["--resume"])
+        #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
+        #expect(resumed.stdout.contains("step 8") && resumed.stdout.contains("removed step-00000010.safetensors.tmp"), "stdout: \(resumed.stdout)")
+        let steps = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["step"] as? Int
+        }
+        #expect(steps == Array(1...12), "logged steps \(steps)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/checkpoints/step-00000010.safetensors.tmp"))
+    }
+
     @Test("a config error names the key and exits with 1")
     func configError() throws {
         let output = try BinaryRunner.run(["train", "--config", "configs/tiny.yaml", "--set", "train.lr=-1", "--run-dir", runDirectory("bad")])
