@@ -8,6 +8,13 @@ training step beside abn.
       image folder; for DeepLab, on a segmentation folder, the loss per valid pixel, pixel
       accuracy, mIoU and per-class IoU from a confusion matrix over whole test images.
       InPlace-ABN weights become BatchNorm weights |weight| + eps.
+  python python/abn_torch.py train CONFIG [--epochs N] [--threads 2] [--steps N]
+      Trains the DeepLab network of an abn segmentation config in PyTorch (BatchNorm + in-place
+      activation, one process on the whole global batch) with the config's data, augmentation
+      (random scale, crop with padding, flip), SGD, learning-rate schedule and epochs, and prints
+      one JSON line per epoch with the test mIoU, per-class IoU and pixel accuracy: the
+      reference a run of abn is compared with. Augmentation draws from torch's generator, not
+      abn's, so the two see the same distribution, not the same crops.
   python python/abn_torch.py bench [--norm bn] [--batch 128] [--steps 20] [--threads 2]
       Times training steps (SGD, momentum 0.9) of the reference network on random data and
       prints one JSON line: median step seconds, images/s, GFLOP/s, activation bytes autograd
@@ -24,6 +31,7 @@ Needs torch, numpy, pyyaml and (for image folders) pillow.
 import argparse
 import gzip
 import json
+import math
 import os
 import resource
 import statistics
@@ -348,6 +356,106 @@ def command_load(args):
     print(json.dumps({"checkpoint": args.checkpoint, "step": int(metadata.get("step", 0)), **result, "torch": torch.__version__}))
 
 
+def learning_rate(step, total, train):
+    """abn's schedule: linear warmup to the peak, then cosine, poly or constant."""
+    peak, warmup = float(train.get("lr", 0.1)), min(int(train.get("warmup_steps", 200)), max(0, total - 1))
+    if step < warmup:
+        return peak * (step + 1) / (warmup + 1)
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    kind = train.get("schedule", "cosine")
+    if kind == "cosine":
+        return peak * 0.5 * (1 + math.cos(math.pi * t))
+    if kind == "poly":
+        return peak * (1 - t) ** float(train.get("poly_power", 0.9))
+    return peak
+
+
+def augment(image, mask, data, generator):
+    """abn's segmentation augmentation on one (C, H, W) float image and (H, W) mask: random scale
+    (bilinear / nearest), a random crop of data.crop_size (smaller images placed at random in it,
+    padded with 0 after normalization and 255 in the mask), and a flip."""
+    crop_h, crop_w = data.get("crop_size", [96, 96])
+    low, high = data.get("scale_range", [0.75, 1.5])
+    scale = low + (high - low) * torch.rand((), generator=generator).item() if data.get("augment", True) else 1.0
+    h, w = image.shape[1:]
+    sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+    if (sh, sw) != (h, w):
+        image = F.interpolate(image[None], size=(sh, sw), mode="bilinear", align_corners=False)[0]
+        mask = F.interpolate(mask[None, None].float(), size=(sh, sw), mode="nearest")[0, 0].long()
+    out_image = torch.zeros(image.shape[0], crop_h, crop_w)
+    out_mask = torch.full((crop_h, crop_w), 255, dtype=torch.long)
+    oy = torch.randint(0, abs(sh - crop_h) + 1, (), generator=generator).item()
+    ox = torch.randint(0, abs(sw - crop_w) + 1, (), generator=generator).item()
+    # the window of the scaled image that lands in the crop, and where
+    sy, dy = (oy, 0) if sh >= crop_h else (0, oy)
+    sx, dx = (ox, 0) if sw >= crop_w else (0, ox)
+    ch, cw = min(crop_h, sh), min(crop_w, sw)
+    out_image[:, dy:dy + ch, dx:dx + cw] = image[:, sy:sy + ch, sx:sx + cw]
+    out_mask[dy:dy + ch, dx:dx + cw] = mask[sy:sy + ch, sx:sx + cw]
+    if data.get("flip", True) and torch.rand((), generator=generator).item() < 0.5:
+        out_image, out_mask = out_image.flip(-1), out_mask.flip(-1)
+    return out_image, out_mask
+
+
+def command_train(args):
+    from PIL import Image
+    torch.set_num_threads(args.threads)
+    with open(args.config) as f:
+        config = yaml.safe_load(f)
+    data, train, model = config.get("data", {}), config.get("train", {}), config.get("model", {})
+    if model.get("arch") != "deeplab" or data.get("format") != "segmentation-folder":
+        raise SystemExit("train takes a segmentation config (model.arch deeplab, data.format segmentation-folder)")
+    root = data["root"]
+    names_file = os.path.join(root, "classes.txt")
+    classes = int(model.get("classes", 0)) or (len([l for l in open(names_file).read().splitlines() if l.strip()]) if os.path.exists(names_file) else 0)
+    if classes == 0:
+        raise SystemExit(f"set model.classes or give {root}/classes.txt")
+    files = image_files(os.path.join(split_folder(root, "train"), "images"))
+    channels = int(data.get("channels", 0)) or read_image(files[0], 3 if np.array(Image.open(files[0])).ndim == 3 else 1).shape[2]
+    mean, std = per_channel(data.get("mean", 0.5), channels), per_channel(data.get("std", 0.25), channels)
+    masks_dir = os.path.join(split_folder(root, "train"), "masks")
+    images = [normalize([read_image(p, channels)], mean, std)[0] for p in files]
+    masks = [torch.from_numpy(np.array(Image.open(os.path.join(masks_dir, os.path.splitext(os.path.basename(p))[0] + ".png"))).astype(np.int64))
+             for p in files]
+    torch.manual_seed(int(model.get("init_seed", 0)))
+    net = network_from_config(config, channels, classes)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")  # abn's He-normal
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    optimizer = torch.optim.SGD(net.parameters(), lr=float(train.get("lr", 0.1)), momentum=float(train.get("momentum", 0.9)),
+                                nesterov=bool(train.get("nesterov", True)), weight_decay=float(train.get("weight_decay", 5e-4)))
+    batch = int(train.get("global_batch", 16))
+    epochs = args.epochs or int(train.get("epochs", 10))
+    steps_per_epoch = len(images) // batch
+    total = epochs * steps_per_epoch
+    if args.steps:
+        total = min(total, args.steps)
+    generator = torch.Generator().manual_seed(int(train.get("seed", 0)))
+    step, start = 0, time.perf_counter()
+    for epoch in range(epochs):
+        order = torch.randperm(len(images), generator=generator).tolist()
+        net.train()
+        for b in range(steps_per_epoch):
+            if step >= total:
+                break
+            pairs = [augment(images[i], masks[i], data, generator) for i in order[b * batch:(b + 1) * batch]]
+            x, y = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, total, train)
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(net(x), y, ignore_index=255)
+            loss.backward()
+            optimizer.step()
+            step += 1
+        net.eval()
+        result = evaluate_segmentation(net, config, channels, classes, int(data.get("test_limit", 0)))
+        print(json.dumps({"epoch": epoch + 1, "step": step, "train_loss": loss.item(), "seconds": time.perf_counter() - start, **result}), flush=True)
+        if step >= total:
+            break
+
+
 def training_flops(net, x):
     """Flops of one training step: conv and linear multiply-adds x 2, x 3 (forward, both gradients)."""
     macs = [0]
@@ -414,6 +522,11 @@ def main(argv):
     load.add_argument("checkpoint")
     load.add_argument("--data", help="the data set's folder (default: the checkpoint config's data.root)")
     load.add_argument("--limit", type=int, help="use only the first N test images (0: all; default: the config's data.test_limit)")
+    train = commands.add_parser("train", help="train an abn segmentation config in PyTorch, for comparison")
+    train.add_argument("config")
+    train.add_argument("--epochs", type=int, help="epochs (default: the config's train.epochs)")
+    train.add_argument("--steps", type=int, help="stop after this many steps (for a quick check)")
+    train.add_argument("--threads", type=int, default=2)
     bench = commands.add_parser("bench", help="time training steps of the reference network")
     bench.add_argument("--norm", default="bn", help="bn: BatchNorm + in-place leaky ReLU")
     bench.add_argument("--batch", type=int, default=128)
@@ -424,7 +537,7 @@ def main(argv):
     bench.add_argument("--blocks", type=int, default=2, help="blocks per stage")
     bench.add_argument("--size", type=int, default=28, help="image side in pixels")
     args = parser.parse_args(argv)
-    {"load": command_load, "bench": command_bench}[args.command](args)
+    {"load": command_load, "train": command_train, "bench": command_bench}[args.command](args)
 
 
 if __name__ == "__main__":
