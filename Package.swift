@@ -40,7 +40,8 @@ let package = Package(
         .testTarget(name: "ABNTensorTests", dependencies: ["ABNTensor", "ABNTestSupport"]),
         .testTarget(name: "ABNLayersTests", dependencies: ["ABNLayers", "ABNTensor", "ABNTestSupport"]),
         .testTarget(name: "ABNDataTests", dependencies: ["ABNData", "ABNTensor", "ABNTestSupport"]),
-        .testTarget(name: "ABNTrainingTests", dependencies: ["ABNTraining", "ABNData", "ABNLayers"]),
+        .testTarget(name: "ABNCommTests", dependencies: ["ABNComm", "ABNLayers", "ABNTensor"]),
+        .testTarget(name: "ABNTrainingTests", dependencies: ["ABNTraining", "ABNData", "ABNLayers", "CZlib"]),
         // Runs the release binary (alone and under mpirun); build it first: swift build -c release.
         .testTarget(name: "IntegrationTests", dependencies: ["ABNData"]),
     ]

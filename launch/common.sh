@@ -136,8 +136,9 @@ place_ranks() {
 # run_mpi ABN_ARGUMENTS...: mpirun with the launch options read by parse_launch. Threads per
 # rank: --threads-per-rank, else OPENBLAS_NUM_THREADS when set, else this node's cores divided
 # by the ranks placed on it; ranks get it as OPENBLAS_NUM_THREADS. Adds root and oversubscribe
-# flags when needed, binds each rank to its cores on a single node, and exports the OpenBLAS
-# settings the environment holds.
+# flags when needed, binds each rank to its cores on a single node, exports the OpenBLAS
+# settings the environment holds. With STOPPABLE=true, a SIGTERM or SIGINT to the script
+# asks the ranks to stop after their step (see the comment inside).
 run_mpi() {
     command -v mpirun >/dev/null || { echo "launch: mpirun not found; run launch/setup.sh (it installs openmpi-bin)." >&2; exit 1; }
     local cores; cores="$(nproc)"
@@ -167,5 +168,19 @@ run_mpi() {
     flags+=(-x "OPENBLAS_NUM_THREADS=$threads")
     local var
     for var in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do [ -n "${!var:-}" ] && flags+=(-x "$var"); done
-    exec mpirun "${flags[@]}" "${MPI_ARGS[@]+"${MPI_ARGS[@]}"}" "$ABN" "$@"
+    if ! ${STOPPABLE:-false}; then
+        exec mpirun "${flags[@]}" "${MPI_ARGS[@]+"${MPI_ARGS[@]}"}" "$ABN" "$@"
+    fi
+    # A stop signal to this script becomes SIGUSR1 to mpirun, which forwards it to every rank: the
+    # ranks stop after the current step with a checkpoint and exit 0 (a rank exiting with another
+    # code makes mpirun kill the ranks still finishing), and the script returns 75.
+    mpirun "${flags[@]}" "${MPI_ARGS[@]+"${MPI_ARGS[@]}"}" "$ABN" "$@" &
+    local pid=$! status stopping=false
+    trap 'stopping=true; echo "launch: stop requested; the ranks finish their step and write a checkpoint" >&2; kill -USR1 "$pid" 2>/dev/null' TERM INT
+    while true; do
+        status=0; wait "$pid" || status=$?
+        kill -0 "$pid" 2>/dev/null && continue  # wait also returns when a trapped signal arrives
+        if $stopping && [ "$status" -eq 0 ]; then exit 75; fi
+        exit "$status"
+    done
 }

@@ -16,6 +16,11 @@
 #                         '--', the common ones (--mca, -x, --prefix, --map-by, --bind-to, --host,
 #                         --oversubscribe, ...) are recognized before CONFIG
 #
+# SIGTERM or Ctrl-C to this script (or SIGUSR1 to mpirun, or SIGTERM to the ranks) stops the run
+# after the current step with a checkpoint; the script then exits with code 75 (continue with
+# --resume). SIGTERM to mpirun itself is Open MPI's kill: the ranks get about a second. A rank
+# that waits longer than train.collective_timeout_s for the others ends the job with code 124.
+#
 # Only rank 0 reads CONFIG and writes the run directory; every node needs the binary (same
 # path) and the data set (same path). Examples:
 #   launch/train.sh -n 2 configs/fmnist-resnet.yaml
@@ -24,4 +29,5 @@
 source "$(dirname "$0")/common.sh"
 parse_launch "$0" "$@"
 ensure_binary
+STOPPABLE=true
 run_mpi train --config "${ABN_ARGS[0]}" "${ABN_ARGS[@]:1}"

@@ -8,7 +8,7 @@ training step beside abn.
       image folder; for DeepLab, on a segmentation folder, the loss per valid pixel, pixel
       accuracy, mIoU and per-class IoU from a confusion matrix over whole test images.
       InPlace-ABN weights become BatchNorm weights |weight| + eps.
-  python python/abn_torch.py train CONFIG [--epochs N] [--threads 2] [--steps N]
+  python python/abn_torch.py train CONFIG [--epochs N] [--threads 2] [--steps N] [--stop-after-epoch N]
       Trains the DeepLab network of an abn segmentation config in PyTorch (BatchNorm + in-place
       activation, one process on the whole global batch) with the config's data, augmentation
       (random scale, crop with padding, flip), SGD, learning-rate schedule and epochs, and prints
@@ -452,7 +452,7 @@ def command_train(args):
         net.eval()
         result = evaluate_segmentation(net, config, channels, classes, int(data.get("test_limit", 0)))
         print(json.dumps({"epoch": epoch + 1, "step": step, "train_loss": loss.item(), "seconds": time.perf_counter() - start, **result}), flush=True)
-        if step >= total:
+        if step >= total or epoch + 1 == args.stop_after_epoch:
             break
 
 
@@ -526,6 +526,7 @@ def main(argv):
     train.add_argument("config")
     train.add_argument("--epochs", type=int, help="epochs (default: the config's train.epochs)")
     train.add_argument("--steps", type=int, help="stop after this many steps (for a quick check)")
+    train.add_argument("--stop-after-epoch", type=int, help="stop after this epoch, the schedule still spanning all epochs")
     train.add_argument("--threads", type=int, default=2)
     bench = commands.add_parser("bench", help="time training steps of the reference network")
     bench.add_argument("--norm", default="bn", help="bn: BatchNorm + in-place leaky ReLU")

@@ -2,7 +2,8 @@ import Foundation
 import ABNTensor
 
 /// The collectives the trainer needs, over all replicas of a job. Every rank must make the
-/// same calls in the same order.
+/// same calls in the same order. `what` names the data for the watchdog's message (e.g. "the
+/// forward statistics of stage2.0.bn1").
 public protocol Communicator: AnyObject {
     /// This replica's index, 0..<size.
     var rank: Int { get }
@@ -10,21 +11,21 @@ public protocol Communicator: AnyObject {
     var size: Int { get }
 
     /// Replaces each element with its sum over all ranks (the same result on every rank).
-    func allreduceSum(_ values: UnsafeMutablePointer<Double>, count: Int)
-    func allreduceSum(_ values: UnsafeMutablePointer<Float>, count: Int)
+    func allreduceSum(_ values: UnsafeMutablePointer<Double>, count: Int, what: String)
+    func allreduceSum(_ values: UnsafeMutablePointer<Float>, count: Int, what: String)
     /// Replaces each element with its maximum over all ranks.
-    func allreduceMax(_ values: UnsafeMutablePointer<Double>, count: Int)
+    func allreduceMax(_ values: UnsafeMutablePointer<Double>, count: Int, what: String)
     /// Merges packed per-channel moments [count, mean (C), M2 (C)] of all ranks with Chan's
     /// formula, in ONE collective of 1 + 2C Doubles; every rank gets the merged moments.
-    func allreduceMoments(_ packed: UnsafeMutablePointer<Double>, channels: Int)
+    func allreduceMoments(_ packed: UnsafeMutablePointer<Double>, channels: Int, what: String)
     /// Copies `bytes` bytes from `root` to every rank.
-    func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int)
+    func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int, what: String)
     /// Every rank's `value`, indexed by rank.
-    func allgather(_ value: Int64) -> [Int64]
+    func allgather(_ value: Int64, what: String) -> [Int64]
     /// On `root`: the concatenation over ranks of each rank's `count` Floats (counts may
     /// differ); elsewhere an empty array.
-    func gather(_ values: UnsafePointer<Float>, count: Int, root: Int) -> [Float]
-    func barrier()
+    func gather(_ values: UnsafePointer<Float>, count: Int, root: Int, what: String) -> [Float]
+    func barrier(what: String)
     /// A communicator over the same ranks whose traffic never mixes with this one's (for a
     /// communication thread).
     func duplicate() -> Communicator
@@ -34,8 +35,8 @@ public protocol Communicator: AnyObject {
 
 extension Communicator {
     /// Broadcasts a tensor's elements from `root`.
-    public func broadcast(_ tensor: Tensor, root: Int = 0) {
-        broadcast(UnsafeMutableRawPointer(tensor.data), bytes: tensor.byteCount, root: root)
+    public func broadcast(_ tensor: Tensor, root: Int = 0, what: String) {
+        broadcast(UnsafeMutableRawPointer(tensor.data), bytes: tensor.byteCount, root: root, what: what)
     }
 
     public var isRoot: Bool { rank == 0 }
@@ -46,16 +47,16 @@ public final class SingleProcess: Communicator {
     public init() {}
     public var rank: Int { 0 }
     public var size: Int { 1 }
-    public func allreduceSum(_ values: UnsafeMutablePointer<Double>, count: Int) {}
-    public func allreduceSum(_ values: UnsafeMutablePointer<Float>, count: Int) {}
-    public func allreduceMax(_ values: UnsafeMutablePointer<Double>, count: Int) {}
-    public func allreduceMoments(_ packed: UnsafeMutablePointer<Double>, channels: Int) {}
-    public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) {}
-    public func allgather(_ value: Int64) -> [Int64] { [value] }
-    public func gather(_ values: UnsafePointer<Float>, count: Int, root: Int) -> [Float] {
+    public func allreduceSum(_ values: UnsafeMutablePointer<Double>, count: Int, what: String) {}
+    public func allreduceSum(_ values: UnsafeMutablePointer<Float>, count: Int, what: String) {}
+    public func allreduceMax(_ values: UnsafeMutablePointer<Double>, count: Int, what: String) {}
+    public func allreduceMoments(_ packed: UnsafeMutablePointer<Double>, channels: Int, what: String) {}
+    public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int, what: String) {}
+    public func allgather(_ value: Int64, what: String) -> [Int64] { [value] }
+    public func gather(_ values: UnsafePointer<Float>, count: Int, root: Int, what: String) -> [Float] {
         Array(UnsafeBufferPointer(start: values, count: count))
     }
-    public func barrier() {}
+    public func barrier(what: String) {}
     public func duplicate() -> Communicator { self }
     public func abort(code: Int32) -> Never { exit(code) }
 }

@@ -63,7 +63,7 @@ public final class GradientAverager {
         guard comm.size > 1, let b = bucketOfOffset[p.offset] else { return }
         pending[b] -= 1
         if pending[b] == 0, let worker {
-            worker.submit(gradients.data + buckets[b].lowerBound, count: buckets[b].count)
+            worker.submit(gradients.data + buckets[b].lowerBound, count: buckets[b].count, what: label(b))
         }
     }
 
@@ -75,32 +75,36 @@ public final class GradientAverager {
                 precondition(pending.allSatisfy { $0 == 0 }, "GradientAverager.finish() before every gradient was ready")
                 worker.waitUntilIdle()
             } else {
-                for b in buckets { comm.allreduceSum(gradients.data + b.lowerBound, count: b.count) }
+                for b in buckets.indices { comm.allreduceSum(gradients.data + buckets[b].lowerBound, count: buckets[b].count, what: label(b)) }
             }
         }
         exposedSeconds = monotonicSeconds() - t0
     }
+
+    deinit { worker?.stop() }
+
+    private func label(_ bucket: Int) -> String { "gradient bucket \(bucket + 1) of \(buckets.count)" }
 }
 
-/// A thread that runs sum-allreduces, in submission order, on its own communicator.
+/// A thread that runs sum-allreduces, in submission order, on its own communicator, until `stop()`.
 final class CommunicationThread: @unchecked Sendable {
     private let comm: Communicator
     private let condition = NSCondition()
-    private var queue: [(UnsafeMutablePointer<Float>, Int)] = []
+    private var queue: [(data: UnsafeMutablePointer<Float>, count: Int, what: String)] = []
     private var busy = false
-    private var thread: Thread?
+    private var stopping = false
+    private var running = true
 
     init(_ comm: Communicator) {
         self.comm = comm
         let thread = Thread { [unowned self] in self.run() }
         thread.name = "gradient-allreduce"
         thread.start()
-        self.thread = thread
     }
 
-    func submit(_ data: UnsafeMutablePointer<Float>, count: Int) {
+    func submit(_ data: UnsafeMutablePointer<Float>, count: Int, what: String) {
         condition.lock()
-        queue.append((data, count))
+        queue.append((data, count, what))
         condition.signal()
         condition.unlock()
     }
@@ -111,14 +115,29 @@ final class CommunicationThread: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Ends the thread once the queue is empty, and waits until it has ended.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while running { condition.wait() }
+        condition.unlock()
+    }
+
     private func run() {
         while true {
             condition.lock()
-            while queue.isEmpty { condition.wait() }
-            let (data, count) = queue.removeFirst()
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty {
+                running = false
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            let job = queue.removeFirst()
             busy = true
             condition.unlock()
-            comm.allreduceSum(data, count: count)
+            comm.allreduceSum(job.data, count: job.count, what: job.what)
             condition.lock()
             busy = false
             condition.broadcast()

@@ -5,7 +5,10 @@ import Synchronization
 
 /// Open MPI. `MPICommunicator.world()` initializes MPI once per process (asking for
 /// MPI_THREAD_MULTIPLE, so that a communication thread can reduce gradients while the main
-/// thread synchronizes batch statistics on another communicator).
+/// thread synchronizes batch statistics on another communicator). Every collective is
+/// nonblocking underneath and waited for by `waitForRequest`: waiting ranks sleep between
+/// polls instead of spinning, and a wait longer than `Watchdog.limitSeconds` ends the job
+/// with a message naming `what` the rank waited in.
 public final class MPICommunicator: Communicator {
     private let comm: MPI_Comm
     public let rank: Int
@@ -28,13 +31,26 @@ public final class MPICommunicator: Communicator {
             var provided: Int32 = 0
             check(MPI_Init_thread(nil, nil, cmpi_thread_multiple(), &provided), "MPI_Init_thread")
             threadMultiple = provided >= cmpi_thread_multiple()
-            atexit { MPI_Finalize() }
+            var diagnostics: MPI_Comm? = cmpi_comm_null()
+            check(MPI_Comm_dup(cmpi_comm_world(), &diagnostics), "MPI_Comm_dup")
+            Watchdog.attach(diagnostics!)
+            atexit { MPICommunicator.finalize() }
         }
-        return MPICommunicator(cmpi_comm_world())
+        return MPICommunicator(cmpi_comm_world(), owned: false)
     }
 
-    private init(_ comm: MPI_Comm) {
+    private let owned: Bool
+
+    /// Ends MPI in this process (at exit).
+    static func finalize() {
+        var finalized: Int32 = 0
+        MPI_Finalized(&finalized)
+        if finalized == 0 { MPI_Finalize() }
+    }
+
+    private init(_ comm: MPI_Comm, owned: Bool) {
         self.comm = comm
+        self.owned = owned
         var r: Int32 = 0, s: Int32 = 0
         MPI_Comm_rank(comm, &r)
         MPI_Comm_size(comm, &s)
@@ -42,57 +58,79 @@ public final class MPICommunicator: Communicator {
         size = Int(s)
     }
 
-    public func allreduceSum(_ values: UnsafeMutablePointer<Double>, count: Int) {
-        guard size > 1, count > 0 else { return }
-        Self.check(MPI_Allreduce(cmpi_in_place(), values, Int32(count), cmpi_double(), cmpi_op_sum(), comm), "MPI_Allreduce")
+    deinit {
+        var finalized: Int32 = 0
+        MPI_Finalized(&finalized)
+        if owned && finalized == 0 {
+            var handle: MPI_Comm? = comm
+            MPI_Comm_free(&handle)
+        }
     }
 
-    public func allreduceSum(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        guard size > 1, count > 0 else { return }
-        Self.check(MPI_Allreduce(cmpi_in_place(), values, Int32(count), cmpi_float(), cmpi_op_sum(), comm), "MPI_Allreduce")
+    /// Starts a nonblocking collective with `start` and waits for it (see `waitForRequest`).
+    private func collective(_ what: @autoclosure () -> String, _ start: (inout MPI_Request?) -> Int32) {
+        var request: MPI_Request? = cmpi_request_null()
+        Self.check(start(&request), what())
+        waitForRequest(&request, rank: rank, size: size, what: what)
     }
 
-    public func allreduceMax(_ values: UnsafeMutablePointer<Double>, count: Int) {
+    public func allreduceSum(_ values: UnsafeMutablePointer<Double>, count: Int, what: String) {
         guard size > 1, count > 0 else { return }
-        Self.check(MPI_Allreduce(cmpi_in_place(), values, Int32(count), cmpi_double(), cmpi_op_max(), comm), "MPI_Allreduce (max)")
+        collective("allreduce (sum) of \(what)") { MPI_Iallreduce(cmpi_in_place(), values, Int32(count), cmpi_double(), cmpi_op_sum(), comm, &$0) }
     }
 
-    public func allreduceMoments(_ packed: UnsafeMutablePointer<Double>, channels: Int) {
+    public func allreduceSum(_ values: UnsafeMutablePointer<Float>, count: Int, what: String) {
+        guard size > 1, count > 0 else { return }
+        collective("allreduce (sum) of \(what)") { MPI_Iallreduce(cmpi_in_place(), values, Int32(count), cmpi_float(), cmpi_op_sum(), comm, &$0) }
+    }
+
+    public func allreduceMax(_ values: UnsafeMutablePointer<Double>, count: Int, what: String) {
+        guard size > 1, count > 0 else { return }
+        collective("allreduce (max) of \(what)") { MPI_Iallreduce(cmpi_in_place(), values, Int32(count), cmpi_double(), cmpi_op_max(), comm, &$0) }
+    }
+
+    public func allreduceMoments(_ packed: UnsafeMutablePointer<Double>, channels: Int, what: String) {
         guard size > 1 else { return }
         let type = MomentsType.shared.datatype(channels: channels)
-        Self.check(MPI_Allreduce(cmpi_in_place(), packed, 1, type, MomentsType.shared.op, comm), "MPI_Allreduce (moments)")
+        collective("allreduce (Chan merge) of \(what)") { MPI_Iallreduce(cmpi_in_place(), packed, 1, type, MomentsType.shared.op, comm, &$0) }
     }
 
-    public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) {
+    public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int, what: String) {
         guard size > 1, bytes > 0 else { return }
-        Self.check(MPI_Bcast(buffer, Int32(bytes), cmpi_byte(), Int32(root), comm), "MPI_Bcast")
+        collective("broadcast of \(what) from rank \(root)") { MPI_Ibcast(buffer, Int32(bytes), cmpi_byte(), Int32(root), comm, &$0) }
     }
 
-    public func allgather(_ value: Int64) -> [Int64] {
+    public func allgather(_ value: Int64, what: String) -> [Int64] {
         var mine = value
         var all = [Int64](repeating: 0, count: size)
-        Self.check(MPI_Allgather(&mine, 1, cmpi_int64(), &all, 1, cmpi_int64(), comm), "MPI_Allgather")
+        all.withUnsafeMutableBufferPointer { out in
+            collective("allgather of \(what)") { MPI_Iallgather(&mine, 1, cmpi_int64(), out.baseAddress, 1, cmpi_int64(), comm, &$0) }
+        }
         return all
     }
 
-    public func gather(_ values: UnsafePointer<Float>, count: Int, root: Int) -> [Float] {
-        let counts = allgather(Int64(count)).map { Int32($0) }
+    public func gather(_ values: UnsafePointer<Float>, count: Int, root: Int, what: String) -> [Float] {
+        let counts = allgather(Int64(count), what: "the sizes of \(what)").map { Int32($0) }
         var displacements = [Int32](repeating: 0, count: size)
         for r in 1..<max(1, size) { displacements[r] = displacements[r - 1] + counts[r - 1] }
         var out = [Float](repeating: 0, count: rank == root ? Int(counts.reduce(0, +)) : 0)
         out.withUnsafeMutableBufferPointer { o in
-            Self.check(MPI_Gatherv(values, Int32(count), cmpi_float(), o.baseAddress, counts, displacements,
-                                   cmpi_float(), Int32(root), comm), "MPI_Gatherv")
+            collective("gather of \(what) on rank \(root)") {
+                MPI_Igatherv(values, Int32(count), cmpi_float(), o.baseAddress, counts, displacements, cmpi_float(), Int32(root), comm, &$0)
+            }
         }
         return out
     }
 
-    public func barrier() { Self.check(MPI_Barrier(comm), "MPI_Barrier") }
+    public func barrier(what: String) {
+        guard size > 1 else { return }
+        collective("barrier: \(what)") { MPI_Ibarrier(comm, &$0) }
+    }
 
     public func duplicate() -> Communicator {
         var copy: MPI_Comm? = cmpi_comm_null()
         Self.check(MPI_Comm_dup(comm, &copy), "MPI_Comm_dup")
-        return MPICommunicator(copy!)
+        return MPICommunicator(copy!, owned: true)
     }
 
     public func abort(code: Int32) -> Never {

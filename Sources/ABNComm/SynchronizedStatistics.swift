@@ -22,7 +22,7 @@ public final class SynchronizedStatistics: StatisticsReducer {
         collectives = 0
     }
 
-    public func mergeMoments(count: inout Double, mean: UnsafeMutablePointer<Double>, m2: UnsafeMutablePointer<Double>, channels: Int) {
+    public func mergeMoments(count: inout Double, mean: UnsafeMutablePointer<Double>, m2: UnsafeMutablePointer<Double>, channels: Int, layer: String) {
         let t0 = monotonicSeconds()
         if packed.count < 1 + 2 * channels { packed = [Double](repeating: 0, count: 1 + 2 * channels) }
         packed.withUnsafeMutableBufferPointer { p in
@@ -30,7 +30,7 @@ public final class SynchronizedStatistics: StatisticsReducer {
             b[0] = count
             (b + 1).update(from: mean, count: channels)
             (b + 1 + channels).update(from: m2, count: channels)
-            comm.allreduceMoments(b, channels: channels)
+            comm.allreduceMoments(b, channels: channels, what: "the batch statistics of \(layer) (forward)")
             count = b[0]
             mean.update(from: b + 1, count: channels)
             m2.update(from: b + 1 + channels, count: channels)
@@ -39,9 +39,9 @@ public final class SynchronizedStatistics: StatisticsReducer {
         collectives += 1
     }
 
-    public func sum(_ values: UnsafeMutablePointer<Double>, count: Int) {
+    public func sum(_ values: UnsafeMutablePointer<Double>, count: Int, layer: String) {
         let t0 = monotonicSeconds()
-        comm.allreduceSum(values, count: count)
+        comm.allreduceSum(values, count: count, what: "the gradient sums of \(layer) (backward)")
         seconds += monotonicSeconds() - t0
         collectives += 1
     }

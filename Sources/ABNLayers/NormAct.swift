@@ -142,7 +142,7 @@ public final class NormAct {
                     meanOut[c] = m
                     m2Out[c] = m2
                 }
-                reducer.mergeMoments(count: &count, mean: meanOut, m2: m2Out, channels: C)
+                reducer.mergeMoments(count: &count, mean: meanOut, m2: m2Out, channels: C, layer: name)
             }
         }
         let total = Int(count.rounded())
@@ -225,7 +225,7 @@ public final class NormAct {
             dWeight[c] = Float(sums[C + c]) * (weight.value[flat: c] < 0 ? -1 : 1)
         }
         if usedBatchStatistics {
-            sums.withUnsafeMutableBufferPointer { reducer.sum($0.baseAddress!, count: 2 * C) }
+            sums.withUnsafeMutableBufferPointer { reducer.sum($0.baseAddress!, count: 2 * C, layer: name) }
         }
         // dx = gamma'/sqrt(var + eps) * (dy - S1/M - xhat * S2/M)   (training)
         // dx = gamma'/sqrt(running_var + eps) * dy                    (eval)
@@ -386,8 +386,19 @@ private struct FusedLeakyReLU {
         return (g[j] * (v < 0 ? slope : 1), (u - center) * factor)
     }
 
-    /// Sum of dy and of dy * xhat over `count` values.
+    /// Sum of dy and of dy * xhat over `count` values (Float lanes over blocks of 4096 values,
+    /// added in Double, as `laneSumAndDot`).
     func sums(_ g: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ x: UnsafePointer<Float>?, count: Int) -> (Double, Double) {
+        var total = (0.0, 0.0)
+        for start in stride(from: 0, to: count, by: 4096) {
+            let part = blockSums(g + start, z + start, x.map { $0 + start }, count: min(4096, count - start))
+            total.0 += part.0
+            total.1 += part.1
+        }
+        return total
+    }
+
+    private func blockSums(_ g: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ x: UnsafePointer<Float>?, count: Int) -> (Double, Double) {
         var s1 = SIMD8<Float>(), s2 = SIMD8<Float>()
         var j = 0
         while j + 8 <= count {

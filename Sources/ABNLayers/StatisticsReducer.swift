@@ -3,21 +3,21 @@
 ///
 /// `ABNLayers` knows nothing of MPI: the single-process `LocalReducer` leaves values as they
 /// are, and `ABNComm` supplies a reducer over MPI. Every replica must call the reducer of every
-/// layer, in the same order, even when it holds no samples.
+/// layer, in the same order, even when it holds no samples; `layer` names the norm layer.
 public protocol StatisticsReducer: AnyObject {
     /// Forward: on entry `count` (values per channel), `mean` (C) and `m2` (C, sums of squared
     /// deviations from the mean) are this replica's; on return they are those of all replicas.
-    func mergeMoments(count: inout Double, mean: UnsafeMutablePointer<Double>, m2: UnsafeMutablePointer<Double>, channels: Int)
+    func mergeMoments(count: inout Double, mean: UnsafeMutablePointer<Double>, m2: UnsafeMutablePointer<Double>, channels: Int, layer: String)
 
     /// Backward: replaces `values` with their element-wise sum over all replicas.
-    func sum(_ values: UnsafeMutablePointer<Double>, count: Int)
+    func sum(_ values: UnsafeMutablePointer<Double>, count: Int, layer: String)
 }
 
 /// One replica: the statistics are already global.
 public final class LocalReducer: StatisticsReducer {
     public init() {}
-    public func mergeMoments(count: inout Double, mean: UnsafeMutablePointer<Double>, m2: UnsafeMutablePointer<Double>, channels: Int) {}
-    public func sum(_ values: UnsafeMutablePointer<Double>, count: Int) {}
+    public func mergeMoments(count: inout Double, mean: UnsafeMutablePointer<Double>, m2: UnsafeMutablePointer<Double>, channels: Int, layer: String) {}
+    public func sum(_ values: UnsafeMutablePointer<Double>, count: Int, layer: String) {}
 }
 
 /// Merges two sets of per-channel moments with Chan et al.'s parallel formula:

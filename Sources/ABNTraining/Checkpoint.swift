@@ -7,7 +7,10 @@ import Foundation
 /// epoch, data position, the seed that the data order and augmentation derive from, config,
 /// world size, input normalization as `data_mean` and `data_std`).
 public struct Checkpoint {
-    public static let formatVersion = "1"
+    /// 2: the checksum covers header and data and is required.
+    public static let formatVersion = "2"
+    /// The largest step a checkpoint may hold.
+    static let stepLimit = 1 << 40
 
     public let entries: [String: Safetensors.Entry]
     public let metadata: [String: String]
@@ -22,9 +25,14 @@ public struct Checkpoint {
             throw TrainingError("cannot read the checkpoint \(path); check the path.")
         }
         let (entries, metadata) = try Safetensors.decode(data, source: path)
-        guard metadata["format"] == "abn-checkpoint", metadata["format_version"] == Checkpoint.formatVersion,
-              metadata["step"].flatMap(Int.init) != nil else {
-            throw TrainingError("\(path) is not an abn checkpoint of format version \(Checkpoint.formatVersion) (its metadata lacks format, format_version or step).")
+        guard metadata["format"] == "abn-checkpoint", metadata["format_version"] == Checkpoint.formatVersion else {
+            throw TrainingError("\(path) is not an abn checkpoint of format version \(Checkpoint.formatVersion) (its metadata says format \(metadata["format"] ?? "none"), version \(metadata["format_version"] ?? "none")); use the abn that wrote it.")
+        }
+        for (key, range) in [("step", 0...Checkpoint.stepLimit), ("epoch", 0...Checkpoint.stepLimit),
+                             ("step_in_epoch", 0...Checkpoint.stepLimit), ("world_size", 1...(1 << 24))] {
+            guard let value = metadata[key].flatMap({ Int($0) }), range.contains(value) else {
+                throw TrainingError("\(path) is not a valid checkpoint: its metadata field \(key) is \(metadata[key].map { "'\($0)'" } ?? "missing"), not an integer in \(range.lowerBound)...\(range.upperBound).")
+            }
         }
         self.entries = entries
         self.metadata = metadata
@@ -112,14 +120,17 @@ public struct CheckpointDirectory {
 
     /// Writes `data` as the checkpoint of `step` and deletes all but the newest `keep`.
     public func write(_ data: Data, step: Int, keep: Int) throws {
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: path) {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try syncDirectory((path as NSString).deletingLastPathComponent)  // the new directory's entry
+        }
         let final = file(step: step)
         let temporary = final + ".tmp"
         try writeDurably(data, to: temporary)
         guard rename(temporary, final) == 0 else {
             throw TrainingError("cannot rename \(temporary) to \(final): \(String(cString: strerror(errno))).")
         }
-        syncDirectory(path)
+        try syncDirectory(path)
         for old in list().dropFirst(keep) { try? FileManager.default.removeItem(atPath: old.path) }
     }
 
@@ -150,9 +161,9 @@ func writeDurably(_ data: Data, to path: String) throws {
 }
 
 /// fsync of a directory, so that a rename in it survives a crash.
-func syncDirectory(_ path: String) {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return }
-    fsync(fd)
-    close(fd)
+func syncDirectory(_ path: String) throws {
+    let fd = open(path.isEmpty ? "." : path, O_RDONLY | O_DIRECTORY)
+    guard fd >= 0 else { throw TrainingError("cannot open the directory \(path) to sync it: \(String(cString: strerror(errno))).") }
+    defer { close(fd) }
+    guard fsync(fd) == 0 else { throw TrainingError("cannot sync the directory \(path) to disk: \(String(cString: strerror(errno))).") }
 }

@@ -9,9 +9,16 @@ import Foundation
 public struct Coordinator {
     public let comm: Communicator
 
-    /// MPI when started by an MPI launcher, otherwise a single process without MPI.
+    /// MPI when started by an MPI launcher, otherwise a single process without MPI. Waits for
+    /// other ranks are limited by the default `train.collective_timeout_s` until a config says otherwise.
     public static func launch() -> Coordinator {
-        Coordinator(comm: MPICommunicator.launchedByMPI ? MPICommunicator.world() : SingleProcess())
+        Watchdog.limitSeconds = TrainingConfig.Train().collectiveTimeoutS
+        return Coordinator(comm: MPICommunicator.launchedByMPI ? MPICommunicator.world() : SingleProcess())
+    }
+
+    /// Applies the config's limit on waits for other ranks.
+    public func watch(_ config: TrainingConfig) {
+        Watchdog.limitSeconds = config.train.collectiveTimeoutS
     }
 
     public init(comm: Communicator) { self.comm = comm }
@@ -22,7 +29,7 @@ public struct Coordinator {
     /// config or the model size), naming the ranks that differ from rank 0.
     public func requireAgreement(_ what: String, _ text: String) throws {
         let mine = Int64(bitPattern: fnv1a(Array(text.utf8)))
-        let all = comm.allgather(mine)
+        let all = comm.allgather(mine, what: "the \(what) hashes")
         let differing = all.indices.filter { all[$0] != all[0] }
         if !differing.isEmpty {
             throw TrainingError("ranks \(differing.map(String.init).joined(separator: ", ")) have a different \(what) from rank 0; start every rank with the same binary, config and options.")
@@ -31,17 +38,17 @@ public struct Coordinator {
 
     /// Makes every rank hold rank 0's parameters and buffers (running statistics).
     public func broadcastInitialState(_ store: ParameterStore) {
-        comm.broadcast(store.values)
-        comm.broadcast(store.bufferValues)
+        comm.broadcast(store.values, what: "the initial weights")
+        comm.broadcast(store.bufferValues, what: "the initial running statistics")
     }
 
     /// Rank 0's `text` on every rank (others pass anything, e.g. "").
     public func broadcast(_ text: String) -> String {
         var bytes = Array(text.utf8)
         var count = Int64(bytes.count)
-        comm.broadcast(&count, bytes: 8, root: 0)
+        comm.broadcast(&count, bytes: 8, root: 0, what: "a text's length")
         if !isRoot { bytes = [UInt8](repeating: 0, count: Int(count)) }
-        bytes.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, bytes: $0.count, root: 0) }
+        bytes.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, bytes: $0.count, root: 0, what: "a text (the config)") }
         return String(decoding: bytes, as: UTF8.self)
     }
 
@@ -49,14 +56,16 @@ public struct Coordinator {
     /// rank 0's resolved YAML. Only rank 0 needs the file; an error there ends the job.
     public func loadConfig(path: String, overrides: [String]) throws -> TrainingConfig {
         let resolved = isRoot ? try TrainingConfig.load(path: path, overrides: overrides).yaml() : ""
-        return try TrainingConfig.parse(yaml: broadcast(resolved), source: "\(path) (as resolved by rank 0)")
+        let config = try TrainingConfig.parse(yaml: broadcast(resolved), source: "\(path) (as resolved by rank 0)")
+        watch(config)
+        return config
     }
 
     /// Makes the config's synthetic data set where it is missing: rank 0 first, then the
     /// other ranks, which find it there when the file system is shared.
     public func prepareData(_ config: TrainingConfig) throws {
         if isRoot { try DataSource.generateIfMissing(config, say: say) }
-        comm.barrier()
+        comm.barrier(what: "rank 0 checks or makes the data set")
         if !isRoot { try DataSource.generateIfMissing(config) { _ in } }
     }
 
@@ -65,7 +74,7 @@ public struct Coordinator {
         let bytes = UnsafeRawBufferPointer(start: store.values.data, count: store.values.byteCount)
         let buffers = UnsafeRawBufferPointer(start: store.bufferValues.data, count: store.bufferValues.byteCount)
         let hash = Int64(bitPattern: fnv1a(Array(bytes) + Array(buffers)))
-        return Set(comm.allgather(hash)).count == 1
+        return Set(comm.allgather(hash, what: "the weight hashes")).count == 1
     }
 
     /// Runs `body`; on an error prints it (with the rank when there are several) and ends the

@@ -81,7 +81,7 @@ public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100) 
         start += batch
     }
     if segmentation { sums.replaceSubrange(2..., with: confusion) }
-    sums.withUnsafeMutableBufferPointer { comm.allreduceSum($0.baseAddress!, count: $0.count) }
+    sums.withUnsafeMutableBufferPointer { comm.allreduceSum($0.baseAddress!, count: $0.count, what: "the evaluation sums") }
     guard segmentation else {
         return EvaluationResult(loss: sums[0] / Double(max(1, data.count)), accuracy: sums[1] / Double(max(1, data.count)), samples: data.count)
     }

@@ -69,7 +69,7 @@ public final class Replica {
         var normalizer = [Double(globalBatch)]
         if task == .segmentation {
             normalizer[0] = Double(batch.masks.lazy.filter { $0 != ignoreLabel }.count)
-            comm.allreduceSum(&normalizer, count: 1)
+            comm.allreduceSum(&normalizer, count: 1, what: "the valid pixel count")
             normalizer[0] = max(1, normalizer[0])
         }
         if batch.count == 0 && statistics == nil {
@@ -91,7 +91,7 @@ public final class Replica {
         averager.finish()
         optimizer.settings.learningRate = learningRate
         optimizer.step()
-        comm.allreduceSum(&loss, count: 1)
+        comm.allreduceSum(&loss, count: 1, what: "the loss")
         var timings = StepTimings()
         timings.total = monotonicSeconds() - t0
         timings.normSynchronization = statistics?.seconds ?? 0

@@ -2,7 +2,8 @@ import CZlib
 import Foundation
 
 /// The safetensors format: an 8-byte little-endian header length, a JSON header naming each
-/// tensor's dtype, shape and byte range, then the data. Only F32 tensors are written here.
+/// tensor's dtype, shape and byte range, then the data. Only F32 tensors are written here;
+/// only files whose checksum matches are read.
 public enum Safetensors {
     public struct Entry: Equatable, Sendable {
         public let name: String
@@ -16,8 +17,14 @@ public enum Safetensors {
         }
     }
 
+    /// Metadata key of the CRC-32 (8 hex digits) of the whole file, computed with these 8
+    /// digits written as "00000000": it covers the header (shapes, offsets, metadata) and the data.
+    public static let checksumKey = "checksum"
+    /// The largest header accepted (bytes).
+    static let headerLimit = 64 << 20
+
     /// The file's bytes: header (padded with spaces to a multiple of 8) and data, with
-    /// `metadata` in `__metadata__` plus `data_crc32`, the CRC-32 of the data section.
+    /// `metadata` in `__metadata__` plus the checksum.
     public static func encode(_ entries: [Entry], metadata: [String: String]) throws -> Data {
         var header: [String: Any] = [:]
         var offset = 0
@@ -26,38 +33,44 @@ public enum Safetensors {
             header[e.name] = ["dtype": "F32", "shape": e.shape, "data_offsets": [offset, offset + 4 * e.values.count]]
             offset += 4 * e.values.count
         }
-        var payload = Data(capacity: offset)
-        for e in entries { e.values.withUnsafeBytes { payload.append(contentsOf: $0) } }  // little-endian on x86-64 and arm64
         var meta = metadata
-        meta["data_crc32"] = String(crc32Of(payload))
+        meta[checksumKey] = "00000000"
         header["__metadata__"] = meta
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(0x20) }
-        var out = Data()
+        var out = Data(capacity: 8 + json.count + offset)
         var length = UInt64(json.count).littleEndian
         withUnsafeBytes(of: &length) { out.append(contentsOf: $0) }
         out.append(json)
-        out.append(payload)
+        for e in entries { e.values.withUnsafeBytes { out.append(contentsOf: $0) } }  // little-endian on x86-64 and arm64
+        let digits = try checksumDigits(in: out, headerEnd: 8 + json.count, source: "the new checkpoint")
+        out.replaceSubrange(digits, with: Data(String(format: "%08x", checksum(out, digits: digits)).utf8))
         return out
     }
 
-    /// Parses and checks a file's bytes: header bounds, every tensor's range and size, the
-    /// total length and the data's CRC-32. `source` names the file in error messages.
+    /// Parses and checks a file's bytes: its checksum, the header's bounds and fields, and
+    /// that the tensors' byte ranges tile the data exactly. Every number read is range-checked
+    /// before it is used. `source` names the file in error messages.
     public static func decode(_ data: Data, source: String) throws -> (entries: [String: Entry], metadata: [String: String]) {
         func corrupt(_ why: String) -> TrainingError {
             TrainingError("\(source) is not a valid checkpoint (\(why)); it may be truncated or corrupt. Use an older checkpoint.")
         }
+        let data = data.startIndex == 0 ? data : Data(data)
         guard data.count >= 8 else { throw corrupt("only \(data.count) bytes") }
         let length = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        guard length > 0, length <= UInt64(data.count - 8) else { throw corrupt("a header of \(length) bytes does not fit the file") }
+        guard length > 0, length <= UInt64(min(data.count - 8, headerLimit)) else { throw corrupt("a header of \(length) bytes does not fit the file") }
         let headerEnd = 8 + Int(length)
         guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)) as? [String: Any] else {
             throw corrupt("the header is not JSON")
         }
+        let digits: Range<Int>
+        do { digits = try checksumDigits(in: data, headerEnd: headerEnd, source: source) } catch { throw corrupt("its header has no checksum") }
+        guard String(decoding: data[digits], as: UTF8.self) == String(format: "%08x", checksum(data, digits: digits)) else {
+            throw corrupt("its bytes do not match the CRC-32 checksum in its header")
+        }
         let payload = data.subdata(in: headerEnd..<data.count)
         var metadata: [String: String] = [:]
-        var entries: [String: Entry] = [:]
-        var end = 0
+        var ranges: [(range: Range<Int>, name: String, shape: [Int])] = []
         for (name, value) in header {
             if name == "__metadata__" {
                 guard let m = value as? [String: String] else { throw corrupt("__metadata__ is not a map of strings") }
@@ -68,29 +81,68 @@ public enum Safetensors {
                   let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
                 throw corrupt("tensor \(name) is not described as F32 with a shape and data offsets")
             }
-            let count = shape.reduce(1, *)
-            guard offsets[0] >= 0, offsets[1] - offsets[0] == 4 * count, offsets[1] <= payload.count else {
+            guard shape.count <= 8, shape.allSatisfy({ $0 >= 0 }), let bytes = byteCount(shape),
+                  offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] - offsets[0] == bytes, offsets[1] <= payload.count else {
                 throw corrupt("tensor \(name) of shape \(shape) does not fit bytes \(offsets) of \(payload.count)")
             }
-            var values = [Float](repeating: 0, count: count)
-            values.withUnsafeMutableBytes { dst in
-                payload.withUnsafeBytes { src in dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[offsets[0]..<offsets[1]])) }
+            ranges.append((offsets[0]..<offsets[1], name, shape))
+        }
+        ranges.sort { ($0.range.lowerBound, $0.range.upperBound) < ($1.range.lowerBound, $1.range.upperBound) }
+        var end = 0
+        for r in ranges {
+            guard r.range.lowerBound == end else {
+                throw corrupt(r.range.lowerBound < end ? "tensor \(r.name) overlaps another tensor" : "a gap of \(r.range.lowerBound - end) bytes before tensor \(r.name)")
             }
-            entries[name] = Entry(name: name, shape: shape, values: values)
-            end = max(end, offsets[1])
+            end = r.range.upperBound
         }
         guard end == payload.count else { throw corrupt("\(payload.count - end) bytes follow the last tensor") }
-        if let expected = metadata["data_crc32"] {
-            guard String(crc32Of(payload)) == expected else { throw corrupt("the data does not match its CRC-32") }
+        var entries: [String: Entry] = [:]
+        for r in ranges {
+            var values = [Float](repeating: 0, count: r.range.count / 4)
+            values.withUnsafeMutableBytes { dst in
+                payload.withUnsafeBytes { src in dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[r.range])) }
+            }
+            entries[r.name] = Entry(name: r.name, shape: r.shape, values: values)
         }
         return (entries, metadata)
     }
+
+    /// 4 x the product of `shape`, or nil when it overflows.
+    private static func byteCount(_ shape: [Int]) -> Int? {
+        var n = 4
+        for d in shape {
+            let (product, overflow) = n.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            n = product
+        }
+        return n
+    }
+
+    /// Where the checksum's 8 digits are: the one `"checksum":"XXXXXXXX"` in the header. (A
+    /// quote inside a JSON string is escaped, so the pattern cannot come from a value.)
+    private static func checksumDigits(in data: Data, headerEnd: Int, source: String) throws -> Range<Int> {
+        let pattern = Data("\"\(checksumKey)\":\"".utf8)
+        let header = data.startIndex + 8..<data.startIndex + headerEnd
+        guard let found = data.range(of: pattern, in: header),
+              data.range(of: pattern, in: found.upperBound..<header.upperBound) == nil,
+              found.upperBound + 9 <= header.upperBound, data[found.upperBound + 8] == UInt8(ascii: "\"") else {
+            throw TrainingError("\(source): no single checksum in the header")
+        }
+        return found.upperBound - data.startIndex..<found.upperBound - data.startIndex + 8
+    }
+
+    /// The CRC-32 of `data` with the bytes at `digits` counted as "00000000".
+    private static func checksum(_ data: Data, digits: Range<Int>) -> UInt32 {
+        var crc = crc32Of(data.subdata(in: 0..<digits.lowerBound))
+        crc = crc32Of(Data("00000000".utf8), continuing: crc)
+        return crc32Of(data.subdata(in: digits.upperBound..<data.count), continuing: crc)
+    }
 }
 
-/// CRC-32 (zlib) of `data`.
-func crc32Of(_ data: Data) -> UInt32 {
+/// CRC-32 (zlib) of `data`, continuing the CRC of what came before it.
+func crc32Of(_ data: Data, continuing previous: UInt32 = 0) -> UInt32 {
     data.withUnsafeBytes { raw in
-        var crc = crc32(0, nil, 0)
+        var crc = uLong(previous)
         var offset = 0
         while offset < raw.count {  // zlib takes 32-bit lengths
             let n = min(raw.count - offset, 1 << 30)

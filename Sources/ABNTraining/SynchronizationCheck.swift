@@ -108,7 +108,7 @@ public struct SynchronizationCheck {
             var rows: [Row] = []
             for (layer, quantity) in outcome.order {
                 let local = outcome.captures["\(layer) \(quantity)"] ?? []
-                let gathered = local.withUnsafeBufferPointer { comm.gather($0.baseAddress!, count: local.count, root: 0) }
+                let gathered = local.withUnsafeBufferPointer { comm.gather($0.baseAddress!, count: local.count, root: 0, what: "the replicas' results") }
                 if coordinator.isRoot {
                     rows.append(compare(layer, quantity, gathered, reference.captures["\(layer) \(quantity)"] ?? []))
                 }

@@ -18,10 +18,21 @@ public final class Trainer {
         self.coordinator = coordinator
     }
 
+    /// How a run ended.
+    public enum Outcome: Equatable {
+        /// At its last step (or at `stopAfterStep`).
+        case finished
+        /// Asked to stop by `signal` (a `StopRequest`); the checkpoint of `step` was written.
+        case stopped(signal: Int32, step: Int)
+    }
+
     /// Trains until the end of the last epoch or `train.max_steps`, from the newest valid
     /// checkpoint when `resume` is set. `stopAfterStep` ends the run early at that step, with a
-    /// checkpoint, as an interruption would (the schedule still spans the whole run).
-    public func run(resume: Bool, stopAfterStep: Int? = nil) throws {
+    /// checkpoint, as an interruption would (the schedule still spans the whole run). A
+    /// `StopRequest` on any rank ends it after the current step, with a checkpoint. On resume,
+    /// a config that changes the run is refused unless `allowConfigChange`.
+    @discardableResult
+    public func run(resume: Bool, stopAfterStep: Int? = nil, allowConfigChange: Bool = false) throws -> Outcome {
         let checkpoints = CheckpointDirectory(runDirectory: runDirectory)
         if coordinator.isRoot {
             if !resume, let newest = checkpoints.list().first {
@@ -45,12 +56,15 @@ public final class Trainer {
         coordinator.broadcastInitialState(replica.net.parameters)
 
         var step = 0
-        if resume { step = try restore(replica, from: checkpoints) }
+        if resume { step = try restore(replica, from: checkpoints, allowConfigChange: allowConfigChange) }
+        guard step <= totalSteps else {
+            throw TrainingError("the checkpoint is at step \(step), beyond this run's \(totalSteps) steps; resume with the config it was written with, or start afresh in another run directory.")
+        }
         let metrics = try coordinator.isRoot ? MetricsLog(runDirectory: runDirectory, config: config, continuingAfter: step) : nil
         let lastStep = min(totalSteps, stopAfterStep ?? totalSteps)
         if step >= lastStep {
             coordinator.say("train: nothing to do, the run is at step \(step) of \(lastStep).")
-            return
+            return .finished
         }
         coordinator.say("train: \(comm.size) rank(s) x \(Parallel.threadCount) thread(s), global batch \(config.train.globalBatch) "
                         + "(\(slices.counts.map(String.init).joined(separator: "+"))), \(batches.stepsPerEpoch) steps per epoch, "
@@ -68,7 +82,16 @@ public final class Trainer {
             if epoch != permutationEpoch { permutation = batches.permutation(epoch: epoch); permutationEpoch = epoch }
             return (Array(batches.batch(step: step, permutation: permutation)[slices.range(rank: comm.rank)]), epoch)
         }
+        func saveCheckpoint() throws {
+            guard coordinator.isRoot else { return }
+            let data = try Checkpoint.encode(replica, step: step, epoch: batches.epoch(ofStep: step),
+                                             stepInEpoch: step % batches.stepsPerEpoch, config: config)
+            try checkpoints.write(data, step: step, keep: config.checkpoint.keep)
+            progress?.note("checkpoint \(checkpoints.file(step: step))")
+        }
+        defer { Watchdog.step = -1 }
         while step < lastStep {
+            Watchdog.step = step
             let (indices, epoch) = slice(step)
             let batch = try train.batch(indices, epoch: epoch)
             if step + 1 < lastStep {
@@ -100,33 +123,56 @@ public final class Trainer {
                 timings = StepTimings()
             }
             if (endOfEpoch || step == totalSteps) && config.train.evaluate {
-                let result = try evaluate(replica, loader: test)
+                let result = try evaluateWithRootStatistics(replica, loader: test)
                 var line: [String: Any] = ["step": step, "epoch": Double(step) / Double(batches.stepsPerEpoch)]
                 line.merge(result.jsonFields) { $1 }
                 try metrics?.append(line)
                 progress?.show(line)
                 window.start = monotonicSeconds()
             }
-            if step == lastStep || (config.checkpoint.every > 0 && step % config.checkpoint.every == 0) {
-                if coordinator.isRoot {
-                    let data = try Checkpoint.encode(replica, step: step, epoch: batches.epoch(ofStep: step),
-                                                     stepInEpoch: step % batches.stepsPerEpoch, config: config)
-                    try checkpoints.write(data, step: step, keep: config.checkpoint.keep)
-                    progress?.note("checkpoint \(checkpoints.file(step: step))")
-                }
+            let checkpointDue = step == lastStep || (config.checkpoint.every > 0 && step % config.checkpoint.every == 0)
+            if checkpointDue { try saveCheckpoint() }
+            // a signal on any rank stops every rank after the same step
+            var signal = [Double(StopRequest.received)]
+            comm.allreduceMax(&signal, count: 1, what: "the stop requests")
+            if signal[0] > 0 && step < lastStep {
+                if !checkpointDue { try saveCheckpoint() }
+                progress?.finish()
+                return .stopped(signal: Int32(signal[0]), step: step)
             }
         }
         progress?.finish()
+        return .finished
+    }
+
+    /// Test metrics with rank 0's running statistics on every rank: they are the ones the
+    /// checkpoint keeps, and without synchronization each rank's own differ. The ranks' own
+    /// statistics are put back afterwards.
+    private func evaluateWithRootStatistics(_ replica: Replica, loader: BatchLoader) throws -> EvaluationResult {
+        guard !config.model.sync, comm.size > 1 else { return try evaluate(replica, loader: loader) }
+        let buffers = replica.net.parameters.bufferValues
+        let own = buffers.array
+        comm.broadcast(buffers, what: "rank 0's running statistics for evaluation")
+        defer { own.withUnsafeBufferPointer { buffers.data.update(from: $0.baseAddress!, count: own.count) } }
+        return try evaluate(replica, loader: loader)
     }
 
     /// Loads the newest valid checkpoint on rank 0 and gives its state to every rank; returns
     /// the step to continue from (0 when there is none).
-    private func restore(_ replica: Replica, from checkpoints: CheckpointDirectory) throws -> Int {
+    private func restore(_ replica: Replica, from checkpoints: CheckpointDirectory, allowConfigChange: Bool) throws -> Int {
         var step: Int64 = 0
         if coordinator.isRoot {
             let (found, skipped) = checkpoints.newestValid()
             for reason in skipped { coordinator.say("train: skipping a checkpoint: \(reason)") }
             if let found {
+                let stored = try TrainingConfig.parse(yaml: found.metadata["config"] ?? "", source: "the config stored in \(found.source)")
+                let changes = try config.runChanges(from: stored)
+                if !changes.isEmpty && !allowConfigChange {
+                    throw TrainingError("the config differs from the one \(found.source) was trained with, in ways that change the run:\n  "
+                                        + changes.joined(separator: "\n  ")
+                                        + "\nResume with the same config and --set options, or pass --allow-config-change to continue with the new values.")
+                }
+                for change in changes { coordinator.say("train: continuing with a changed config (--allow-config-change): \(change)") }
                 try found.apply(to: replica)
                 step = Int64(found.step)
                 coordinator.say("train: resuming from \(found.source) (step \(found.step), written by \(found.metadata["world_size"] ?? "?") rank(s))")
@@ -134,10 +180,10 @@ public final class Trainer {
                 coordinator.say("train: --resume found no valid checkpoint in \(checkpoints.path); starting from step 0")
             }
         }
-        comm.broadcast(&step, bytes: 8, root: 0)
-        comm.broadcast(replica.net.parameters.values)
-        comm.broadcast(replica.net.parameters.bufferValues)
-        comm.broadcast(replica.optimizer.velocity)
+        comm.broadcast(&step, bytes: 8, root: 0, what: "the step to resume from")
+        comm.broadcast(replica.net.parameters.values, what: "the checkpoint's weights")
+        comm.broadcast(replica.net.parameters.bufferValues, what: "the checkpoint's running statistics")
+        comm.broadcast(replica.optimizer.velocity, what: "the checkpoint's momentum")
         return Int(step)
     }
 }

@@ -101,6 +101,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         public var logEvery = 20
         /// Evaluate on the test set at the end of each epoch.
         public var evaluate = true
+        /// Seconds a rank waits for the others in any collective before the job is ended with
+        /// a message naming the collective and the ranks that did not arrive (0: no limit).
+        public var collectiveTimeoutS: Double = 600
     }
 
     public struct Checkpoint: Codable, Equatable, Sendable {
@@ -116,8 +119,14 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
     /// Reads `path`, applies `overrides` ("train.lr=0.05"), checks keys, types and ranges.
     public static func load(path: String, overrides: [String] = []) throws -> TrainingConfig {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        guard let bytes = FileManager.default.contents(atPath: path) else {
             throw TrainingError("cannot read the config file \(path); check the path (configs/ holds the bundled ones).")
+        }
+        guard let text = String(data: bytes, encoding: .utf8), !text.contains("\0") else {
+            throw TrainingError("\(path) is not a text file; a config is YAML text (see configs/).")
+        }
+        guard !text.allSatisfy(\.isWhitespace) else {
+            throw TrainingError("\(path) is empty; a config is YAML with sections model, data, train, checkpoint (see configs/).")
         }
         return try parse(yaml: text, source: path, overrides: overrides)
     }
@@ -186,11 +195,42 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
                 try merge(values, into: &merged, path: here)
                 tree[key] = merged
             } else if current is NSNumber, !(current is Bool), let text = value as? String, let number = Double(text) {
+                guard number.isFinite else { throw TrainingError("'\(here.joined(separator: "."))' must be a finite number, got \(text).") }
                 tree[key] = number
+            } else if let number = value as? Double, !number.isFinite {
+                throw TrainingError("'\(here.joined(separator: "."))' must be a finite number, got \(number).")
+            } else if integerKeys.contains(here.joined(separator: ".")), !isIntegral(value) {
+                throw TrainingError("'\(here.joined(separator: "."))' must be a whole number (or a list of them), got \(value).")
             } else {
                 tree[key] = value
             }
         }
+    }
+
+    /// The keys whose values are integers or lists of integers ("train.global_batch").
+    private static let integerKeys: Set<String> = {
+        var keys: Set<String> = []
+        func walk(_ value: Any, _ prefix: String) {
+            for child in Mirror(reflecting: value).children {
+                guard let label = child.label else { continue }
+                let key = prefix + snakeCase(label)
+                if child.value is Int || child.value is [Int] {
+                    keys.insert(key)
+                } else if Mirror(reflecting: child.value).displayStyle == .struct {
+                    walk(child.value, key + ".")
+                }
+            }
+        }
+        walk(TrainingConfig(), "")
+        return keys
+    }()
+
+    /// Whether a YAML value is a whole number or a list of whole numbers (what an integer key takes).
+    private static func isIntegral(_ value: Any) -> Bool {
+        if let list = value as? [Any] { return list.allSatisfy(isIntegral) }
+        if value is Int { return true }
+        if let number = value as? Double { return number.rounded() == number && abs(number) < 9.0e15 }
+        return !(value is NSNumber)  // strings and the like get the decoder's message
     }
 
     private static func keyPath(_ path: [CodingKey]) -> String {
@@ -222,14 +262,19 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             if !ok { throw TrainingError("\(key): \(message)") }
         }
         try require(["resnet", "deeplab"].contains(model.arch), "model.arch", "must be resnet or deeplab, got '\(model.arch)'.")
-        try require(model.widths.count >= 1 && model.widths.allSatisfy { $0 >= 1 }, "model.widths", "must list at least one positive channel count, got \(model.widths).")
+        try require((1...8).contains(model.widths.count) && model.widths.allSatisfy { (1...16384).contains($0) }, "model.widths",
+                    "must list one to eight channel counts in 1...16384, got \(model.widths).")
         try require(model.arch != "deeplab" || model.widths.count == 4, "model.widths", "deeplab needs four stage widths, got \(model.widths.count).")
         try require(model.classes == 0 || (2...255).contains(model.classes), "model.classes", "must be 0 (from the data) or 2...255, got \(model.classes).")
         try require([8, 16].contains(model.outputStride), "model.output_stride", "must be 8 or 16, got \(model.outputStride).")
-        try require(model.headWidth >= 1, "model.head_width", "must be at least 1, got \(model.headWidth).")
+        try require((1...16384).contains(model.headWidth), "model.head_width", "must be in 1...16384, got \(model.headWidth).")
         try require(model.asppDilations.count == 3 && model.asppDilations.allSatisfy { (1...64).contains($0) }, "model.aspp_dilations",
                     "must be three dilations in 1...64, got \(model.asppDilations).")
-        try require(model.blocksPerStage >= 1, "model.blocks_per_stage", "must be at least 1, got \(model.blocksPerStage).")
+        try require((1...64).contains(model.blocksPerStage), "model.blocks_per_stage", "must be in 1...64, got \(model.blocksPerStage).")
+        let weightBytes = 16 * estimatedParameterCount  // values, gradients, momentum, copies
+        try require(weightBytes < Double(ProcessInfo.processInfo.physicalMemory), "model.widths",
+                    String(format: "with these widths and blocks the network has about %.3g parameters, which need about %.3g GB for weights, gradients and momentum; this machine has %.3g GB.",
+                           estimatedParameterCount, weightBytes / 1e9, Double(ProcessInfo.processInfo.physicalMemory) / 1e9))
         do { _ = try activation() } catch let error as LayerError {
             throw TrainingError("model.activation: \(error.description)")
         }
@@ -238,6 +283,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(model.initSeed >= 0, "model.init_seed", "must be >= 0, got \(model.initSeed).")
         try require(data.cropPadding >= 0 && data.cropPadding <= 8, "data.crop_padding", "must be in 0...8, got \(data.cropPadding).")
         try require(data.trainLimit >= 0 && data.testLimit >= 0, "data.train_limit", "limits must be >= 0 (0 means all).")
+        try require(data.generate.train <= 10_000_000 && data.generate.test <= 10_000_000, "data.generate.train", "at most 10,000,000 scenes per split.")
         try require(["fashion-mnist", "image-folder", "segmentation-folder"].contains(data.format), "data.format",
                     "must be fashion-mnist, image-folder or segmentation-folder, got '\(data.format)'.")
         try require([0, 1, 3].contains(data.channels), "data.channels", "must be 0 (from the images), 1 or 3, got \(data.channels).")
@@ -254,23 +300,78 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(data.generate.train >= 0 && data.generate.test >= 0 && data.generate.train + data.generate.test >= 1,
                     "data.generate.train", "train and test counts must be >= 0 and not both 0.")
         try require(data.generate.seed >= 0, "data.generate.seed", "must be >= 0, got \(data.generate.seed).")
-        try require(train.globalBatch >= 1, "train.global_batch", "must be at least 1, got \(train.globalBatch).")
-        try require(train.epochs >= 1, "train.epochs", "must be at least 1, got \(train.epochs).")
-        try require(train.maxSteps >= 0, "train.max_steps", "must be >= 0 (0 means all epochs), got \(train.maxSteps).")
+        try require((1...(1 << 20)).contains(train.globalBatch), "train.global_batch", "must be in 1...1048576, got \(train.globalBatch).")
+        try require((1...1_000_000).contains(train.epochs), "train.epochs", "must be in 1...1000000, got \(train.epochs).")
+        try require((0...(1 << 40)).contains(train.maxSteps), "train.max_steps", "must be in 0...2^40 (0 means all epochs), got \(train.maxSteps).")
         try require(train.lr > 0 && train.lr < 100, "train.lr", "must be in (0, 100), got \(train.lr).")
         try require(["cosine", "poly", "constant"].contains(train.schedule), "train.schedule", "must be cosine, poly or constant, got '\(train.schedule)'.")
         try require(train.polyPower > 0, "train.poly_power", "must be positive, got \(train.polyPower).")
-        try require(train.warmupSteps >= 0, "train.warmup_steps", "must be >= 0, got \(train.warmupSteps).")
+        try require((0...(1 << 40)).contains(train.warmupSteps), "train.warmup_steps", "must be in 0...2^40, got \(train.warmupSteps).")
         try require(train.momentum >= 0 && train.momentum < 1, "train.momentum", "must be in [0, 1), got \(train.momentum).")
         try require(train.weightDecay >= 0, "train.weight_decay", "must be >= 0, got \(train.weightDecay).")
         try require(train.seed >= 0, "train.seed", "must be >= 0, got \(train.seed).")
-        try require(train.bucketKib >= 1, "train.bucket_kib", "must be at least 1, got \(train.bucketKib).")
+        try require((1...(1 << 20)).contains(train.bucketKib), "train.bucket_kib", "must be in 1...1048576 (1 GiB), got \(train.bucketKib).")
         try require(train.logEvery >= 1, "train.log_every", "must be at least 1, got \(train.logEvery).")
+        try require(train.collectiveTimeoutS == 0 || (1...1_000_000).contains(train.collectiveTimeoutS), "train.collective_timeout_s",
+                    "must be 0 (no limit) or 1...1000000 seconds, got \(train.collectiveTimeoutS).")
         try require(checkpoint.every >= 0, "checkpoint.every", "must be >= 0 (0: only at the end), got \(checkpoint.every).")
-        try require(checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1, got \(checkpoint.keep).")
+        try require((1...1_000_000).contains(checkpoint.keep), "checkpoint.keep", "must be in 1...1000000, got \(checkpoint.keep).")
+    }
+
+    // MARK: Comparing runs
+
+    /// Keys whose values do not change what a run computes: logging, evaluation, checkpoint
+    /// cadence, how gradients travel, the watchdog, the test subset.
+    static let keysThatKeepTheRun: Set<String> = [
+        "train.log_every", "train.evaluate", "train.bucket_kib", "train.overlap", "train.collective_timeout_s",
+        "checkpoint.every", "checkpoint.keep", "data.test_limit",
+    ]
+
+    /// The settings that differ from `stored` and change the run (its batches, schedule,
+    /// model or data), as "key: stored value -> this value".
+    public func runChanges(from stored: TrainingConfig) throws -> [String] {
+        let mine = try Self.flattened(self), theirs = try Self.flattened(stored)
+        return mine.keys.sorted().compactMap { key in
+            guard !Self.keysThatKeepTheRun.contains(key), let now = mine[key], let before = theirs[key], now != before else { return nil }
+            return "\(key): \(before) -> \(now)"
+        }
+    }
+
+    /// Every leaf of the config as "section.key" -> its value in JSON.
+    private static func flattened(_ config: TrainingConfig) throws -> [String: String] {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = .sortedKeys
+        let tree = try JSONSerialization.jsonObject(with: encoder.encode(config)) as! [String: Any]
+        var out: [String: String] = [:]
+        func walk(_ node: [String: Any], _ prefix: String) {
+            for (key, value) in node {
+                if let section = value as? [String: Any] {
+                    walk(section, prefix + key + ".")
+                } else if let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys]) {
+                    out[prefix + key] = String(decoding: data, as: UTF8.self)
+                }
+            }
+        }
+        walk(tree, "")
+        return out
     }
 
     // MARK: Derived settings
+
+    /// About how many weights the configured network has (3 input channels, 255 classes at
+    /// most; in Double, so that absurd widths cannot overflow).
+    public var estimatedParameterCount: Double {
+        let w = model.widths.map(Double.init), blocks = Double(model.blocksPerStage)
+        var total = 9 * 3 * w[0], previous = w[0]
+        for width in w {
+            total += 9 * previous * width + 9 * width * width + previous * width + 9 * width * width * 2 * (blocks - 1)
+            previous = width
+        }
+        let head = Double(model.headWidth)
+        if model.arch == "deeplab" { total += previous * head * 29 + 4 * head * head + head * head * 2 }
+        return total + max(head, previous) * 255
+    }
 
     public func activation() throws -> Activation {
         try Activation(name: model.activation, parameter: Float(model.activationParam))

@@ -12,11 +12,11 @@ struct ABN: ParsableCommand {
 
 /// Options shared by the commands that compute.
 struct ThreadOptions: ParsableArguments {
-    @Option(help: "Threads for GEMM and the other kernels (default: OPENBLAS_NUM_THREADS, else the number of cores).")
+    @Option(parsing: .unconditional, help: "Threads for GEMM and the other kernels (default: OPENBLAS_NUM_THREADS, else the number of cores).")
     var threads: Int?
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads).") }
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be 1 to 1024, got \(threads).") }
     }
 
     /// Applies the thread count to the engine and OpenBLAS.

@@ -21,11 +21,11 @@ struct BenchKernels: ParsableCommand {
         multiplications, so they can exceed the sgemm).
         """)
 
-    @Option(help: "Batch size.") var batch = 128
-    @Option(help: "Rounds per shape (medians are reported).") var repeats = 7
+    @Option(parsing: .unconditional, help: "Batch size.") var batch = 128
+    @Option(parsing: .unconditional, help: "Rounds per shape (medians are reported).") var repeats = 7
     @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
-    @Option(help: "Size of the square sgemm that measures the GEMM limit.") var peakSize = 2048
-    @Option(help: "Elements of one worker's lowered matrix (default: the workspace's).") var columnBudget: Int?
+    @Option(parsing: .unconditional, help: "Size of the square sgemm that measures the GEMM limit.") var peakSize = 2048
+    @Option(parsing: .unconditional, help: "Elements of one worker's lowered matrix (default: the workspace's).") var columnBudget: Int?
     @Option(help: "Only the convolutions whose name contains this text, e.g. 'stage2' or '1x1'.") var only: String?
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions

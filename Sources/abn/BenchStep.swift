@@ -23,8 +23,8 @@ struct BenchStep: ParsableCommand {
 
     @Option(name: .customLong("batch"), help: "Global batch size; repeat for several.") var batches: [Int] = [128]
     @Option(name: .customLong("mode"), help: "Norm mode; repeat for several (default: all).") var modes: [NormMode] = NormMode.allCases
-    @Option(help: "Timed steps per mode (the median is reported).") var repeats = 10
-    @Option(help: "Untimed steps per mode first.") var warmup = 2
+    @Option(parsing: .unconditional, help: "Timed steps per mode (the median is reported).") var repeats = 10
+    @Option(parsing: .unconditional, help: "Untimed steps per mode first.") var warmup = 2
     @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
     @Option(help: "Write an SVG chart of step time against batch per mode (give several --batch).") var svg: String?
     @Flag(help: "Print JSON lines instead of a table.") var json = false
@@ -116,7 +116,7 @@ struct BenchStep: ParsableCommand {
         var timings = Array(repeating: [StepTimings](), count: modes.count)
         for round in 0..<(warmup + repeats) {
             for (i, replica) in replicas.enumerated() {
-                comm.barrier()
+                comm.barrier(what: "the start of a timed step")
                 let (_, t) = try replica.step(batchSlice, globalBatch: batch, learningRate: 0.01)
                 if round >= warmup { timings[i].append(t) }
             }
@@ -124,7 +124,7 @@ struct BenchStep: ParsableCommand {
         // the step of the slowest rank is the job's step
         let slowest = modes.indices.map { i in
             var totals = timings[i].map(\.total)
-            comm.allreduceMax(&totals, count: totals.count)
+            comm.allreduceMax(&totals, count: totals.count, what: "the step times")
             return totals
         }
         let standard = modes.firstIndex(of: .standard)
@@ -143,7 +143,7 @@ struct BenchStep: ParsableCommand {
     private func gatherSplits(_ split: [String: Double], _ comm: Communicator) throws -> [[String: Double]] {
         let keys = ["compute_s", "norm_sync_s", "exposed_grad_avg_s"]
         let values = keys.map { Float(split[$0]!) }
-        let all = values.withUnsafeBufferPointer { comm.gather($0.baseAddress!, count: keys.count, root: 0) }
+        let all = values.withUnsafeBufferPointer { comm.gather($0.baseAddress!, count: keys.count, root: 0, what: "the time splits") }
         return stride(from: 0, to: all.count, by: keys.count).map { start in
             Dictionary(uniqueKeysWithValues: keys.enumerated().map { ($1, Double(all[start + $0])) })
         }

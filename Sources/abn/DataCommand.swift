@@ -24,10 +24,10 @@ struct FashionMNISTScenesCommand: ParsableCommand {
         """)
 
     @Option(help: "The folder to create (must not exist).") var out: String
-    @Option(help: "Canvas side in pixels (at least 56).") var size = 96
-    @Option(help: "Training scenes.") var train = 10_000
-    @Option(help: "Test scenes.") var test = 2_000
-    @Option(help: "Seed of the scenes.") var seed = 0
+    @Option(parsing: .unconditional, help: "Canvas side in pixels (at least 56).") var size = 96
+    @Option(parsing: .unconditional, help: "Training scenes.") var train = 10_000
+    @Option(parsing: .unconditional, help: "Test scenes.") var test = 2_000
+    @Option(parsing: .unconditional, help: "Seed of the scenes.") var seed = 0
     @Option(help: "Folder of the Fashion-MNIST IDX .gz files.") var fashionMnist = "/usr/share/datasets/fashion-mnist"
 
     func validate() throws {

@@ -11,17 +11,23 @@ struct Train: ParsableCommand {
         step, epoch, loss, lr, images_per_s, step timings; eval lines with test_loss and \
         test_accuracy) and DIR/checkpoints/step-NNNNNNNN.safetensors. DIR defaults to \
         runs/<config name>. With --resume, continues from the newest valid checkpoint in DIR, \
-        with the same or another number of ranks. Use launch/train.sh -n N CONFIG for several \
-        ranks and launch/debug.sh CONFIG for one process.
+        with the same or another number of ranks; a config that would change the run (batches, \
+        schedule, model, data) is refused unless --allow-config-change. SIGTERM or SIGINT (to \
+        mpirun or to any rank) stops every rank after the current step with a checkpoint, prints \
+        how to continue, and exits with code 75; a rank that waits longer than \
+        train.collective_timeout_s for the others ends the job with code 124. Use \
+        launch/train.sh -n N CONFIG for several ranks and launch/debug.sh CONFIG for one process.
         """)
 
     @Option(help: "The YAML config (see configs/).") var config: String
     @Option(name: .customLong("set"), help: "Override a config key, e.g. --set train.lr=0.05 (repeatable).")
     var overrides: [String] = []
     @Option(help: "Run directory (default: runs/<config name>).") var runDir: String?
-    @Option(help: "Stop after this many steps in total (overrides train.max_steps).") var maxSteps: Int?
+    @Option(parsing: .unconditional, help: "Stop after this many steps in total (overrides train.max_steps).") var maxSteps: Int?
     @Flag(help: "Continue from the newest valid checkpoint in the run directory.") var resume = false
-    @Option(help: ArgumentHelp("Stop after this global step, with a checkpoint, as if interrupted (the schedule is unchanged; continue with --resume).", visibility: .default))
+    @Flag(help: "With --resume: accept a config that differs from the checkpoint's in ways that change the run (the differences are printed).")
+    var allowConfigChange = false
+    @Option(parsing: .unconditional, help: "Stop after this global step, with a checkpoint, as if interrupted (the schedule is unchanged; continue with --resume).")
     var stopAfterStep: Int?
     @OptionGroup var threads: ThreadOptions
 
@@ -39,7 +45,18 @@ struct Train: ParsableCommand {
             let config = try coordinator.loadConfig(path: self.config, overrides: settings)
             let name = ((self.config as NSString).lastPathComponent as NSString).deletingPathExtension
             let directory = runDir ?? "runs/\(name)"
-            try Trainer(config: config, runDirectory: directory, coordinator: coordinator).run(resume: resume, stopAfterStep: stopAfterStep)
+            StopRequest.install()
+            let trainer = Trainer(config: config, runDirectory: directory, coordinator: coordinator)
+            let outcome = try trainer.run(resume: resume, stopAfterStep: stopAfterStep, allowConfigChange: allowConfigChange)
+            if case .stopped(let signal, let step) = outcome {
+                let ranks = coordinator.comm.size
+                var again = ["launch/train.sh", "-n", String(ranks), self.config] + overrides.flatMap { ["--set", $0] }
+                if let maxSteps { again += ["--max-steps", String(maxSteps)] }
+                if runDir != nil { again += ["--run-dir", directory] }
+                coordinator.say("train: stopped by \(StopRequest.name(signal)) after step \(step), with a checkpoint in \(directory)/checkpoints. Continue with:\n  "
+                                + (again + ["--resume"]).joined(separator: " "))
+                Foundation.exit(StopRequest.processExitCode)
+            }
         }
     }
 }
@@ -61,7 +78,7 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print one JSON line.") var json = false
     @Option(help: "Segmentation: write DIR/NNNNN.png (image, ground truth, prediction) for the first test images.")
     var savePredictions: String?
-    @Option(help: "How many test images --save-predictions draws.") var predictions = 8
+    @Option(parsing: .unconditional, help: "How many test images --save-predictions draws.") var predictions = 8
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
@@ -87,6 +104,7 @@ struct Eval: ParsableCommand {
             }
             let text = coordinator.broadcast(configText)
             let config = try TrainingConfig.parse(yaml: text, source: self.config ?? "the checkpoint's config", overrides: overrides)
+            coordinator.watch(config)
             try coordinator.prepareData(config)
             let data = try DataSource(config: config)
             let replica = try Replica(config: config, input: ModelInput(data), comm: coordinator.comm)

@@ -18,11 +18,11 @@ struct Verify: ParsableCommand {
     @Option(help: "The YAML config (model and data).") var config: String
     @Option(name: .customLong("set"), help: "Override a config key, e.g. --set train.global_batch=31 (repeatable).")
     var overrides: [String] = []
-    @Option(help: "Training steps to compare.") var steps = 5
+    @Option(parsing: .unconditional, help: "Training steps to compare.") var steps = 5
     @Option(help: "Samples per rank, comma-separated (default: train.global_batch split as evenly as possible).")
     var slices: String?
-    @Option(help: "Relative tolerance.") var rtol = 1e-4
-    @Option(help: "Absolute tolerance.") var atol = 1e-5
+    @Option(parsing: .unconditional, help: "Relative tolerance.") var rtol = 1e-4
+    @Option(parsing: .unconditional, help: "Absolute tolerance.") var atol = 1e-5
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 

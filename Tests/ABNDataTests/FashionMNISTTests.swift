@@ -58,6 +58,42 @@ struct FashionMNISTTests {
             #expect(dataError { _ = try FashionMNIST(root: dir.path, split: .test) }.contains("claims dimensions"))
         }
     }
+
+    @Test("1,000 seeded mutations of IDX headers and lengths give a DataError or a consistent set, never a trap")
+    func fuzz() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-idx-fuzz-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // zlib reads a file without gzip framing as it is, so the mutations are written raw
+        let images: [UInt8] = [0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2] + Array(1...12)
+        let labels: [UInt8] = [0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 0]
+        var state: UInt64 = 77
+        func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        var refused = 0, loaded = 0
+        for _ in 0..<1_000 {
+            var a = images, b = labels
+            switch next(4) {
+            case 0: a[next(16)] = UInt8(next(256))
+            case 1: b[next(8)] = UInt8(next(256))
+            case 2: a.removeLast(next(a.count))
+            default: a += Array(repeating: 9, count: next(40)); b[7] = UInt8(next(256))
+            }
+            try Data(a).write(to: dir.appendingPathComponent("train-images-idx3-ubyte.gz"))
+            try Data(b).write(to: dir.appendingPathComponent("train-labels-idx1-ubyte.gz"))
+            do {
+                let set = try FashionMNIST(root: dir.path, split: .train)
+                #expect(set.pixels.count == set.count * set.height * set.width && set.labels.count == set.count)
+                for i in 0..<set.count { _ = try set.sample(i) }
+                loaded += 1
+            } catch is DataError {
+                refused += 1
+            }
+        }
+        #expect(refused > 500 && loaded > 0, "\(refused) refused, \(loaded) loaded")
+    }
 }
 
 /// Writes `bytes` gzip-compressed (via gzip(1)).

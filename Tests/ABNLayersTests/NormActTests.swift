@@ -84,6 +84,24 @@ struct NormActTests {
         _ = store
     }
 
+    @Test("statistics of one 1024x1024 plane (segmentation-sized) stay accurate", arguments: [NormMode.inplace, .standard])
+    func largePlane(mode: NormMode) throws {
+        let layer = try NormAct("bn", channels: 1, mode: mode, activation: .identity, momentum: 1)
+        let store = ParameterStore(layer.allParameters)
+        var rng = SplitMix64(seed: 9)
+        let x = Tensor(uninitialized: [1, 1, 1024, 1024])
+        x.fillNormal(std: 1, mean: 3, using: &rng)
+        var values: [Double] = []
+        for j in 0..<x.count { values.append(Double(x[flat: j])) }
+        let mean = values.reduce(0, +) / Double(values.count)
+        let unbiased = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)
+        _ = try layer.forward(x)
+        let gotMean = Double(layer.runningMean.value[flat: 0]), gotVar = Double(layer.runningVar.value[flat: 0])
+        #expect(abs(gotMean - mean) <= 1e-6 * abs(mean), "running_mean \(gotMean), want \(mean)")
+        #expect(abs(gotVar - unbiased) <= 1e-6 * unbiased, "running_var \(gotVar), want \(unbiased)")
+        _ = store
+    }
+
     @Test("invalid settings are rejected with a message")
     func errors() throws {
         #expect(throws: LayerError.self) { try Activation(name: "leaky_relu", parameter: 0) }

@@ -47,6 +47,49 @@ struct ConfigTests {
         #expect(error("", overrides: ["checkpoint.keep=0"]).contains("checkpoint.keep"))
         #expect(error("train: [1, 2]\n").contains("train"))
     }
+
+    @Test("untrusted numbers get a message naming the key, never a trap")
+    func hostileNumbers() {
+        #expect(error("train:\n  lr: .nan\n").contains("train.lr"))
+        #expect(error("train:\n  lr: .inf\n").contains("finite"))
+        #expect(error("", overrides: ["model.eps=nan"]).contains("model.eps"))
+        #expect(error("train:\n  global_batch: 3.5\n").contains("train.global_batch"))
+        #expect(error("train:\n  epochs: 9223372036854775807\n").contains("train.epochs"))
+        #expect(error("train:\n  bucket_kib: 9007199254740992\n").contains("train.bucket_kib"))
+        #expect(error("train:\n  collective_timeout_s: -1\n").contains("train.collective_timeout_s"))
+        #expect(error("model:\n  widths: [16384, 16384, 16384, 16384]\n  blocks_per_stage: 64\n").contains("GB"))
+        #expect(error("train:\n  collective_timeout_s: 5\n") == "no error")  // the control
+    }
+
+    @Test("a config file that is empty or not text is refused with a sentence")
+    func notAConfig() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-config-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let empty = dir.appendingPathComponent("empty.yaml"), binary = dir.appendingPathComponent("binary.yaml")
+        try Data("\n  \n".utf8).write(to: empty)
+        try Data([0x1F, 0x8B, 0x08, 0x00, 0xFF, 0xFE, 0x00, 0x01]).write(to: binary)
+        for (url, words) in [(empty, "is empty"), (binary, "not a text file")] {
+            do {
+                _ = try TrainingConfig.load(path: url.path)
+                Issue.record("\(url.lastPathComponent) was accepted")
+            } catch {
+                #expect("\(error)".contains(words), "\(error)")
+            }
+        }
+    }
+
+    @Test("resume compares configs: settings that change the run are named, the others pass")
+    func runChanges() throws {
+        let stored = try TrainingConfig.parse(yaml: "train:\n  lr: 0.1\n")
+        let logging = try TrainingConfig.parse(yaml: "train:\n  lr: 0.1\n  log_every: 3\n  collective_timeout_s: 9\ncheckpoint:\n  keep: 9\n")
+        #expect(try logging.runChanges(from: stored).isEmpty)
+        let changed = try TrainingConfig.parse(yaml: "train:\n  lr: 0.2\n  max_steps: 50\nmodel:\n  widths: [8, 8]\n")
+        let changes = try changed.runChanges(from: stored)
+        #expect(changes.count == 3, "\(changes)")
+        #expect(changes.contains { $0.hasPrefix("train.lr: 0.1 -> 0.2") } && changes.contains { $0.hasPrefix("train.max_steps") }
+                && changes.contains { $0.hasPrefix("model.widths") }, "\(changes)")
+    }
 }
 
 @Suite("Global batches")

@@ -50,6 +50,16 @@ enum BinaryRunner {
 
     /// Any program, run from the package root with OPENBLAS_NUM_THREADS=1 and `extra` set.
     static func command(_ executable: String, _ arguments: [String], environment extra: [String: String]) throws -> Output {
+        try start(executable, arguments, environment: extra).finish()
+    }
+
+    /// A launch script started in the background (see `Running`).
+    static func startScript(_ path: String, _ arguments: [String]) throws -> Running {
+        try start("/bin/bash", [path] + arguments, environment: [:])
+    }
+
+    /// Starts a program as `command` does, without waiting for it.
+    static func start(_ executable: String, _ arguments: [String], environment extra: [String: String]) throws -> Running {
         let process = Process()
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "1"
@@ -58,19 +68,53 @@ enum BinaryRunner {
         process.arguments = arguments
         process.environment = environment
         process.currentDirectoryURL = packageRoot
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // read both pipes while the process runs, so a full pipe cannot block it
-        nonisolated(unsafe) var errData = Data()
-        let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        reader.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while !reader.isFinished { usleep(1000) }
-        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        return try Running(process)
+    }
+
+    /// A started process whose output is read while it runs (so a full pipe cannot block it).
+    final class Running: @unchecked Sendable {
+        let process: Process
+        private var outData = Data(), errData = Data()
+        private var readers: [Thread] = []
+
+        init(_ process: Process) throws {
+            self.process = process
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try Self.launchUnblocked(process)
+            readers = [Thread { [unowned self] in self.outData = out.fileHandleForReading.readDataToEndOfFile() },
+                       Thread { [unowned self] in self.errData = err.fileHandleForReading.readDataToEndOfFile() }]
+            for r in readers { r.start() }
+        }
+
+        var pid: Int32 { process.processIdentifier }
+
+        /// Starts `process` from a thread that blocks no signal: a child inherits its parent
+        /// thread's mask, and the test runner's threads block SIGTERM, SIGINT and SIGUSR1,
+        /// which a launch script's trap and the ranks' stop handlers need.
+        private static func launchUnblocked(_ process: Process) throws {
+            nonisolated(unsafe) var failure: Error?
+            let done = DispatchSemaphore(value: 0)
+            let thread = Thread {
+                var none = sigset_t()
+                sigemptyset(&none)
+                pthread_sigmask(SIG_SETMASK, &none, nil)
+                do { try process.run() } catch { failure = error }
+                done.signal()
+            }
+            thread.start()
+            done.wait()
+            if let failure { throw failure }
+        }
+
+        /// Waits for the end and returns the output.
+        func finish() -> Output {
+            process.waitUntilExit()
+            while readers.contains(where: { !$0.isFinished }) { usleep(1000) }
+            return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                          stderr: String(decoding: errData, as: UTF8.self))
+        }
     }
 }
 
@@ -79,6 +123,38 @@ func runDirectory(_ name: String) -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("abn-test-\(getpid())-\(name)").path
     try? FileManager.default.removeItem(atPath: dir)
     return dir
+}
+
+/// The highest training step logged in DIR/metrics.jsonl (0 before the first line).
+func loggedStep(_ dir: String) -> Int {
+    ((try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+        (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["step"] as? Int
+    }.max() ?? 0
+}
+
+/// Waits (up to `seconds`) until `condition` holds; returns whether it did.
+func waitUntil(seconds: Double, _ condition: () -> Bool) -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}
+
+/// The PIDs of the ranks of a running job, by rank, found by a text unique to their command line.
+func rankProcesses(matching text: String) -> [Int: Int32] {
+    var ranks: [Int: Int32] = [:]
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let pid = Int32(entry),
+              let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+              String(decoding: cmdline, as: UTF8.self).replacingOccurrences(of: "\0", with: " ").contains(text),
+              let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
+        for variable in String(decoding: environ, as: UTF8.self).split(separator: "\0") where variable.hasPrefix("OMPI_COMM_WORLD_RANK=") {
+            if let rank = Int(variable.dropFirst("OMPI_COMM_WORLD_RANK=".count)) { ranks[rank] = pid }
+        }
+    }
+    return ranks
 }
 
 /// The training losses logged in DIR/metrics.jsonl, in order.
