@@ -110,6 +110,20 @@ struct TrainingRunTests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/checkpoints/step-00000010.safetensors.tmp"))
     }
 
+    @Test("without synchronized statistics, the epoch-end evaluation uses rank 0's running statistics, as abn eval of the checkpoint does")
+    func unsynchronizedEvaluation() throws {
+        let dir = runDirectory("unsynced")
+        let run = try BinaryRunner.run(["train", "--config", "configs/tiny.yaml", "--max-steps", "8", "--run-dir", dir, "--set", "model.sync=false"], ranks: 2)
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        let logged = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["test_loss"] as? Double
+        }
+        let eval = try BinaryRunner.run(["eval", "--checkpoint", dir + "/checkpoints/step-00000008.safetensors", "--json"])
+        let loss = try #require(eval.jsonLines.first?["test_loss"] as? Double, "stderr: \(eval.stderr)")
+        let trained = try #require(logged.last, "no evaluation in the metrics")
+        #expect(abs(trained - loss) <= 1e-6 * loss, "epoch-end test loss \(trained), abn eval \(loss)")
+    }
+
     @Test("a config error names the key and exits with 1")
     func configError() throws {
         let output = try BinaryRunner.run(["train", "--config", "configs/tiny.yaml", "--set", "train.lr=-1", "--run-dir", runDirectory("bad")])
