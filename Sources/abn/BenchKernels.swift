@@ -5,7 +5,7 @@ import Foundation
 struct BenchKernels: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernels",
-        abstract: "GFLOP/s of every convolution of the reference network, forward and both backward directions, next to raw sgemm.",
+        abstract: "GFLOP/s of every convolution of the reference network (or the DeepLab head's), forward and both backward directions, next to raw sgemm.",
         discussion: """
         For each conv shape of the reference network at the given batch, times the forward pass, \
         the input gradient and the weight gradient after a warm-up, in --repeats rounds: each round \
@@ -18,12 +18,17 @@ struct BenchKernels: ParsableCommand {
         shape of the convolution's im2col GEMM (`same_shape_sgemm_gflops`); OpenBLAS's spinning \
         threads would slow the convolutions, hence last. GFLOP/s count the direct convolution's \
         flops; `lowering` names how each convolution runs ("winograd" ones do 2.25x fewer \
-        multiplications, so they can exceed the sgemm).
+        multiplications, so they can exceed the sgemm). With --network deeplab: the dilated 3x3 \
+        convolutions of the segmentation default (configs/fmnist-scenes-deeplab.yaml at 96x96, \
+        output stride 8: stage 4 at dilation 2, the head's at 2, 4 and 6, on 12x12 maps) next to \
+        the same shapes undilated.
         """)
 
     @Option(parsing: .unconditional, help: "Batch size.") var batch = 128
     @Option(parsing: .unconditional, help: "Rounds per shape (medians are reported).") var repeats = 7
     @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
+    @Option(help: "reference (the classifier of reference-net.md) or deeplab (the dilated convolutions of the segmentation default).")
+    var network = "reference"
     @Option(parsing: .unconditional, help: "Size of the square sgemm that measures the GEMM limit.") var peakSize = 2048
     @Option(parsing: .unconditional, help: "Elements of one worker's lowered matrix (default: the workspace's).") var columnBudget: Int?
     @Option(help: "Only the convolutions whose name contains this text, e.g. 'stage2' or '1x1'.") var only: String?
@@ -34,9 +39,10 @@ struct BenchKernels: ParsableCommand {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch).") }
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1, got \(repeats).") }
         guard parseWidths(widths) != nil else { throw ValidationError("--widths must be three positive integers like 32,64,128, got '\(widths)'.") }
+        guard ["reference", "deeplab"].contains(network) else { throw ValidationError("--network must be reference or deeplab, got '\(network)'.") }
         if let columnBudget, columnBudget < 1 { throw ValidationError("--column-budget must be positive, got \(columnBudget).") }
-        if let only, !referenceConvolutions(widths: parseWidths(widths)!, batch: 1).contains(where: { $0.0.contains(only) }) {
-            let names = referenceConvolutions(widths: parseWidths(widths)!, batch: 1).map(\.0).joined(separator: ", ")
+        if let only, !convolutions(batch: 1).contains(where: { $0.0.contains(only) }) {
+            let names = convolutions(batch: 1).map(\.0).joined(separator: ", ")
             throw ValidationError("--only '\(only)' matches no convolution; the names are: \(names).")
         }
     }
@@ -65,7 +71,7 @@ struct BenchKernels: ParsableCommand {
         var limits: [Double] = []  // every sample of the engine-threaded square sgemm
         let square = GemmShape(m: peakSize, n: peakSize, k: peakSize, transA: false, transB: false)
         let squareOperands = square.operands(rng: &rng)
-        for (name, g) in referenceConvolutions(widths: parseWidths(widths)!, batch: batch) where only.map(name.contains) ?? true {
+        for (name, g) in convolutions(batch: batch) where only.map(name.contains) ?? true {
             let x = Tensor(uninitialized: g.inputShape); x.fillUniform(-1, 1, using: &rng)
             let w = Tensor(uninitialized: g.weightShape); w.fillUniform(-0.1, 0.1, using: &rng)
             let y = Tensor(uninitialized: g.outputShape)
@@ -125,6 +131,26 @@ struct BenchKernels: ParsableCommand {
             }
         }
     }
+}
+
+extension BenchKernels {
+    /// The convolutions `--network` names.
+    func convolutions(batch: Int) -> [(String, Conv2DGeometry)] {
+        network == "deeplab" ? deeplabDilatedConvolutions(batch: batch) : referenceConvolutions(widths: parseWidths(widths)!, batch: batch)
+    }
+}
+
+/// The dilated 3x3 convolutions of configs/fmnist-scenes-deeplab.yaml (widths 32, 64, 128,
+/// 128, head 64, dilations 2, 4, 6, output stride 8) on 96x96 crops: 12x12 maps. Each comes
+/// with the same shape at dilation 1, the speed a dilated kernel should not fall far below.
+func deeplabDilatedConvolutions(batch: Int) -> [(String, Conv2DGeometry)] {
+    var out: [(String, Conv2DGeometry)] = []
+    for (name, outChannels, dilation) in [("stage4 3x3", 128, 2), ("head aspp 3x3", 64, 2), ("head aspp 3x3", 64, 4), ("head aspp 3x3", 64, 6)] {
+        for d in [dilation, 1] where !(d == 1 && out.contains { $0.0 == "\(name) d1" }) {
+            out.append(("\(name) d\(d)", Conv2DGeometry(input: [batch, 128, 12, 12], outChannels: outChannels, kernel: 3, padding: d, dilation: d)))
+        }
+    }
+    return out
 }
 
 /// "32,64,128" -> [32, 64, 128]; nil unless three positive integers.
