@@ -1,3 +1,5 @@
+import CKernels
+
 // Winograd F(2x2, 3x3) for 3x3 convolutions with stride 1, dilation 1 and padding 1.
 //
 // Each 2x2 block of output pixels (a tile) comes from the 4x4 input patch d around it:
@@ -134,53 +136,10 @@ private func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
 /// columns past each image's tiles hold finite junk.
 func transformInput(_ v: UnsafeMutablePointer<Float>, ld: Int, _ x: UnsafePointer<Float>, images: Int,
                     tileRows: Range<Int>, _ g: Conv2DGeometry) {
-    let C = g.inChannels, H = g.inHeight, W = g.inWidth, Th = tileRows.count, Tw = g.tileColumns
-    let stride = g.tileStride(tileRows: Th), firstInputRow = 2 * tileRows.lowerBound - 1
-    // B^T along the padded input rows: row s (input row firstInputRow + s) in plane k of hEven
-    // (s even) or hOdd (s odd) at (s / 2) * Tw, so that tile t = ty * Tw + tx finds its four
-    // rows at t and t + Tw of the two. Each plane has slack for the four-wide loops.
-    let plane = (Th + 2) * Tw + 8, paddedWidth = 2 * Tw + 16
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * plane + paddedWidth) { scratch in
-        let hEven = scratch.baseAddress!, hOdd = hEven + 4 * plane, padded = hOdd + 4 * plane
-        scratch.initialize(repeating: 0)
-        for b in 0..<images {
-            for c in 0..<C {
-                let channel = x + (b * C + c) * H * W
-                for s in 0..<(2 * Th + 2) {
-                    let h = (s % 2 == 0 ? hEven : hOdd) + (s / 2) * Tw
-                    let r = firstInputRow + s
-                    guard r >= 0 && r < H else {
-                        for k in 0..<4 { (h + k * plane).update(repeating: 0, count: Tw) }
-                        continue
-                    }
-                    (padded + 1).update(from: channel + r * W, count: W)  // padded[w + 1] = x[r][w], zeros around
-                    // four tiles at a time: d0..d3 = padded[2tx ..< 2tx + 4]
-                    for tx in Swift.stride(from: 0, to: Tw, by: 4) {
-                        let lo = UnsafeRawPointer(padded + 2 * tx).loadUnaligned(as: SIMD8<Float>.self)
-                        let hi = UnsafeRawPointer(padded + 2 * tx + 2).loadUnaligned(as: SIMD8<Float>.self)
-                        let d0 = lo.evenHalf, d1 = lo.oddHalf, d2 = hi.evenHalf, d3 = hi.oddHalf
-                        store4(d0 - d2, h + tx)
-                        store4(d1 + d2, h + plane + tx)
-                        store4(d2 - d1, h + 2 * plane + tx)
-                        store4(d1 - d3, h + 3 * plane + tx)
-                    }
-                }
-                // B^T down the columns
-                let out = v + c * ld + b * stride
-                for k in 0..<4 {
-                    let e = hEven + k * plane, o = hOdd + k * plane
-                    let v0 = out + k * C * ld, v1 = out + (4 + k) * C * ld
-                    let v2 = out + (8 + k) * C * ld, v3 = out + (12 + k) * C * ld
-                    for t in Swift.stride(from: 0, to: stride, by: 4) {
-                        let r0 = load4(e + t), r1 = load4(o + t), r2 = load4(e + t + Tw), r3 = load4(o + t + Tw)
-                        store4(r0 - r2, v0 + t)
-                        store4(r1 + r2, v1 + t)
-                        store4(r2 - r1, v2 + t)
-                        store4(r1 - r3, v3 + t)
-                    }
-                }
-            }
-        }
+    let scratch = abn_winograd_input_scratch(tileRows.count, g.tileColumns)
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: scratch) { buffer in
+        abn_winograd_input(v, ld, x, images, g.inChannels, g.inHeight, g.inWidth, g.tileColumns, tileRows.lowerBound, tileRows.count,
+                           buffer.baseAddress!)
     }
 }
 
@@ -189,41 +148,9 @@ func transformInput(_ v: UnsafeMutablePointer<Float>, ld: Int, _ x: UnsafePointe
 /// outH or outW are dropped. Leaves m zero (see `convolveByWinograd`).
 func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, ld: Int, images: Int,
                      tileRows: Range<Int>, bias: UnsafePointer<Float>?, accumulate: Bool, _ g: Conv2DGeometry) {
-    let OC = g.outChannels, OH = g.outHeight, OW = g.outWidth, Tw = g.tileColumns
-    let stride = g.tileStride(tileRows: tileRows.count), outputRows = 2 * tileRows.lowerBound..<min(OH, 2 * tileRows.upperBound)
-    let planeStride = OC * ld
-    // y00, y01, y10, y11 (stride): the four outputs of each tile.
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * stride) { scratch in
-        let y00 = scratch.baseAddress!, y01 = y00 + stride, y10 = y01 + stride, y11 = y10 + stride
-        for b in 0..<images {
-            for o in 0..<OC {
-                let base = m + o * ld + b * stride
-                for t in Swift.stride(from: 0, to: stride, by: 4) {
-                    // row i of M times A: p_i (output column 2tx), q_i (2tx + 1)
-                    func rowTimesA(_ i: Int) -> (SIMD4<Float>, SIMD4<Float>) {
-                        func take(_ xi: Int) -> SIMD4<Float> {
-                            let p = base + xi * planeStride + t
-                            defer { store4(.zero, p) }
-                            return load4(p)
-                        }
-                        let m0 = take(4 * i), m1 = take(4 * i + 1), m2 = take(4 * i + 2), m3 = take(4 * i + 3)
-                        return (m0 + m1 + m2, m1 - m2 - m3)
-                    }
-                    let (p0, q0) = rowTimesA(0), (p1, q1) = rowTimesA(1), (p2, q2) = rowTimesA(2), (p3, q3) = rowTimesA(3)
-                    store4(p0 + p1 + p2, y00 + t)
-                    store4(q0 + q1 + q2, y01 + t)
-                    store4(p1 - p2 - p3, y10 + t)
-                    store4(q1 - q2 - q3, y11 + t)
-                }
-                let channel = y + (b * OC + o) * OH * OW
-                let add = bias?[o] ?? 0
-                for r in outputRows {
-                    let tiles = (r / 2 - tileRows.lowerBound) * Tw
-                    interleave(channel + r * OW, (r % 2 == 0 ? y00 : y10) + tiles, (r % 2 == 0 ? y01 : y11) + tiles,
-                               pairs: Tw, width: OW, add: add, accumulate: accumulate)
-                }
-            }
-        }
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * g.tileStride(tileRows: tileRows.count)) { scratch in
+        abn_winograd_output(y, m, ld, images, g.outChannels, g.outHeight, g.outWidth, g.tileColumns, tileRows.lowerBound, tileRows.count,
+                            bias, accumulate ? 1 : 0, scratch.baseAddress!)
     }
 }
 

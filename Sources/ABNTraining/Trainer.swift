@@ -66,7 +66,7 @@ public final class Trainer {
             coordinator.say("train: nothing to do, the run is at step \(step) of \(lastStep).")
             return .finished
         }
-        coordinator.say("train: \(comm.size) rank(s) x \(Parallel.threadCount) thread(s), global batch \(config.train.globalBatch) "
+        coordinator.say("train: \(comm.size) rank(s) x \(Parallel.threadCount) thread(s), kernels \(VectorLevel.current), global batch \(config.train.globalBatch) "
                         + "(\(slices.counts.map(String.init).joined(separator: "+"))), \(batches.stepsPerEpoch) steps per epoch, "
                         + "steps \(step)..<\(lastStep) of \(totalSteps), norm \(config.model.norm.rawValue)\(config.model.sync ? " synchronized" : ""), "
                         + "\(replica.net.parameters.parameterCount) parameters; run directory \(runDirectory)")

@@ -69,7 +69,7 @@ struct GradientAveragerTests {
         let comm = RecordingCommunicator(size: 2, base: s.gradients.data)
         var averager: GradientAverager? = GradientAverager(s, comm: comm, bucketBytes: 2000, overlap: true)
         try #require(averager!.overlapping)
-        weak var worker = comm.duplicates.first
+        weak let worker = comm.duplicates.first
         averager!.begin()
         for p in s.parameters.reversed() { averager!.parameterReady(p) }
         averager!.finish()

@@ -178,4 +178,27 @@ struct ConvTests {
         #expect(outputs[0] == outputs[1])
         #expect(outputs[0] == outputs[2])
     }
+
+    @Test("every vector level the processor runs gives bit-identical results, equal to a direct convolution",
+          arguments: [Conv2DGeometry(input: [3, 16, 7, 7], outChannels: 16, kernel: 3, padding: 1),
+                      Conv2DGeometry(input: [2, 17, 6, 9], outChannels: 20, kernel: 3, padding: 1),
+                      Conv2DGeometry(input: [2, 16, 31, 29], outChannels: 18, kernel: 3, padding: 1)])
+    func vectorLevels(g: Conv2DGeometry) {
+        let x = randomTensor(g.inputShape, seed: 21), w = randomTensor(g.weightShape, seed: 22), b = randomTensor([g.outChannels], seed: 23)
+        let dy = randomTensor(g.outputShape, seed: 24)
+        let initial = VectorLevel.current
+        var outputs: [String: [Float]] = [:]
+        for level in VectorLevel.supported {
+            #expect(VectorLevel.select(level) && VectorLevel.current == level)
+            let y = Tensor(zeros: g.outputShape), dx = Tensor(zeros: g.inputShape), dw = Tensor(zeros: g.weightShape)
+            let workspace = Workspace(columnBudget: 300)
+            conv2dForward(output: y, input: x, weight: w, bias: b, geometry: g, workspace: workspace)
+            conv2dBackward(dInput: dx, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace)
+            expectClose(y.array.map(Double.init), naiveConvolution(x, w, b, g), rtol: 1e-5, atol: 1e-5, "\(level) \(g)")
+            outputs[level] = y.array + dx.array + dw.array
+        }
+        VectorLevel.select(initial)
+        for level in VectorLevel.supported { #expect(outputs[level] == outputs["baseline"], "\(level) differs from baseline") }
+        #expect(!VectorLevel.select("sse9"))  // the control: an unknown level is refused
+    }
 }

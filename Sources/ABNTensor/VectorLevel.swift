@@ -1,0 +1,19 @@
+import CKernels
+
+/// The instruction set the C kernels run with: the best the processor has (avx512, avx2 or
+/// baseline), chosen at first use; `ABN_SIMD=avx2` or `ABN_SIMD=baseline` forces a lower one.
+/// All levels compute bit-identical results.
+public enum VectorLevel {
+    /// The level in use.
+    public static var current: String { String(cString: abn_simd_name(abn_simd_level())) }
+
+    /// The levels this processor runs, lowest first.
+    public static var supported: [String] { (1...abn_simd_best_level()).map { String(cString: abn_simd_name($0)) } }
+
+    /// Runs the kernels at `level` from now on (tests and benchmarks); false when the processor lacks it.
+    @discardableResult
+    public static func select(_ level: String) -> Bool {
+        guard let index = (1...3).first(where: { String(cString: abn_simd_name($0)) == level }) else { return false }
+        return abn_simd_select(Int32(index)) != 0
+    }
+}
