@@ -173,8 +173,10 @@ run_mpi() {
     fi
     # A stop signal to this script becomes SIGUSR1 to mpirun, which forwards it to every rank: the
     # ranks stop after the current step with a checkpoint and exit 0 (a rank exiting with another
-    # code makes mpirun kill the ranks still finishing), and the script returns 75.
-    mpirun "${flags[@]}" "${MPI_ARGS[@]+"${MPI_ARGS[@]}"}" "$ABN" "$@" &
+    # code makes mpirun kill the ranks still finishing), and the script returns 75. mpirun runs in
+    # a session of its own, so that Ctrl-C reaches only this script: mpirun's own reaction to
+    # SIGINT is to kill the ranks within two seconds.
+    setsid mpirun "${flags[@]}" "${MPI_ARGS[@]+"${MPI_ARGS[@]}"}" "$ABN" "$@" < /dev/null &
     local pid=$! status stopping=false
     trap 'stopping=true; echo "launch: stop requested; the ranks finish their step and write a checkpoint" >&2; kill -USR1 "$pid" 2>/dev/null' TERM INT
     while true; do
