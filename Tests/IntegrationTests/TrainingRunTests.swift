@@ -124,6 +124,22 @@ struct TrainingRunTests {
         #expect(abs(trained - loss) <= 1e-6 * loss, "epoch-end test loss \(trained), abn eval \(loss)")
     }
 
+    @Test("ABN_LOWERING forces a lowering where it applies, and training with it keeps its losses")
+    func forcedLowering() throws {
+        let bench = ["bench", "kernels", "--only", "stage2.*.conv2", "--repeats", "1", "--batch", "4", "--peak-size", "256", "--json"]
+        let automatic = try BinaryRunner.run(bench)
+        let forced = try BinaryRunner.run(bench, environment: ["ABN_LOWERING": "64->64 3x3=im2col"])
+        #expect(Set(automatic.jsonLines.compactMap { $0["lowering"] as? String }) == ["winograd"], "stdout: \(automatic.stdout)")
+        #expect(Set(forced.jsonLines.compactMap { $0["lowering"] as? String }) == ["im2col"], "stdout: \(forced.stdout) stderr: \(forced.stderr)")
+        let a = runDirectory("lowering-auto"), b = runDirectory("lowering-im2col")
+        let common = ["train", "--config", "configs/tiny.yaml", "--max-steps", "6", "--set", "train.log_every=1", "--set", "train.evaluate=false"]
+        #expect(try BinaryRunner.run(common + ["--run-dir", a]).status == 0)
+        #expect(try BinaryRunner.run(common + ["--run-dir", b], environment: ["ABN_LOWERING": "im2col"]).status == 0)
+        let la = try losses(a), lb = try losses(b)
+        try #require(la.count == 6 && lb.count == 6)
+        for (x, y) in zip(la, lb) { #expect(abs(x - y) <= 1e-4 * abs(x), "losses \(la) vs \(lb)") }
+    }
+
     @Test("a config error names the key and exits with 1")
     func configError() throws {
         let output = try BinaryRunner.run(["train", "--config", "configs/tiny.yaml", "--set", "train.lr=-1", "--run-dir", runDirectory("bad")])

@@ -1,0 +1,136 @@
+// Copies the lowerings share: row gathers and scatters, (de)interleaving of even and odd
+// columns, staging-buffer scatters and partial-sum reductions.
+
+/// Copies `rows` output rows of `width` values whose input rows lie one after the other at src
+/// (stride 1, output as wide as the input, the same column shift) as one contiguous copy, then
+/// zeroes the columns outside `valid`, which came from the neighbouring rows.
+@inline(__always)
+func copyContiguousRows(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, width: Int, valid v: Range<Int>) {
+    let first = v.lowerBound, last = (rows - 1) * width + v.upperBound
+    (dst + first).update(from: src + first, count: last - first)
+    for r in 0..<rows {
+        let d = dst + r * width
+        for ow in 0..<v.lowerBound { d[ow] = 0 }
+        for ow in v.upperBound..<width { d[ow] = 0 }
+    }
+}
+
+/// dst[k] = src[2k] for k in 0..<count, four at a time (the even lanes of eight loaded values;
+/// a load never reaches past src[2 * (count - 1)]).
+@inline(__always)
+func gatherEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+    var k = 0
+    while k + 5 <= count {
+        let pairs = UnsafeRawPointer(src + 2 * k).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(dst + k).storeBytes(of: pairs.evenHalf, as: SIMD4<Float>.self)
+        k += 4
+    }
+    while k < count { dst[k] = src[2 * k]; k += 1 }
+}
+
+/// dst[2k] += src[k] for k in 0..<count, four at a time (the odd values in between get + 0;
+/// no access reaches past dst[2 * (count - 1)]).
+@inline(__always)
+func scatterAddEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+    var k = 0
+    while k + 5 <= count {
+        let target = UnsafeMutableRawPointer(dst + 2 * k)
+        var spread = SIMD8<Float>()
+        spread.evenHalf = UnsafeRawPointer(src + k).loadUnaligned(as: SIMD4<Float>.self)
+        target.storeBytes(of: target.loadUnaligned(as: SIMD8<Float>.self) + spread, as: SIMD8<Float>.self)
+        k += 4
+    }
+    while k < count { dst[2 * k] += src[k]; k += 1 }
+}
+
+/// even[k] = src[2k] and odd[k] = src[2k + 1] for the k < pairs with 2k (and 2k + 1) < width,
+/// four pairs at a time.
+@inline(__always)
+func deinterleave(_ even: UnsafeMutablePointer<Float>, _ odd: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>,
+                  pairs: Int, width: Int) {
+    var k = 0
+    while 2 * k + 8 <= width && k + 4 <= pairs {
+        let values = UnsafeRawPointer(src + 2 * k).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(even + k).storeBytes(of: values.evenHalf, as: SIMD4<Float>.self)
+        UnsafeMutableRawPointer(odd + k).storeBytes(of: values.oddHalf, as: SIMD4<Float>.self)
+        k += 4
+    }
+    while k < pairs && 2 * k < width {
+        even[k] = src[2 * k]
+        if 2 * k + 1 < width { odd[k] = src[2 * k + 1] }
+        k += 1
+    }
+}
+
+/// dst[w] = (accumulate ? dst[w] : 0) + add + (w even ? even : odd)[w / 2] for w in 0..<width,
+/// with 0 for the values of pairs beyond `pairs`; eight at a time.
+@inline(__always)
+func interleave(_ dst: UnsafeMutablePointer<Float>, _ even: UnsafePointer<Float>, _ odd: UnsafePointer<Float>,
+                pairs: Int, width: Int, add: Float = 0, accumulate: Bool) {
+    var k = 0
+    while 2 * k + 8 <= width && k + 4 <= pairs {
+        var values = SIMD8<Float>()
+        values.evenHalf = UnsafeRawPointer(even + k).loadUnaligned(as: SIMD4<Float>.self)
+        values.oddHalf = UnsafeRawPointer(odd + k).loadUnaligned(as: SIMD4<Float>.self)
+        values += add
+        let target = UnsafeMutableRawPointer(dst + 2 * k)
+        if accumulate { values += target.loadUnaligned(as: SIMD8<Float>.self) }
+        target.storeBytes(of: values, as: SIMD8<Float>.self)
+        k += 4
+    }
+    for w in (2 * k)..<width {
+        let value = (w / 2 < pairs ? (w % 2 == 0 ? even : odd)[w / 2] : 0) + add
+        dst[w] = accumulate ? dst[w] + value : value
+    }
+}
+
+/// y (images, C, P) = (accumulate ? y : 0) + s + bias, s (C, ld) holding image b's channel c
+/// at s + c * ld + b * imageStride, in rows of `width` values `pitch` apart (default: the whole
+/// plane as one row).
+func scatterChunk(_ y: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, ld: Int, imageStride: Int,
+                  images: Int, channels: Int, pixels P: Int, width: Int? = nil, pitch: Int? = nil,
+                  bias: UnsafePointer<Float>?, accumulate: Bool) {
+    let width = width ?? P, pitch = pitch ?? width
+    for b in 0..<images {
+        for o in 0..<channels {
+            let v = bias?[o] ?? 0
+            for row in 0..<P / width {
+                let src = s + o * ld + b * imageStride + row * pitch, dst = y + (b * channels + o) * P + row * width
+                if accumulate {
+                    for p in 0..<width { dst[p] += src[p] + v }
+                } else {
+                    for p in 0..<width { dst[p] = src[p] + v }
+                }
+            }
+        }
+    }
+}
+
+/// dst (C, ld) = src (images, C, P): a chunk of NCHW images as one matrix for a GEMM, image b's
+/// channel c at dst + c * ld + b * imageStride, in rows of `width` values `pitch` apart with
+/// zeros between (default: the whole plane as one row, images P apart).
+func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, ld: Int,
+                        images: Int, channels: Int, pixels P: Int, width: Int? = nil, pitch: Int? = nil) {
+    let width = width ?? P, pitch = pitch ?? width, rows = P / width
+    for b in 0..<images {
+        for c in 0..<channels {
+            for row in 0..<rows {
+                let target = dst + c * ld + b * rows * pitch + row * pitch
+                target.update(from: src + (b * channels + c) * P + row * width, count: width)
+                (target + width).update(repeating: 0, count: pitch - width)
+            }
+        }
+    }
+}
+
+/// dW (count) = (accumulate ? dW : 0) + the sum, in order, of `partials`.
+func sumPartials(_ dW: UnsafeMutablePointer<Float>, _ partials: ArraySlice<UnsafeMutablePointer<Float>>,
+                 count: Int, accumulate: Bool) {
+    forBlocks(count) { r in
+        for i in r {
+            var s: Float = accumulate ? dW[i] : 0
+            for p in partials { s += p[i] }
+            dW[i] = s
+        }
+    }
+}
