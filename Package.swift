@@ -23,7 +23,7 @@ let package = Package(
         // Vector kernels compiled per instruction set (AVX-512, AVX2+FMA, baseline), chosen at run time.
         .target(name: "CKernels"),
         .target(name: "ABNTensor", dependencies: ["CBLAS", "CKernels"]),
-        .target(name: "ABNLayers", dependencies: ["ABNTensor"]),
+        .target(name: "ABNLayers", dependencies: ["ABNTensor", "CKernels"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),

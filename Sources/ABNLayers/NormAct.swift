@@ -1,4 +1,5 @@
 import ABNTensor
+import CKernels
 import Foundation
 
 /// How a norm layer trades memory for computation; all three compute the same values.
@@ -176,7 +177,7 @@ public final class NormAct {
             let p = src + plane * hw, q = dst + plane * hw
             switch act {
             case .leakyReLU(let slope):
-                for j in 0..<hw { let y = (p[j] - m) * a + b; q[j] = y * (y < 0 ? slope : 1) }
+                abn_norm_leaky_plane(q, p, hw, a, m, b, slope)
             case .elu, .identity:
                 for j in 0..<hw { q[j] = act.apply((p[j] - m) * a + b) }
             }

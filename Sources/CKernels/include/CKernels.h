@@ -33,4 +33,8 @@ void abn_winograd_output(float *y, float *m, ptrdiff_t ld, ptrdiff_t images, ptr
                          ptrdiff_t tileColumns, ptrdiff_t tileRow0, ptrdiff_t tileRows, const float *bias, int accumulate,
                          float *scratch);
 
+/// Norm forward with leaky ReLU over one plane: z = y * (y < 0 ? slope : 1) with
+/// y = (x - center) * scale + beta, no fused multiply-add. z may be x.
+void abn_norm_leaky_plane(float *z, const float *x, ptrdiff_t pixels, float scale, float center, float beta, float slope);
+
 #endif
