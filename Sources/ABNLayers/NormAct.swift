@@ -352,76 +352,25 @@ private struct PlaneRecovery {
     }
 }
 
-/// Recovery for leaky ReLU fused with its consumers, eight values at a time: dy = dz * act'(z),
+/// Recovery for leaky ReLU fused with its consumers (C kernels): dy = dz * act'(z),
 /// xhat = (u - center) * factor, u = z inverted through the activation when `x` is nil, else x.
 private struct FusedLeakyReLU {
     let slope: Float
     let center: Float
     let factor: Float
-    private let inverseSlope: Float
 
-    init(slope: Float, center: Float, factor: Float) {
-        self.slope = slope
-        self.center = center
-        self.factor = factor
-        inverseSlope = 1 / slope
-    }
-
-    @inline(__always)
-    private func lanes(_ g: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ x: UnsafePointer<Float>?, _ j: Int)
-        -> (dy: SIMD8<Float>, xhat: SIMD8<Float>) {
-        let v = UnsafeRawPointer(z + j).loadUnaligned(as: SIMD8<Float>.self)
-        let negative = v .< 0
-        let dy = UnsafeRawPointer(g + j).loadUnaligned(as: SIMD8<Float>.self)
-            * SIMD8<Float>(repeating: 1).replacing(with: slope, where: negative)
-        let u = x.map { UnsafeRawPointer($0 + j).loadUnaligned(as: SIMD8<Float>.self) }
-            ?? v * SIMD8<Float>(repeating: 1).replacing(with: inverseSlope, where: negative)
-        return (dy, (u - center) * factor)
-    }
-
-    @inline(__always)
-    private func scalar(_ g: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ x: UnsafePointer<Float>?, _ j: Int)
-        -> (dy: Float, xhat: Float) {
-        let v = z[j]
-        let u = x.map { $0[j] } ?? v * (v < 0 ? inverseSlope : 1)
-        return (g[j] * (v < 0 ? slope : 1), (u - center) * factor)
-    }
-
-    /// Sum of dy and of dy * xhat over `count` values (Float lanes over blocks of 4096 values,
-    /// added in Double, as `laneSumAndDot`).
+    /// Sum of dy and of dy * xhat over `count` values.
     func sums(_ g: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ x: UnsafePointer<Float>?, count: Int) -> (Double, Double) {
-        var total = (0.0, 0.0)
-        for start in stride(from: 0, to: count, by: 4096) {
-            let part = blockSums(g + start, z + start, x.map { $0 + start }, count: min(4096, count - start))
-            total.0 += part.0
-            total.1 += part.1
+        var sums = (0.0, 0.0)
+        withUnsafeMutableBytes(of: &sums) { raw in
+            abn_leaky_backward_sums(g, z, x, count, slope, center, factor, raw.baseAddress!.assumingMemoryBound(to: Double.self))
         }
-        return total
-    }
-
-    private func blockSums(_ g: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ x: UnsafePointer<Float>?, count: Int) -> (Double, Double) {
-        var s1 = SIMD8<Float>(), s2 = SIMD8<Float>()
-        var j = 0
-        while j + 8 <= count {
-            let (dy, xhat) = lanes(g, z, x, j)
-            s1 += dy
-            s2 += dy * xhat
-            j += 8
-        }
-        var t1: Float = 0, t2: Float = 0
-        while j < count { let (dy, xhat) = scalar(g, z, x, j); t1 += dy; t2 += dy * xhat; j += 1 }
-        return (Double(s1.sum()) + Double(t1), Double(s2.sum()) + Double(t2))
+        return sums
     }
 
     /// q (the plane's dz, read as dy's source first) = a * (dy - m1 - xhat * m2).
     func writeInputGradient(_ q: UnsafeMutablePointer<Float>, _ z: UnsafePointer<Float>, _ x: UnsafePointer<Float>?,
                             count: Int, a: Float, m1: Float, m2: Float) {
-        var j = 0
-        while j + 8 <= count {
-            let (dy, xhat) = lanes(q, z, x, j)
-            UnsafeMutableRawPointer(q + j).storeBytes(of: a * (dy - m1 - xhat * m2), as: SIMD8<Float>.self)
-            j += 8
-        }
-        while j < count { let (dy, xhat) = scalar(q, z, x, j); q[j] = a * (dy - m1 - xhat * m2); j += 1 }
+        abn_leaky_backward_write(q, z, x, count, slope, center, factor, a, m1, m2)
     }
 }

@@ -9,19 +9,20 @@
 typedef float abn_f16 __attribute__((vector_size(64)));
 typedef int abn_i16 __attribute__((vector_size(64)));
 
+/// Per lane: A where MASK is set (all ones), else B. (A macro: vector arguments to functions
+/// would change the calling convention between levels.)
+#define ABN_SELECT(MASK, A, B) ((abn_f16)(((abn_i16)(A) & (MASK)) | ((abn_i16)(B) & ~(MASK))))
+
 /// Explicit vectors of 16 (one AVX-512 register, two AVX2 ones, four SSE ones) with loads and
 /// stores through memcpy: z may be x (the layer works in place).
 ABN_INLINE void abn_norm_leaky_plane_body(float *z, const float *x, ptrdiff_t pixels, float a, float m, float b, float slope) {
-    const abn_f16 va = {a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a} , vm = va * 0 + m, vb = va * 0 + b;
-    const abn_f16 vslope = va * 0 + slope, one = va * 0 + 1.0f;
+    const abn_f16 zero = {0}, va = zero + a, vm = zero + m, vb = zero + b, vslope = zero + slope, one = zero + 1.0f;
     ptrdiff_t j = 0;
     for (; j + 16 <= pixels; j += 16) {
         abn_f16 v;
         memcpy(&v, x + j, sizeof v);
         const abn_f16 y = (v - vm) * va + vb;
-        const abn_i16 negative = y < 0;  // all ones where y < 0
-        const abn_f16 factor = (abn_f16)(((abn_i16)vslope & negative) | ((abn_i16)one & ~negative));
-        const abn_f16 out = y * factor;
+        const abn_f16 out = y * ABN_SELECT(y < 0, vslope, one);
         memcpy(z + j, &out, sizeof out);
     }
     for (; j < pixels; j++) {
@@ -33,3 +34,88 @@ ABN_INLINE void abn_norm_leaky_plane_body(float *z, const float *x, ptrdiff_t pi
 ABN_DISPATCH(abn_norm_leaky_plane,
              (float *z, const float *x, ptrdiff_t pixels, float scale, float center, float beta, float slope),
              (z, x, pixels, scale, center, beta, slope))
+
+/// The sum of a 16-lane vector, in a fixed order (the same at every level).
+ABN_INLINE double abn_lane_sum(const abn_f16 *v) {
+    float s8[8], s4[4];
+    for (int i = 0; i < 8; i++) s8[i] = (*v)[i] + (*v)[i + 8];
+    for (int i = 0; i < 4; i++) s4[i] = s8[i] + s8[i + 4];
+    return (double)((s4[0] + s4[2]) + (s4[1] + s4[3]));
+}
+
+/// dy = g * (z < 0 ? slope : 1) and xhat = (u - center) * factor for 16 values at j, u = x when
+/// given, else z * (z < 0 ? 1 / slope : 1) (z inverted through the activation).
+ABN_INLINE void abn_leaky_recover16(abn_f16 *dy, abn_f16 *xhat, const float *g, const float *z, const float *x, ptrdiff_t j,
+                                    float slope, float inverse, float center, float factor) {
+    const abn_f16 zero = {0}, one = zero + 1.0f;
+    abn_f16 vg, vz, u;
+    memcpy(&vg, g + j, sizeof vg);
+    memcpy(&vz, z + j, sizeof vz);
+    const abn_i16 negative = vz < 0;
+    *dy = vg * ABN_SELECT(negative, zero + slope, one);
+    if (x != NULL) {
+        memcpy(&u, x + j, sizeof u);
+    } else {
+        u = vz * ABN_SELECT(negative, zero + inverse, one);
+    }
+    *xhat = (u - center) * factor;
+}
+
+/// The same for the value at j.
+ABN_INLINE void abn_leaky_recover1(float *dy, float *xhat, const float *g, const float *z, const float *x, ptrdiff_t j,
+                                   float slope, float inverse, float center, float factor) {
+    *dy = g[j] * (z[j] < 0 ? slope : 1.0f);
+    const float u = x != NULL ? x[j] : z[j] * (z[j] < 0 ? inverse : 1.0f);
+    *xhat = (u - center) * factor;
+}
+
+ABN_INLINE void abn_leaky_backward_sums_body(const float *g, const float *z, const float *x, ptrdiff_t count, float slope,
+                                             float center, float factor, double *sums) {
+    const float inverse = 1.0f / slope;
+    const abn_f16 zero = {0};
+    double total1 = 0, total2 = 0;
+    for (ptrdiff_t start = 0; start < count; start += 4096) {  // Float lanes stay accurate over a block
+        const ptrdiff_t end = start + 4096 < count ? start + 4096 : count;
+        abn_f16 s1 = zero, s2 = zero, dy, xhat;
+        ptrdiff_t j = start;
+        for (; j + 16 <= end; j += 16) {
+            abn_leaky_recover16(&dy, &xhat, g, z, x, j, slope, inverse, center, factor);
+            s1 += dy;
+            s2 += dy * xhat;
+        }
+        float t1 = 0, t2 = 0, d, h;
+        for (; j < end; j++) {
+            abn_leaky_recover1(&d, &h, g, z, x, j, slope, inverse, center, factor);
+            t1 += d;
+            t2 += d * h;
+        }
+        total1 += abn_lane_sum(&s1) + (double)t1;
+        total2 += abn_lane_sum(&s2) + (double)t2;
+    }
+    sums[0] = total1;
+    sums[1] = total2;
+}
+
+ABN_DISPATCH(abn_leaky_backward_sums,
+             (const float *g, const float *z, const float *x, ptrdiff_t count, float slope, float center, float factor, double *sums),
+             (g, z, x, count, slope, center, factor, sums))
+
+ABN_INLINE void abn_leaky_backward_write_body(float *q, const float *z, const float *x, ptrdiff_t count, float slope, float center,
+                                              float factor, float a, float m1, float m2) {
+    const float inverse = 1.0f / slope;
+    abn_f16 dy, xhat;
+    ptrdiff_t j = 0;
+    for (; j + 16 <= count; j += 16) {
+        abn_leaky_recover16(&dy, &xhat, q, z, x, j, slope, inverse, center, factor);
+        const abn_f16 out = a * (dy - m1 - xhat * m2);
+        memcpy(q + j, &out, sizeof out);
+    }
+    for (float d, h; j < count; j++) {
+        abn_leaky_recover1(&d, &h, q, z, x, j, slope, inverse, center, factor);
+        q[j] = a * (d - m1 - h * m2);
+    }
+}
+
+ABN_DISPATCH(abn_leaky_backward_write,
+             (float *q, const float *z, const float *x, ptrdiff_t count, float slope, float center, float factor, float a, float m1, float m2),
+             (q, z, x, count, slope, center, factor, a, m1, m2))

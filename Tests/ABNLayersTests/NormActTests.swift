@@ -102,7 +102,7 @@ struct NormActTests {
         _ = store
     }
 
-    @Test("every vector level the processor runs gives bit-identical outputs", arguments: NormMode.allCases)
+    @Test("every vector level the processor runs gives bit-identical outputs and gradients", arguments: NormMode.allCases)
     func vectorLevels(mode: NormMode) throws {
         let x = randomTensor([3, 4, 5, 7], seed: 31)
         let initial = VectorLevel.current
@@ -111,8 +111,9 @@ struct NormActTests {
             #expect(VectorLevel.select(level))
             let layer = try NormAct("bn", channels: 4, mode: mode, activation: .leakyReLU(slope: 0.1))
             let store = ParameterStore(layer.allParameters)
-            outputs[level] = try layer.forward(x.clone()).array
-            _ = store
+            let z = try layer.forward(x.clone()).array
+            let dx = layer.backward(randomTensor(x.shape, seed: 32)).array
+            outputs[level] = z + dx + store.gradients.array
         }
         VectorLevel.select(initial)
         for level in VectorLevel.supported { #expect(outputs[level] == outputs["baseline"], "\(level)") }

@@ -37,4 +37,14 @@ void abn_winograd_output(float *y, float *m, ptrdiff_t ld, ptrdiff_t images, ptr
 /// y = (x - center) * scale + beta, no fused multiply-add. z may be x.
 void abn_norm_leaky_plane(float *z, const float *x, ptrdiff_t pixels, float scale, float center, float beta, float slope);
 
+/// InPlace-ABN / standard backward with leaky ReLU over count values of one plane: from the
+/// gradient g at the output and the output z, dy = g * act'(z) and xhat = (u - center) * factor
+/// with u = x when x is given, else z inverted through the activation. Sums: sums[0] = sum dy,
+/// sums[1] = sum dy * xhat (16 Float lanes over blocks of 4096 values, added in Double).
+void abn_leaky_backward_sums(const float *g, const float *z, const float *x, ptrdiff_t count, float slope, float center, float factor,
+                             double *sums);
+/// Write: q (holding g on entry) = a * (dy - m1 - xhat * m2).
+void abn_leaky_backward_write(float *q, const float *z, const float *x, ptrdiff_t count, float slope, float center, float factor,
+                              float a, float m1, float m2);
+
 #endif
