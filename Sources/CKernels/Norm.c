@@ -8,6 +8,7 @@
 
 typedef float abn_f16 __attribute__((vector_size(64)));
 typedef int abn_i16 __attribute__((vector_size(64)));
+typedef double abn_d16 __attribute__((vector_size(128)));
 
 /// Per lane: A where MASK is set (all ones), else B. (A macro: vector arguments to functions
 /// would change the calling convention between levels.)
@@ -35,12 +36,12 @@ ABN_DISPATCH(abn_norm_leaky_plane,
              (float *z, const float *x, ptrdiff_t pixels, float scale, float center, float beta, float slope),
              (z, x, pixels, scale, center, beta, slope))
 
-/// The sum of a 16-lane vector, in a fixed order (the same at every level).
-ABN_INLINE double abn_lane_sum(const abn_f16 *v) {
-    float s8[8], s4[4];
+/// The sum of a 16-lane Double vector, in a fixed order (the same at every level).
+ABN_INLINE double abn_lane_sum(const abn_d16 *v) {
+    double s8[8], s4[4];
     for (int i = 0; i < 8; i++) s8[i] = (*v)[i] + (*v)[i + 8];
     for (int i = 0; i < 4; i++) s4[i] = s8[i] + s8[i + 4];
-    return (double)((s4[0] + s4[2]) + (s4[1] + s4[3]));
+    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
 }
 
 /// dy = g * (z < 0 ? slope : 1) and xhat = (u - center) * factor for 16 values at j, u = x when
@@ -72,28 +73,24 @@ ABN_INLINE void abn_leaky_recover1(float *dy, float *xhat, const float *g, const
 ABN_INLINE void abn_leaky_backward_sums_body(const float *g, const float *z, const float *x, ptrdiff_t count, float slope,
                                              float center, float factor, double *sums) {
     const float inverse = 1.0f / slope;
-    const abn_f16 zero = {0};
-    double total1 = 0, total2 = 0;
-    for (ptrdiff_t start = 0; start < count; start += 4096) {  // Float lanes stay accurate over a block
-        const ptrdiff_t end = start + 4096 < count ? start + 4096 : count;
-        abn_f16 s1 = zero, s2 = zero, dy, xhat;
-        ptrdiff_t j = start;
-        for (; j + 16 <= end; j += 16) {
-            abn_leaky_recover16(&dy, &xhat, g, z, x, j, slope, inverse, center, factor);
-            s1 += dy;
-            s2 += dy * xhat;
-        }
-        float t1 = 0, t2 = 0, d, h;
-        for (; j < end; j++) {
-            abn_leaky_recover1(&d, &h, g, z, x, j, slope, inverse, center, factor);
-            t1 += d;
-            t2 += d * h;
-        }
-        total1 += abn_lane_sum(&s1) + (double)t1;
-        total2 += abn_lane_sum(&s2) + (double)t2;
+    const abn_d16 zero = {0};
+    abn_d16 s1 = zero, s2 = zero;  // Double lanes: the sums cancel, and a plane may be large
+    abn_f16 dy, xhat;
+    ptrdiff_t j = 0;
+    for (; j + 16 <= count; j += 16) {
+        abn_leaky_recover16(&dy, &xhat, g, z, x, j, slope, inverse, center, factor);
+        const abn_f16 product = dy * xhat;
+        s1 += __builtin_convertvector(dy, abn_d16);
+        s2 += __builtin_convertvector(product, abn_d16);
     }
-    sums[0] = total1;
-    sums[1] = total2;
+    double t1 = 0, t2 = 0;
+    for (float d, h; j < count; j++) {
+        abn_leaky_recover1(&d, &h, g, z, x, j, slope, inverse, center, factor);
+        t1 += (double)d;
+        t2 += (double)(d * h);
+    }
+    sums[0] = abn_lane_sum(&s1) + t1;
+    sums[1] = abn_lane_sum(&s2) + t2;
 }
 
 ABN_DISPATCH(abn_leaky_backward_sums,

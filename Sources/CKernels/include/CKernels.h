@@ -40,7 +40,7 @@ void abn_norm_leaky_plane(float *z, const float *x, ptrdiff_t pixels, float scal
 /// InPlace-ABN / standard backward with leaky ReLU over count values of one plane: from the
 /// gradient g at the output and the output z, dy = g * act'(z) and xhat = (u - center) * factor
 /// with u = x when x is given, else z inverted through the activation. Sums: sums[0] = sum dy,
-/// sums[1] = sum dy * xhat (16 Float lanes over blocks of 4096 values, added in Double).
+/// sums[1] = sum dy * xhat (accumulated in 16 Double lanes, added in a fixed order).
 void abn_leaky_backward_sums(const float *g, const float *z, const float *x, ptrdiff_t count, float slope, float center, float factor,
                              double *sums);
 /// Write: q (holding g on entry) = a * (dy - m1 - xhat * m2).
