@@ -13,6 +13,15 @@ enum { ABN_BASELINE = 1, ABN_AVX2 = 2, ABN_AVX512 = 3 };
 #endif
 #define ABN_INLINE static inline __attribute__((always_inline))
 
+/// Vectors of 4, 8 or 16 lanes (clang splits the wide ones into the level's registers); kernels
+/// load and store them with memcpy, and never pass them to functions (that would change the
+/// calling convention between levels).
+typedef float abn_f4 __attribute__((vector_size(16)));
+typedef float abn_f8 __attribute__((vector_size(32)));
+typedef float abn_f16 __attribute__((vector_size(64)));
+typedef int abn_i16 __attribute__((vector_size(64)));
+typedef double abn_d16 __attribute__((vector_size(128)));
+
 /// Defines NAME (the dispatcher) and NAME_avx512, NAME_avx2, NAME_baseline, each the body
 /// NAME_body (an ABN_INLINE function) compiled for its level. PARAMS and ARGS are the
 /// parenthesized parameter list and argument list.

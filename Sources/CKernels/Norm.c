@@ -6,10 +6,6 @@
 
 #pragma clang fp contract(off)  // the same roundings at every level: no fused multiply-adds
 
-typedef float abn_f16 __attribute__((vector_size(64)));
-typedef int abn_i16 __attribute__((vector_size(64)));
-typedef double abn_d16 __attribute__((vector_size(128)));
-
 /// Per lane: A where MASK is set (all ones), else B. (A macro: vector arguments to functions
 /// would change the calling convention between levels.)
 #define ABN_SELECT(MASK, A, B) ((abn_f16)(((abn_i16)(A) & (MASK)) | ((abn_i16)(B) & ~(MASK))))

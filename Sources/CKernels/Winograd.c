@@ -1,13 +1,10 @@
 // Winograd F(2x2, 3x3) input and output transforms (the layout is WinogradLowering.swift's).
-// Plain loops over contiguous tiles, which the compiler vectorizes for each level.
+// Loops over contiguous tiles; explicit vectors where the compiler would not vectorize at
+// every level on its own. Only additions and subtractions: every level rounds alike.
 #include "CKernels.h"
 #include "Levels.h"
 
 #include <string.h>
-
-typedef float abn_f4 __attribute__((vector_size(16)));
-typedef float abn_f8 __attribute__((vector_size(32)));
-typedef float abn_f16 __attribute__((vector_size(64)));
 
 ptrdiff_t abn_winograd_input_scratch(ptrdiff_t tileRows, ptrdiff_t tileColumns) {
     return 8 * ((tileRows + 2) * tileColumns + 8) + 2 * tileColumns + 16;
