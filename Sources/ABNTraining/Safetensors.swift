@@ -131,24 +131,24 @@ public enum Safetensors {
         return found.upperBound - data.startIndex..<found.upperBound - data.startIndex + 8
     }
 
-    /// The CRC-32 of `data` with the bytes at `digits` counted as "00000000".
+    /// The CRC-32 of `data` with the bytes at `digits` counted as "00000000" (read in place).
     private static func checksum(_ data: Data, digits: Range<Int>) -> UInt32 {
-        var crc = crc32Of(data.subdata(in: 0..<digits.lowerBound))
-        crc = crc32Of(Data("00000000".utf8), continuing: crc)
-        return crc32Of(data.subdata(in: digits.upperBound..<data.count), continuing: crc)
+        data.withUnsafeBytes { raw in
+            var crc = crc32Of(UnsafeRawBufferPointer(rebasing: raw[0..<digits.lowerBound]))
+            Array("00000000".utf8).withUnsafeBytes { crc = crc32Of($0, continuing: crc) }
+            return crc32Of(UnsafeRawBufferPointer(rebasing: raw[digits.upperBound...]), continuing: crc)
+        }
     }
 }
 
-/// CRC-32 (zlib) of `data`, continuing the CRC of what came before it.
-func crc32Of(_ data: Data, continuing previous: UInt32 = 0) -> UInt32 {
-    data.withUnsafeBytes { raw in
-        var crc = uLong(previous)
-        var offset = 0
-        while offset < raw.count {  // zlib takes 32-bit lengths
-            let n = min(raw.count - offset, 1 << 30)
-            crc = crc32(crc, raw.baseAddress!.assumingMemoryBound(to: Bytef.self) + offset, uInt(n))
-            offset += n
-        }
-        return UInt32(crc)
+/// CRC-32 (zlib) of `bytes`, continuing the CRC of what came before them.
+func crc32Of(_ bytes: UnsafeRawBufferPointer, continuing previous: UInt32 = 0) -> UInt32 {
+    var crc = uLong(previous)
+    var offset = 0
+    while offset < bytes.count {  // zlib takes 32-bit lengths
+        let n = min(bytes.count - offset, 1 << 30)
+        crc = crc32(crc, bytes.baseAddress!.assumingMemoryBound(to: Bytef.self) + offset, uInt(n))
+        offset += n
     }
+    return UInt32(crc)
 }
