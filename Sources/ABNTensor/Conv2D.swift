@@ -58,13 +58,14 @@ public struct Conv2DGeometry: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// How the forward pass and the weight gradient are lowered to GEMMs, for reports:
-    /// "winograd", "row-shift", "phases" or "im2col".
+    /// "direct", "winograd", "row-shift", "phases" or "im2col".
     public var lowering: String {
         switch ConvolutionPlan.lowering(of: self) {
         case .winograd: "winograd"
         case .rowShift: "row-shift"
         case .phases: "phases"
         case .im2col: "im2col"
+        case .direct: "direct"
         }
     }
 
@@ -108,6 +109,7 @@ private func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
     case .rowShift: convolveByRowShift(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
     case .phases: convolveByPhases(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
     case .im2col: convolveByIm2col(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
+    case .direct: convolveDirectly(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
     }
 }
 
@@ -180,5 +182,6 @@ private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafeP
     case .rowShift: convWeightGradientByRowShift(dW, dy, x, g, plan, accumulate, workspace)
     case .phases: convWeightGradientByPhases(dW, dy, x, g, plan, accumulate, workspace)
     case .im2col: convWeightGradientByIm2col(dW, dy, x, g, plan, accumulate, workspace)
+    case .direct: convWeightGradientDirectly(dW, dy, x, g, plan, accumulate, workspace)
     }
 }

@@ -21,15 +21,16 @@ struct ConvolutionPlan {
 
     /// How an item is lowered: im2col columns, optionally with items split into row blocks (not
     /// for col2im, which adds whole images); row-shifted rows (RowShiftLowering.swift);
-    /// Winograd-transformed tiles (WinogradLowering.swift); or phase planes shifted per tap
-    /// (stride 2, PhaseLowering.swift).
-    enum Lowering { case im2col(splitRows: Bool), rowShift, winograd, phases }
+    /// Winograd-transformed tiles (WinogradLowering.swift); phase planes shifted per tap
+    /// (stride 2, PhaseLowering.swift); or not at all, one image convolved directly
+    /// (DirectLowering.swift).
+    enum Lowering { case im2col(splitRows: Bool), rowShift, winograd, phases, direct }
 
     /// How this plan's items are lowered.
     let lowering: Lowering
 
-    /// The plan of the forward pass and the weight gradient: Winograd, row-shifted or phase
-    /// lowering where the geometry allows it, else im2col with row blocks for large images.
+    /// The plan of the forward pass and the weight gradient: direct, Winograd, row-shifted or
+    /// phase lowering where the geometry allows it, else im2col with row blocks for large images.
     init(_ g: Conv2DGeometry, budget: Int) {
         self.init(g, budget: budget, lowering: Self.lowering(of: g))
     }
@@ -38,6 +39,7 @@ struct ConvolutionPlan {
     /// forces for it where that one applies, else the automatic choice.
     static func lowering(of g: Conv2DGeometry) -> Lowering {
         if let forced = forcedLowering(of: g) { return forced }
+        if g.convolvesDirectly { return .direct }
         return g.usesWinograd ? .winograd : g.lowersByRowShift ? .rowShift : g.lowersByPhases ? .phases : .im2col(splitRows: true)
     }
 
@@ -57,6 +59,7 @@ struct ConvolutionPlan {
     private static func forcedLowering(of g: Conv2DGeometry) -> Lowering? {
         guard let rule = overrides.first(where: { $0.text.isEmpty || g.description.contains($0.text) }) else { return nil }
         switch rule.name {
+        case "direct" where g.convolvesDirectly: return .direct
         case "winograd" where g.usesWinograd: return .winograd
         case "row-shift" where g.lowersByRowShift: return .rowShift
         case "phases" where g.lowersByPhases: return .phases
@@ -89,6 +92,11 @@ struct ConvolutionPlan {
                 maxColumns = g.tileStride(tileRows: tileRows)
             }
             loweredCount = winogradPositions * g.inChannels * maxColumns
+        case .direct:
+            images = 1
+            rows = g.outHeight
+            maxColumns = g.outPixels
+            loweredCount = g.directScratch
         case .phases:
             rows = g.outHeight
             images = max(1, min(g.batch, budget / (g.patchSize * g.phasedPixels)))

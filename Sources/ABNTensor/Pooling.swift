@@ -1,16 +1,12 @@
+import CKernels
+
 /// output (N, C) = mean over H, W of input (N, C, H, W).
 public func globalAveragePoolForward(output: Tensor, input: Tensor) {
     checkShape(input.shape.count == 4 && output.shape == [input.shape[0], input.shape[1]],
                "global average pool: output shape \(output.shape) does not match input shape \(input.shape) (want (N, C) for (N, C, H, W))")
     let planes = input.shape[0] * input.shape[1], hw = input.shape[2] * input.shape[3]
     let x = input.data, y = output.data
-    let scale = 1 / Float(hw)
-    Parallel.forEach(planes, minimumPerThread: 64) { t in
-        let p = x + t * hw
-        var s: Float = 0
-        for i in 0..<hw { s += p[i] }
-        y[t] = s * scale
-    }
+    Parallel.forRanges(planes, minimumPerThread: 64) { r in abn_average_planes(y + r.lowerBound, x + r.lowerBound * hw, r.count, hw) }
 }
 
 /// dInput (N, C, H, W) = dOutput (N, C) / (H*W), broadcast over H, W (overwritten).
@@ -37,14 +33,8 @@ public func maxPool2x2Forward(output: Tensor, input: Tensor) {
     checkMaxPoolShapes(output, input, "output")
     let H = input.shape[2], W = input.shape[3], OH = H / 2, OW = W / 2
     let x = input.data, y = output.data
-    Parallel.forEach(input.shape[0] * input.shape[1], minimumPerThread: 16) { t in
-        let src = x + t * H * W, dst = y + t * OH * OW
-        for oh in 0..<OH {
-            let r0 = src + 2 * oh * W, r1 = r0 + W
-            for ow in 0..<OW {
-                dst[oh * OW + ow] = max(max(r0[2 * ow], r0[2 * ow + 1]), max(r1[2 * ow], r1[2 * ow + 1]))
-            }
-        }
+    Parallel.forRanges(input.shape[0] * input.shape[1], minimumPerThread: 16) { r in
+        abn_max_pool(y + r.lowerBound * OH * OW, x + r.lowerBound * H * W, r.count, H, W)
     }
 }
 
@@ -55,16 +45,7 @@ public func maxPool2x2Backward(dInput: Tensor, dOutput: Tensor, input: Tensor) {
     checkShape(dInput.shape == input.shape, "max pool 2x2: dInput shape \(dInput.shape) does not match input shape \(input.shape)")
     let H = input.shape[2], W = input.shape[3], OH = H / 2, OW = W / 2
     let x = input.data, dx = dInput.data, dy = dOutput.data
-    Parallel.forEach(input.shape[0] * input.shape[1], minimumPerThread: 16) { t in
-        let src = x + t * H * W, g = dx + t * H * W, d = dy + t * OH * OW
-        g.update(repeating: 0, count: H * W)
-        for oh in 0..<OH {
-            for ow in 0..<OW {
-                let base = 2 * oh * W + 2 * ow
-                var best = base
-                for off in [base + 1, base + W, base + W + 1] where src[off] > src[best] { best = off }
-                g[best] = d[oh * OW + ow]
-            }
-        }
+    Parallel.forRanges(input.shape[0] * input.shape[1], minimumPerThread: 16) { r in
+        abn_max_pool_backward(dx + r.lowerBound * H * W, dy + r.lowerBound * OH * OW, x + r.lowerBound * H * W, r.count, H, W)
     }
 }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Hyper-parameters of SGD with momentum, as in PyTorch's `torch.optim.SGD` (dampening 0).
 public struct SGDSettings: Sendable, Equatable, Codable {
     public var learningRate: Float
@@ -20,13 +22,8 @@ public struct SGDSettings: Sendable, Equatable, Codable {
 /// `velocity` starts at zero, which reproduces PyTorch's first step (v = g).
 public func sgdStep(parameters: UnsafeMutablePointer<Float>, velocity: UnsafeMutablePointer<Float>,
                     gradients: UnsafePointer<Float>, count: Int, settings s: SGDSettings) {
-    let lr = s.learningRate, mu = s.momentum, wd = s.weightDecay, nesterov = s.nesterov
     forBlocks(count) { r in
-        for i in r {
-            let g = gradients[i] + wd * parameters[i]
-            let v = mu * velocity[i] + g
-            velocity[i] = v
-            parameters[i] -= lr * (nesterov ? g + mu * v : v)
-        }
+        abn_sgd(parameters + r.lowerBound, velocity + r.lowerBound, gradients + r.lowerBound, r.count, s.learningRate, s.momentum,
+                s.weightDecay, s.nesterov ? 1 : 0)
     }
 }

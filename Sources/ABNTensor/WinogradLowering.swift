@@ -48,27 +48,7 @@ let winogradPositions = 16
 /// u (16, outC, C) = G g G^T for each kernel g = weight (outC, C, 3, 3)[o, c].
 func transformKernel(_ u: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>, _ g: Conv2DGeometry) {
     let pairs = g.outChannels * g.inChannels
-    forBlocks(pairs) { block in
-        for pair in block {
-            let k = weight + pair * 9
-            // (G g)[:, j] for the three columns j of g
-            let c0 = winogradG(k[0], k[3], k[6]), c1 = winogradG(k[1], k[4], k[7]), c2 = winogradG(k[2], k[5], k[8])
-            // column kk of U = (G g) G^T, indexed by row i
-            let u0 = c0, u1 = 0.5 * (c0 + c1 + c2), u2 = 0.5 * (c0 - c1 + c2), u3 = c2
-            for i in 0..<4 {
-                u[(4 * i) * pairs + pair] = u0[i]
-                u[(4 * i + 1) * pairs + pair] = u1[i]
-                u[(4 * i + 2) * pairs + pair] = u2[i]
-                u[(4 * i + 3) * pairs + pair] = u3[i]
-            }
-        }
-    }
-}
-
-/// G (a, b, c): the 3-vector times F(2x2, 3x3)'s G.
-@inline(__always)
-private func winogradG(_ a: Float, _ b: Float, _ c: Float) -> SIMD4<Float> {
-    SIMD4(a, 0.5 * (a + b + c), 0.5 * (a - b + c), c)
+    forBlocks(pairs) { r in abn_winograd_kernel(u, weight, pairs, r.lowerBound, r.count) }
 }
 
 /// dW (outC, C, 3, 3) = (accumulate ? dW : 0) + G^T S G, S the sum in order of `partials`,
@@ -85,48 +65,7 @@ func untransformKernelGradient(_ dW: UnsafeMutablePointer<Float>, _ partials: Ar
             for i in r { sum[i] += p[i] }
         }
     }
-    // Four kernels at a time, one per lane.
-    forBlocks((pairs + 3) / 4) { blocks in
-        for block in blocks {
-            let pair = 4 * block, lanes = min(4, pairs - pair)
-            func position(_ xi: Int) -> SIMD4<Float> {  // S[xi] of the four kernels
-                let p = sum + xi * pairs + pair
-                if lanes == 4 { return load4(p) }
-                var v = SIMD4<Float>()
-                for l in 0..<lanes { v[l] = p[l] }
-                return v
-            }
-            // column k of G^T S: rows 0, 1, 2
-            func column(_ k: Int) -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) {
-                let s0 = position(k), s1 = position(4 + k), s2 = position(8 + k), s3 = position(12 + k)
-                return (s0 + 0.5 * (s1 + s2), 0.5 * (s1 - s2), 0.5 * (s1 + s2) + s3)
-            }
-            // row i of (G^T S) G from row i of G^T S
-            func store(_ i: Int, _ r0: SIMD4<Float>, _ r1: SIMD4<Float>, _ r2: SIMD4<Float>, _ r3: SIMD4<Float>) {
-                let values = (r0 + 0.5 * (r1 + r2), 0.5 * (r1 - r2), 0.5 * (r1 + r2) + r3)
-                for l in 0..<lanes {
-                    let target = dW + (pair + l) * 9 + 3 * i
-                    if accumulate {
-                        target[0] += values.0[l]; target[1] += values.1[l]; target[2] += values.2[l]
-                    } else {
-                        target[0] = values.0[l]; target[1] = values.1[l]; target[2] = values.2[l]
-                    }
-                }
-            }
-            let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3)
-            store(0, c0.0, c1.0, c2.0, c3.0)
-            store(1, c0.1, c1.1, c2.1, c3.1)
-            store(2, c0.2, c1.2, c2.2, c3.2)
-        }
-    }
-}
-
-@inline(__always)
-private func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self) }
-
-@inline(__always)
-private func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
+    forBlocks(pairs) { r in abn_winograd_kernel_gradient(dW, sum, pairs, r.lowerBound, r.count, accumulate ? 1 : 0) }
 }
 
 /// v (16, C, ld): column b * stride + (ty - tileRows.lowerBound) * tileColumns + tx of row
@@ -159,38 +98,9 @@ func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer
 /// in the columns beyond each image's tiles: the gradient of M.
 func transformOutputGradient(_ dm: UnsafeMutablePointer<Float>, ld: Int, _ dy: UnsafePointer<Float>, images: Int,
                              tileRows: Range<Int>, _ g: Conv2DGeometry) {
-    let OC = g.outChannels, OH = g.outHeight, OW = g.outWidth, Tw = g.tileColumns
-    let stride = g.tileStride(tileRows: tileRows.count), outputRows = 2 * tileRows.lowerBound..<min(OH, 2 * tileRows.upperBound)
-    let planeStride = OC * ld
-    // a, b, c, d (stride): each tile's dY [a b; c d]; the entries beyond the image and its tiles
-    // are never written and stay zero.
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * stride) { scratch in
-        let a = scratch.baseAddress!, b = a + stride, c = b + stride, d = c + stride
-        scratch.initialize(repeating: 0)
-        for image in 0..<images {
-            for o in 0..<OC {
-                let channel = dy + (image * OC + o) * OH * OW
-                for r in outputRows {
-                    let tiles = (r / 2 - tileRows.lowerBound) * Tw
-                    let left = (r % 2 == 0 ? a : c) + tiles, right = (r % 2 == 0 ? b : d) + tiles
-                    let src = channel + r * OW
-                    deinterleave(left, right, src, pairs: Tw, width: OW)
-                }
-                let out = dm + o * ld + image * stride
-                for t in Swift.stride(from: 0, to: stride, by: 4) {
-                    let va = load4(a + t), vb = load4(b + t), vc = load4(c + t), vd = load4(d + t)
-                    // A times each row [a b] and [c d], then A down the columns
-                    let top = (va, va + vb, va - vb, -vb), bottom = (vc, vc + vd, vc - vd, -vd)
-                    func store(_ i: Int, _ k: Int, _ value: SIMD4<Float>) { store4(value, out + (4 * i + k) * planeStride + t) }
-                    store(0, 0, top.0); store(0, 1, top.1); store(0, 2, top.2); store(0, 3, top.3)
-                    store(1, 0, top.0 + bottom.0); store(1, 1, top.1 + bottom.1)
-                    store(1, 2, top.2 + bottom.2); store(1, 3, top.3 + bottom.3)
-                    store(2, 0, top.0 - bottom.0); store(2, 1, top.1 - bottom.1)
-                    store(2, 2, top.2 - bottom.2); store(2, 3, top.3 - bottom.3)
-                    store(3, 0, -bottom.0); store(3, 1, -bottom.1); store(3, 2, -bottom.2); store(3, 3, -bottom.3)
-                }
-            }
-        }
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * g.tileStride(tileRows: tileRows.count)) { scratch in
+        abn_winograd_output_gradient(dm, ld, dy, images, g.outChannels, g.outHeight, g.outWidth, g.tileColumns, tileRows.lowerBound,
+                                     tileRows.count, scratch.baseAddress!)
     }
 }
 

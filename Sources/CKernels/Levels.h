@@ -22,6 +22,14 @@ typedef float abn_f16 __attribute__((vector_size(64)));
 typedef int abn_i16 __attribute__((vector_size(64)));
 typedef double abn_d16 __attribute__((vector_size(128)));
 
+/// The sum of the 16 lanes of *v in a fixed order (the same at every level).
+ABN_INLINE float abn_f16_total(const abn_f16 *v) {
+    float s8[8], s4[4];
+    for (int i = 0; i < 8; i++) s8[i] = (*v)[i] + (*v)[i + 8];
+    for (int i = 0; i < 4; i++) s4[i] = s8[i] + s8[i + 4];
+    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
 /// Defines NAME (the dispatcher) and NAME_avx512, NAME_avx2, NAME_baseline, each the body
 /// NAME_body (an ABN_INLINE function) compiled for its level. PARAMS and ARGS are the
 /// parenthesized parameter list and argument list.

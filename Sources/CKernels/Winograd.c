@@ -151,3 +151,45 @@ ABN_DISPATCH(abn_winograd_output,
              (float *y, float *m, ptrdiff_t ld, ptrdiff_t images, ptrdiff_t outC, ptrdiff_t outH, ptrdiff_t outW,
               ptrdiff_t tileColumns, ptrdiff_t tileRow0, ptrdiff_t tileRows, const float *bias, int accumulate, float *scratch),
              (y, m, ld, images, outC, outH, outW, tileColumns, tileRow0, tileRows, bias, accumulate, scratch))
+
+ABN_INLINE void abn_winograd_output_gradient_body(float *restrict dm, ptrdiff_t ld, const float *restrict dy, ptrdiff_t images,
+                                                  ptrdiff_t OC, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t Tw, ptrdiff_t tileRow0,
+                                                  ptrdiff_t Th, float *restrict scratch) {
+    const ptrdiff_t stride = (Th * Tw + 3) / 4 * 4, ps = OC * ld;
+    const ptrdiff_t firstRow = 2 * tileRow0, endRow = OH < 2 * (tileRow0 + Th) ? OH : 2 * (tileRow0 + Th);
+    // each tile's dY [a b; c d]; entries beyond the image and its tiles are never written and stay zero
+    float *restrict a = scratch, *restrict b = a + stride, *restrict c = b + stride, *restrict d = c + stride;
+    memset(scratch, 0, sizeof(float) * (size_t)(4 * stride));
+    for (ptrdiff_t image = 0; image < images; image++) {
+        for (ptrdiff_t o = 0; o < OC; o++) {
+            const float *channel = dy + (image * OC + o) * OH * OW;
+            for (ptrdiff_t r = firstRow; r < endRow; r++) {
+                const ptrdiff_t tiles = (r / 2 - tileRow0) * Tw;
+                float *restrict left = (r % 2 == 0 ? a : c) + tiles, *restrict right = (r % 2 == 0 ? b : d) + tiles;
+                const float *restrict src = channel + r * OW;
+                for (ptrdiff_t k = 0; k < OW / 2; k++) {
+                    left[k] = src[2 * k];
+                    right[k] = src[2 * k + 1];
+                }
+                if (OW % 2) left[OW / 2] = src[OW - 1];
+            }
+            float *out = dm + o * ld + image * stride;
+            // A times each row [a b] and [c d] (top, bottom), then A down the columns
+            for (ptrdiff_t t = 0; t < stride; t++) {
+                const float top[4] = {a[t], a[t] + b[t], a[t] - b[t], -b[t]};
+                const float bottom[4] = {c[t], c[t] + d[t], c[t] - d[t], -d[t]};
+                for (int k = 0; k < 4; k++) {
+                    out[k * ps + t] = top[k];
+                    out[(4 + k) * ps + t] = top[k] + bottom[k];
+                    out[(8 + k) * ps + t] = top[k] - bottom[k];
+                    out[(12 + k) * ps + t] = -bottom[k];
+                }
+            }
+        }
+    }
+}
+
+ABN_DISPATCH(abn_winograd_output_gradient,
+             (float *dm, ptrdiff_t ld, const float *dy, ptrdiff_t images, ptrdiff_t outC, ptrdiff_t outH, ptrdiff_t outW,
+              ptrdiff_t tileColumns, ptrdiff_t tileRow0, ptrdiff_t tileRows, float *scratch),
+             (dm, ld, dy, images, outC, outH, outW, tileColumns, tileRow0, tileRows, scratch))

@@ -69,6 +69,12 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [3, 5, 11, 10], outChannels: 6, kernel: 5, stride: 2, padding: 2),
     Conv2DGeometry(input: [2, 4, 9, 7], outChannels: 3, kernel: 2, stride: 2),
     Conv2DGeometry(input: [2, 6, 7, 8], outChannels: 5, kernel: (4, 3), stride: (2, 2), padding: (3, 0)),
+    // stride 1, at most 4 input channels: direct convolution (also the 2-channel cases above),
+    // rows of 16 or more pixels in vectors (a last chunk overlapping the one before), output
+    // channels beyond the blocks of 4 (forward) and 2 (weight gradient)
+    Conv2DGeometry(input: [2, 1, 12, 28], outChannels: 6, kernel: 3, padding: 1),
+    Conv2DGeometry(input: [2, 3, 5, 21], outChannels: 5, kernel: (3, 5), padding: (1, 2)),
+    Conv2DGeometry(input: [1, 4, 4, 16], outChannels: 4, kernel: 1),
 ]
 
 /// Column budgets: one output row per item, several images per item, the whole batch at once.
@@ -157,6 +163,7 @@ struct ConvTests {
 
     @Test("results, weight gradient included, do not depend on the thread count (every lowering)",
           arguments: [Conv2DGeometry(input: [6, 3, 9, 9], outChannels: 4, kernel: 3, padding: 1),
+                      Conv2DGeometry(input: [10, 1, 28, 28], outChannels: 8, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [11, 8, 5, 5], outChannels: 6, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [70, 16, 5, 5], outChannels: 16, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [3, 16, 31, 29], outChannels: 16, kernel: 3, padding: 1),
@@ -200,5 +207,48 @@ struct ConvTests {
         VectorLevel.select(initial)
         for level in VectorLevel.supported { #expect(outputs[level] == outputs["baseline"], "\(level) differs from baseline") }
         #expect(!VectorLevel.select("sse9"))  // the control: an unknown level is refused
+    }
+
+    @Test("the direct convolution (few input channels) at every vector level: forward and weight gradient equal Double references",
+          arguments: [Conv2DGeometry(input: [3, 1, 28, 28], outChannels: 10, kernel: 3, padding: 1),
+                      Conv2DGeometry(input: [2, 3, 7, 19], outChannels: 3, kernel: (3, 5), padding: (1, 2))])
+    func directAtEveryLevel(g: Conv2DGeometry) {
+        #expect(g.lowering == "direct")
+        let x = randomTensor(g.inputShape, seed: 25), w = randomTensor(g.weightShape, seed: 26), b = randomTensor([g.outChannels], seed: 27)
+        let dy = randomTensor(g.outputShape, seed: 28)
+        // dW[o, c, i, j] = sum over n, oh, ow of dy[n, o, oh, ow] * x[n, c, oh + i - padH, ow + j - padW], in Double
+        var want = [Double](repeating: 0, count: g.weightShape.reduce(1, *))
+        for n in 0..<g.batch {
+            for o in 0..<g.outChannels {
+                for c in 0..<g.inChannels {
+                    for i in 0..<g.kernelHeight {
+                        for j in 0..<g.kernelWidth {
+                            var s = 0.0
+                            for oh in 0..<g.outHeight {
+                                let ih = oh + i - g.padHeight
+                                guard ih >= 0 && ih < g.inHeight else { continue }
+                                for ow in 0..<g.outWidth {
+                                    let iw = ow + j - g.padWidth
+                                    guard iw >= 0 && iw < g.inWidth else { continue }
+                                    s += Double(dy[flat: ((n * g.outChannels + o) * g.outHeight + oh) * g.outWidth + ow])
+                                        * Double(x[flat: ((n * g.inChannels + c) * g.inHeight + ih) * g.inWidth + iw])
+                                }
+                            }
+                            want[((o * g.inChannels + c) * g.kernelHeight + i) * g.kernelWidth + j] += s
+                        }
+                    }
+                }
+            }
+        }
+        let initial = VectorLevel.current
+        for level in VectorLevel.supported {
+            #expect(VectorLevel.select(level))
+            let y = Tensor(zeros: g.outputShape), dw = Tensor(zeros: g.weightShape)
+            conv2dForward(output: y, input: x, weight: w, bias: b, geometry: g, workspace: Workspace())
+            conv2dBackward(dInput: nil, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: Workspace())
+            expectClose(y.array.map(Double.init), naiveConvolution(x, w, b, g), rtol: 1e-5, atol: 1e-5, "forward, \(level)")
+            expectClose(dw.array.map(Double.init), want, rtol: 1e-5, atol: 1e-4, "weight gradient, \(level)")
+        }
+        VectorLevel.select(initial)
     }
 }

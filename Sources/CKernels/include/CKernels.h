@@ -33,6 +33,39 @@ void abn_winograd_output(float *y, float *m, ptrdiff_t ld, ptrdiff_t images, ptr
                          ptrdiff_t tileColumns, ptrdiff_t tileRow0, ptrdiff_t tileRows, const float *bias, int accumulate,
                          float *scratch);
 
+/// Winograd output-gradient transform dM = A dY A^T for the 2x2 output tiles of tile rows
+/// tileRow0..<tileRow0 + tileRows of dy (images, outC, outH, outW) (zero beyond outH, outW),
+/// laid out as abn_winograd_input's v, zeros in the columns past each image's tiles. scratch
+/// holds 4 * stride floats.
+void abn_winograd_output_gradient(float *dm, ptrdiff_t ld, const float *dy, ptrdiff_t images, ptrdiff_t outC, ptrdiff_t outH,
+                                  ptrdiff_t outW, ptrdiff_t tileColumns, ptrdiff_t tileRow0, ptrdiff_t tileRows, float *scratch);
+
+/// Direct convolution of one image, stride 1, dilation 1, for few input channels (the stem):
+/// y (OC, OH, OW) = (accumulate ? y : 0) + bias[o] + sum over c, i, j of w (OC, C, kH, kW) times
+/// x (C, H, W) at (oh + i - padH, ow + j - padW), zero outside, with OH = H + 2 padH - kH + 1
+/// (likewise OW). bias may be NULL. scratch holds abn_direct_scratch(...) floats.
+void abn_direct_conv(float *y, const float *x, const float *w, const float *bias, int accumulate, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                     ptrdiff_t OC, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW, float *scratch);
+ptrdiff_t abn_direct_scratch(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW);
+/// Its weight gradient for one image, added to dW (OC, C, kH, kW), from dy (OC, OH, OW) and x.
+/// scratch holds abn_direct_weight_scratch(...) floats.
+void abn_direct_conv_weight_gradient(float *dW, const float *dy, const float *x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC,
+                                     ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW, float *scratch);
+ptrdiff_t abn_direct_weight_scratch(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW);
+
+/// Winograd kernel transform for kernels first..<first + count of weight (pairs, 3, 3): position
+/// xi of kernel p, (G g G^T)[xi], at u[xi * pairs + p].
+void abn_winograd_kernel(float *u, const float *weight, ptrdiff_t pairs, ptrdiff_t first, ptrdiff_t count);
+/// Its gradient: dW (pairs, 3, 3) = (accumulate ? dW : 0) + G^T S G for kernels first..<first +
+/// count, S's position xi of kernel p at s[xi * pairs + p].
+void abn_winograd_kernel_gradient(float *dW, const float *s, ptrdiff_t pairs, ptrdiff_t first, ptrdiff_t count, int accumulate);
+
+/// *sum = the sum of p[0..<count]: 16 Float lanes over blocks of 4096 values (256 adds per
+/// lane), each block's lanes added in a fixed order, the blocks in Double.
+void abn_plane_sum(const float *p, ptrdiff_t count, double *sum);
+/// *sum = the sum of (p[i] - center)^2 over p[0..<count], likewise.
+void abn_plane_squares(const float *p, ptrdiff_t count, float center, double *sum);
+
 /// Norm forward with leaky ReLU over one plane: z = y * (y < 0 ? slope : 1) with
 /// y = (x - center) * scale + beta, no fused multiply-add. z may be x.
 void abn_norm_leaky_plane(float *z, const float *x, ptrdiff_t pixels, float scale, float center, float beta, float slope);
@@ -46,5 +79,17 @@ void abn_leaky_backward_sums(const float *g, const float *z, const float *x, ptr
 /// Write: q (holding g on entry) = a * (dy - m1 - xhat * m2).
 void abn_leaky_backward_write(float *q, const float *z, const float *x, ptrdiff_t count, float slope, float center, float factor,
                               float a, float m1, float m2);
+
+/// One SGD step over count parameters, in place (PyTorch's form, dampening 0):
+/// g = grad + wd * p; v = momentum * v + g; p -= lr * (nesterov ? g + momentum * v : v).
+void abn_sgd(float *parameters, float *velocity, const float *gradients, ptrdiff_t count, float lr, float momentum,
+             float weightDecay, int nesterov);
+
+/// 2x2 max pooling, stride 2, of planes (planes, H, W) into (planes, H / 2, W / 2).
+void abn_max_pool(float *y, const float *x, ptrdiff_t planes, ptrdiff_t H, ptrdiff_t W);
+/// Its backward: dx (planes, H, W) = 0 except each window's first maximum of x, which gets dy.
+void abn_max_pool_backward(float *dx, const float *dy, const float *x, ptrdiff_t planes, ptrdiff_t H, ptrdiff_t W);
+/// y[p] = mean of plane p of x (planes, pixels): 16 Float lanes added in a fixed order.
+void abn_average_planes(float *y, const float *x, ptrdiff_t planes, ptrdiff_t pixels);
 
 #endif
