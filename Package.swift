@@ -20,9 +20,10 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         // Vector kernels compiled per instruction set (AVX-512, AVX2+FMA, baseline), chosen at run time.
         .target(name: "CKernels"),
-        .target(name: "ABNTensor", dependencies: ["CBLAS", "CKernels"]),
+        .target(name: "ABNTensor", dependencies: ["CBLAS", "CDNNL", "CKernels"]),
         .target(name: "ABNLayers", dependencies: ["ABNTensor", "CKernels"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),

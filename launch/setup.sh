@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libopenblas-dev libopenmpi-dev openmpi-bin zlib1g-dev libpng-dev libturbojpeg0-dev pkg-config iproute2 dataset-fashion-mnist)
+packages=(libopenblas-dev libdnnl-dev libopenmpi-dev openmpi-bin zlib1g-dev libpng-dev libturbojpeg0-dev pkg-config iproute2 dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

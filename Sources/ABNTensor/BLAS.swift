@@ -1,8 +1,55 @@
 import CBLAS
+import CDNNL
+import Foundation
+import Synchronization
 
-/// Thin wrappers over OpenBLAS; matrices are row-major. OpenBLAS runs single-threaded:
-/// the engine's workers call it in parallel on separate blocks (see `Parallel`).
+/// The libraries that can compute the engine's matrix products: OpenBLAS (the default) and
+/// oneDNN's sgemm, which brings its own AVX-512 code whatever `OPENBLAS_CORETYPE` says.
+public enum GEMMLibrary: String, CaseIterable, Sendable, Codable {
+    case openblas, onednn
+}
+
+/// One row-major product C (m x n) = op(A) (m x k) op(B) (k x n) as the engine calls it, with
+/// the row strides of A, B and C as stored.
+public struct GEMMShape: Hashable, Sendable, Codable, CustomStringConvertible {
+    public let transA, transB: Bool
+    public let m, n, k: Int
+    public let lda, ldb, ldc: Int
+
+    /// Row strides default to packed matrices.
+    public init(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil) {
+        self.transA = transA
+        self.transB = transB
+        self.m = m
+        self.n = n
+        self.k = k
+        self.lda = lda ?? (transA ? m : k)
+        self.ldb = ldb ?? (transB ? k : n)
+        self.ldc = ldc ?? n
+    }
+
+    /// Multiply-adds x 2.
+    public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+
+    /// e.g. "NT 64x576x784" (transposes of A and B, then m x n x k).
+    public var description: String { "\(transA ? "T" : "N")\(transB ? "T" : "N") \(m)x\(n)x\(k)" }
+}
+
+/// Thin wrappers over the GEMM libraries; matrices are row-major. The libraries run
+/// single-threaded: the engine's workers call them in parallel on separate blocks (see
+/// `Parallel`).
 public enum BLAS {
+    /// `ABN_GEMM` (openblas or onednn): the library of every product, whatever the config or
+    /// `GEMMChoice` say, for A/B runs; nil when unset.
+    public static let forced: GEMMLibrary? = {
+        guard let name = ProcessInfo.processInfo.environment["ABN_GEMM"], !name.isEmpty else { return nil }
+        guard let library = GEMMLibrary(rawValue: name) else {
+            FileHandle.standardError.write(Data("abn: ABN_GEMM=\(name) is not a GEMM library (openblas or onednn); ignored.\n".utf8))
+            return nil
+        }
+        return library
+    }()
+
     /// Runs `body` with OpenBLAS's own threading at `threads`, then back to one thread; for
     /// measuring raw multi-threaded sgemm next to the engine's kernels.
     public static func withLibraryThreads<R>(_ threads: Int, _ body: () -> R) -> R {
@@ -13,24 +60,46 @@ public enum BLAS {
     }
 
     /// C (m x n) = alpha * op(A) * op(B) + beta * C, with op(A) (m x k) and op(B) (k x n).
-    /// `lda`, `ldb`, `ldc` are the row strides of A, B, C as stored.
-    @inlinable
+    /// `lda`, `ldb`, `ldc` are the row strides of A, B, C as stored. `library` computes it
+    /// (default: the one `GEMMChoice` holds for the shape).
     public static func sgemm(transA: Bool = false, transB: Bool = false,
                              m: Int, n: Int, k: Int, alpha: Float = 1,
                              a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
                              beta: Float = 0,
-                             c: UnsafeMutablePointer<Float>, ldc: Int) {
+                             c: UnsafeMutablePointer<Float>, ldc: Int, library: GEMMLibrary? = nil) {
         guard m > 0, n > 0 else { return }
+        let shape = GEMMShape(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc)
+        if recording.load(ordering: .relaxed) { recorded.withLock { $0[shape, default: 0] += 1 } }
         if k == 0 {  // an empty sum: C = beta * C
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
-        _ = Parallel.threadCount  // keeps OpenBLAS single-threaded from the first call on
-        cblas_sgemm(CblasRowMajor,
-                    transA ? CblasTrans : CblasNoTrans,
-                    transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha,
-                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        switch library ?? GEMMChoice.library(for: shape) {
+        case .openblas:
+            _ = Parallel.threadCount  // keeps OpenBLAS single-threaded from the first call on
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        case .onednn:
+            let status = abn_dnnl_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            precondition(status == 0, "oneDNN sgemm failed (status \(status)) on \(m)x\(n)x\(k)")
+        }
+    }
+
+    private static let recording = Atomic<Bool>(false)
+    private static let recorded = Mutex<[GEMMShape: Int]>([:])
+
+    /// Runs `body` and returns the products it computed: each shape with its number of calls
+    /// (none when `when` is false: then it only runs `body`).
+    public static func recordingShapes(when: Bool = true, _ body: () throws -> Void) rethrows -> [GEMMShape: Int] {
+        guard when else {
+            try body()
+            return [:]
+        }
+        recorded.withLock { $0 = [:] }
+        recording.store(true, ordering: .relaxed)
+        defer { recording.store(false, ordering: .relaxed) }
+        try body()
+        return recorded.withLock { $0 }
     }
 }

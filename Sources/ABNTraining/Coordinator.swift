@@ -42,13 +42,14 @@ public struct Coordinator {
         comm.broadcast(store.bufferValues, what: "the initial running statistics")
     }
 
-    /// Rank 0's `text` on every rank (others pass anything, e.g. "").
-    public func broadcast(_ text: String) -> String {
+    /// Rank 0's `text` (`what` it is) on every rank (others pass anything, e.g. "").
+    public func broadcast(_ text: String, what: String = "the config") -> String {
         var bytes = Array(text.utf8)
         var count = Int64(bytes.count)
-        comm.broadcast(&count, bytes: 8, root: 0, what: "a text's length")
+        comm.broadcast(&count, bytes: 8, root: 0, what: "the length of \(what)")
+        guard count > 0 else { return "" }
         if !isRoot { bytes = [UInt8](repeating: 0, count: Int(count)) }
-        bytes.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, bytes: $0.count, root: 0, what: "a text (the config)") }
+        bytes.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, bytes: $0.count, root: 0, what: what) }
         return String(decoding: bytes, as: UTF8.self)
     }
 

@@ -71,6 +71,8 @@ public final class Trainer {
                         + "steps \(step)..<\(lastStep) of \(totalSteps), norm \(config.model.norm.rawValue)\(config.model.sync ? " synchronized" : ""), "
                         + "\(replica.net.parameters.parameterCount) parameters; run directory \(runDirectory)")
         coordinator.say("train: \(data.task.rawValue) of \(data.train.count) images (\(data.channels) channel(s), \(data.classNames.count) classes) from \(config.data.root); model \(replica.net.summary)")
+        let gemm = GEMMSelection(config: config, runDirectory: runDirectory, coordinator: coordinator)
+        var choosingProducts = try gemm.prepare(resume: resume)
         let progress = coordinator.isRoot ? ProgressLine(total: totalSteps) : nil
         var permutation: [Int] = []
         var permutationEpoch = -1
@@ -99,7 +101,14 @@ public final class Trainer {
                 train.prefetch(next.indices, epoch: next.epoch)  // decoded while this step computes
             }
             let lr = schedule.rate(step: step)
-            let (loss, t) = try replica.step(batch, globalBatch: config.train.globalBatch, learningRate: lr)
+            var (loss, t) = (0.0, StepTimings())
+            let products = try BLAS.recordingShapes(when: choosingProducts) {
+                (loss, t) = try replica.step(batch, globalBatch: config.train.globalBatch, learningRate: lr)
+            }
+            if choosingProducts {
+                try gemm.choose(products)
+                choosingProducts = false
+            }
             guard loss.isFinite else {
                 throw TrainingError("the loss became \(loss) at step \(step); lower train.lr (now \(config.train.lr)) or raise train.warmup_steps.")
             }

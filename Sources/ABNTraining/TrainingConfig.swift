@@ -104,6 +104,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         /// Seconds a rank waits for the others in any collective before the job is ended with
         /// a message naming the collective and the ranks that did not arrive (0: no limit).
         public var collectiveTimeoutS: Double = 600
+        /// The GEMM library: auto (per product shape, the faster of OpenBLAS and oneDNN as
+        /// measured at start-up and cached per processor), openblas or onednn.
+        public var gemm = "auto"
     }
 
     public struct Checkpoint: Codable, Equatable, Sendable {
@@ -314,6 +317,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(train.logEvery >= 1, "train.log_every", "must be at least 1, got \(train.logEvery).")
         try require(train.collectiveTimeoutS == 0 || (1...1_000_000).contains(train.collectiveTimeoutS), "train.collective_timeout_s",
                     "must be 0 (no limit) or 1...1000000 seconds, got \(train.collectiveTimeoutS).")
+        try require(["auto", "openblas", "onednn"].contains(train.gemm), "train.gemm", "must be auto, openblas or onednn, got '\(train.gemm)'.")
         try require(checkpoint.every >= 0, "checkpoint.every", "must be >= 0 (0: only at the end), got \(checkpoint.every).")
         try require((1...1_000_000).contains(checkpoint.keep), "checkpoint.keep", "must be in 1...1000000, got \(checkpoint.keep).")
     }
@@ -321,9 +325,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     // MARK: Comparing runs
 
     /// Keys whose values do not change what a run computes: logging, evaluation, checkpoint
-    /// cadence, how gradients travel, the watchdog, the test subset.
+    /// cadence, how gradients travel, the watchdog, the GEMM library, the test subset.
     static let keysThatKeepTheRun: Set<String> = [
-        "train.log_every", "train.evaluate", "train.bucket_kib", "train.overlap", "train.collective_timeout_s",
+        "train.log_every", "train.evaluate", "train.bucket_kib", "train.overlap", "train.collective_timeout_s", "train.gemm",
         "checkpoint.every", "checkpoint.keep", "data.test_limit",
     ]
 

@@ -5,7 +5,7 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure kernels, memory and training steps.",
-        subcommands: [BenchStep.self, BenchMemory.self, BenchKernels.self])
+        subcommands: [BenchStep.self, BenchMemory.self, BenchKernels.self, BenchGEMM.self])
 }
 
 /// Prints one JSON object per line, keys sorted, for machine-readable benchmark output.

@@ -55,7 +55,7 @@ struct BenchKernels: ParsableCommand {
         let direction: String
         /// Median GFLOP/s of the convolution.
         let gflops: Double
-        let gemm: GemmShape
+        let gemm: GEMMShape
         /// Median GFLOP/s of the raw square sgemm over the rounds.
         let limit: Double
         /// Median over the rounds of conv GFLOP/s / the square sgemm's GFLOP/s of the same round.
@@ -69,7 +69,7 @@ struct BenchKernels: ParsableCommand {
         if let columnBudget { workspace.columnBudget = columnBudget }
         var results: [Measurement] = []
         var limits: [Double] = []  // every sample of the engine-threaded square sgemm
-        let square = GemmShape(m: peakSize, n: peakSize, k: peakSize, transA: false, transB: false)
+        let square = GEMMShape(m: peakSize, n: peakSize, k: peakSize)
         let squareOperands = square.operands(rng: &rng)
         for (name, g) in convolutions(batch: batch) where only.map(name.contains) ?? true {
             let x = Tensor(uninitialized: g.inputShape); x.fillUniform(-1, 1, using: &rng)
@@ -78,13 +78,13 @@ struct BenchKernels: ParsableCommand {
             let dy = Tensor(uninitialized: g.outputShape); dy.fillUniform(-1, 1, using: &rng)
             let dx = Tensor(uninitialized: g.inputShape)
             let dw = Tensor(uninitialized: g.weightShape)
-            let directions: [(String, () -> Void, GemmShape)] = [
+            let directions: [(String, () -> Void, GEMMShape)] = [
                 ("forward", { conv2dForward(output: y, input: x, weight: w, bias: nil, geometry: g, workspace: workspace) },
-                 GemmShape(m: g.outChannels, n: g.batch * g.outPixels, k: g.patchSize, transA: false, transB: false)),
+                 GEMMShape(m: g.outChannels, n: g.batch * g.outPixels, k: g.patchSize)),
                 ("input_grad", { conv2dBackward(dInput: dx, dWeight: nil, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace) },
-                 GemmShape(m: g.patchSize, n: g.batch * g.outPixels, k: g.outChannels, transA: true, transB: false)),
+                 GEMMShape(transA: true, m: g.patchSize, n: g.batch * g.outPixels, k: g.outChannels)),
                 ("weight_grad", { conv2dBackward(dInput: nil, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace) },
-                 GemmShape(m: g.outChannels, n: g.patchSize, k: g.batch * g.outPixels, transA: false, transB: true)),
+                 GEMMShape(transB: true, m: g.outChannels, n: g.patchSize, k: g.batch * g.outPixels)),
             ]
             for (_, body, _) in directions { body() }  // warm-up
             // rounds of (square sgemm, then each direction once): each conv time is paired with
@@ -176,44 +176,6 @@ func referenceConvolutions(widths w: [Int], batch: Int) -> [(String, Conv2DGeome
         cin = c
     }
     return out
-}
-
-/// One raw sgemm problem (row-major), timed on random matrices with OpenBLAS's own threads.
-struct GemmShape {
-    let m, n, k: Int
-    let transA, transB: Bool
-
-    func gflops(repeats: Int, rng: inout SplitMix64) -> Double {
-        let (a, b, c) = operands(rng: &rng)
-        let seconds = BLAS.withLibraryThreads(Parallel.threadCount) {
-            medianSeconds(repeats: repeats) {
-                BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k,
-                           a: a.data, lda: transA ? m : k, b: b.data, ldb: transB ? k : n, c: c.data, ldc: n)
-            }
-        }
-        return 2 * Double(m) * Double(n) * Double(k) / seconds / 1e9
-    }
-
-    /// Random A (m, k), B (k, n) and a C (m, n).
-    func operands(rng: inout SplitMix64) -> (a: Tensor, b: Tensor, c: Tensor) {
-        let a = Tensor(uninitialized: [m * k]); a.fillUniform(-1, 1, using: &rng)
-        let b = Tensor(uninitialized: [k * n]); b.fillUniform(-1, 1, using: &rng)
-        return (a, b, Tensor(uninitialized: [m * n]))
-    }
-
-    /// One product, timed once, with OpenBLAS single-threaded and the engine's workers each
-    /// computing a contiguous share of C's columns, as the convolutions run their GEMMs.
-    func gflopsSplitOverWorkers(_ operands: (a: Tensor, b: Tensor, c: Tensor)) -> Double {
-        precondition(!transA && !transB, "the split sgemm is for plain products")
-        let workers = Parallel.threadCount
-        let (a, b, c) = operands
-        let t0 = monotonicSeconds()
-        Parallel.forEachClaimed(workers) { _, share in
-            let first = n * share / workers, last = n * (share + 1) / workers
-            BLAS.sgemm(m: m, n: last - first, k: k, a: a.data, lda: k, b: b.data + first, ldb: n, c: c.data + first, ldc: n)
-        }
-        return 2 * Double(m) * Double(n) * Double(k) / (monotonicSeconds() - t0) / 1e9
-    }
 }
 
 extension String {

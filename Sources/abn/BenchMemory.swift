@@ -48,7 +48,7 @@ struct BenchMemory: ParsableCommand {
 
     func run() throws {
         threads.apply()
-        let probe = try MemoryProbe(configPath: config, overrides: overrides, widths: parseWidths(widths)!)
+        let probe = try BenchNetwork(configPath: config, overrides: overrides, widths: parseWidths(widths)!)
         let batches = self.batches.isEmpty ? [probe.defaultBatch] : self.batches
         let crops = self.crops.isEmpty ? [probe.defaultCrop] : self.crops
         if !json {
@@ -58,7 +58,7 @@ struct BenchMemory: ParsableCommand {
         var curves: [NormMode: [(batch: Int, memory: StepMemory)]] = [:]
         for crop in crops {
             for batch in batches {
-                let measured = try modes.map { ($0, try probe.measure(mode: $0, batch: batch, crop: crop)) }
+                let measured = try modes.map { ($0, try probe.memory(mode: $0, batch: batch, crop: crop)) }
                 let standardSaved = measured.first { $0.0 == .standard }?.1.savedBytes
                 for (mode, m) in measured {
                     if crop == crops[0] { curves[mode, default: []].append((batch, m)) }
@@ -93,9 +93,9 @@ struct BenchMemory: ParsableCommand {
 
     /// Per mode: the largest batch at `crop` and the largest crop at `batch` within `budget`,
     /// with the ratios to standard (batch, and crop pixels).
-    private func reportBudget(_ probe: MemoryProbe, budget: Int, batch: Int, crop: Int) throws {
-        let largestBatch = try modes.map { mode in (mode, try largest(from: 2) { try probe.measure(mode: mode, batch: $0, crop: crop).peakBytes <= budget }) }
-        let largestCrop = try modes.map { mode in (mode, try largest(from: 8) { try probe.measure(mode: mode, batch: batch, crop: $0).peakBytes <= budget }) }
+    private func reportBudget(_ probe: BenchNetwork, budget: Int, batch: Int, crop: Int) throws {
+        let largestBatch = try modes.map { mode in (mode, try largest(from: 2) { try probe.memory(mode: mode, batch: $0, crop: crop).peakBytes <= budget }) }
+        let largestCrop = try modes.map { mode in (mode, try largest(from: 8) { try probe.memory(mode: mode, batch: batch, crop: $0).peakBytes <= budget }) }
         let standardBatch = largestBatch.first { $0.0 == .standard }?.1, standardCrop = largestCrop.first { $0.0 == .standard }?.1
         for ((mode, b), (_, c)) in zip(largestBatch, largestCrop) {
             let batchRatio = standardBatch.map { Double(b) / Double(max(1, $0)) }, pixelRatio = standardCrop.map { Double(c * c) / Double(max(1, $0 * $0)) }
@@ -133,72 +133,17 @@ struct StepMemory {
     let peakBytes: Int
 }
 
-/// Builds the measured network and its random inputs: the reference network, or a config's model.
-struct MemoryProbe: CustomStringConvertible {
-    let config: TrainingConfig
-    let input: ModelInput
-    let description: String
-    let defaultBatch: Int
-    let defaultCrop: Int
-
-    init(configPath: String?, overrides: [String], widths: [Int]) throws {
-        guard let configPath else {
-            var c = TrainingConfig()
-            c.model.widths = widths
-            config = c
-            input = ModelInput(channels: 1, classes: 10, task: .classification)
-            description = "reference network, widths \(widths), 1-channel inputs"
-            defaultBatch = 128
-            defaultCrop = 28
-            return
-        }
-        config = try TrainingConfig.load(path: configPath, overrides: overrides)
-        let task: TaskKind = config.data.format == "segmentation-folder" ? .segmentation : .classification
-        if config.data.channels > 0 && config.model.classes > 0 {
-            input = ModelInput(channels: config.data.channels, classes: config.model.classes, task: task)
-        } else {
-            do {
-                input = ModelInput(try DataSource(config: config))
-            } catch {
-                throw TrainingError("\(error) (bench memory reads the data set only for its channels and classes: set data.channels and model.classes to measure without it)")
-            }
-        }
-        description = "\(config.model.arch) of \(configPath), \(input.channels)-channel inputs, \(input.classes) classes"
-        defaultBatch = config.train.globalBatch
-        defaultCrop = task == .segmentation ? config.data.cropSize[0] : 28
-    }
-
+extension BenchNetwork {
     /// One step in `mode` at `batch` images of crop x crop, after a warm-up step, on a ledger of its own.
-    func measure(mode: NormMode, batch: Int, crop: Int) throws -> StepMemory {
-        var c = config
-        c.model.norm = mode
+    func memory(mode: NormMode, batch: Int, crop: Int) throws -> StepMemory {
         let ledger = MemoryLedger()
         return try MemoryLedger.$current.withValue(ledger) {
-            let net = try c.makeNetwork(input)
-            let optimizer = SGD(net.parameters, settings: c.sgdSettings)
-            var rng = SplitMix64(seed: 1)
-            let images = Tensor(uninitialized: [batch, input.channels, crop, crop])
-            images.fillNormal(using: &rng)
-            let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(input.classes)) }
-            let masks = input.task == .segmentation ? (0..<batch * crop * crop).map { _ in UInt8(rng.next() % UInt64(input.classes)) } : []
-            func step(afterForward: (Tensor) -> Void = { _ in }) throws {
-                let output = try net.forward(images)
-                afterForward(output)
-                let dOutput = Tensor(uninitialized: output.shape)
-                if input.task == .segmentation {
-                    upsampledPixelCrossEntropy(dLogits: dOutput, logits: output, height: crop, width: crop, masks: masks, ignore: ignoreLabel,
-                                               normalizer: Double(masks.count))
-                } else {
-                    softmaxCrossEntropy(dLogits: dOutput, logits: output, labels: labels, normalizer: Double(batch))
-                }
-                net.backward(dOutput)
-                optimizer.step()
-            }
-            try step()  // warm-up: scratch reaches its size
+            let step = try trainingStep(mode: mode, batch: batch, crop: crop)
+            try step { _ in }  // warm-up: scratch reaches its size
             ledger.resetPeak()
             let before = ledger.liveBytes
             var saved = 0
-            try step(afterForward: { saved = ledger.liveBytes - before - $0.byteCount })
+            try step { saved = ledger.liveBytes - before - $0.byteCount }
             return StepMemory(savedBytes: saved, peakBytes: ledger.peakBytes)
         }
     }

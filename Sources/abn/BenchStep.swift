@@ -11,8 +11,8 @@ struct BenchStep: ParsableCommand {
         commandName: "step",
         abstract: "Median time of a full training step (forward, backward, SGD) of the reference network, per norm mode.",
         discussion: """
-        Builds the reference network once per mode and batch on random 1x28x28 images, runs \
-        --warmup untimed steps, then times --repeats steps with the modes interleaved (one step of \
+        Builds the reference network once per mode and batch on random 1x28x28 images, chooses the \
+        GEMM library of each product as a training run does (--gemm auto), runs --warmup untimed steps, then times --repeats steps with the modes interleaved (one step of \
         each mode in turn), so that noise on a shared machine hits every mode alike. Reports the \
         median step, images/s, GFLOP/s (conv and linear multiply-adds x 2 x 3), its fraction \
         of a 2048^3 cblas_sgemm measured at the start with the engine's threading, and the \
@@ -27,6 +27,7 @@ struct BenchStep: ParsableCommand {
     @Option(parsing: .unconditional, help: "Untimed steps per mode first.") var warmup = 2
     @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
     @Option(help: "Write an SVG chart of step time against batch per mode (give several --batch).") var svg: String?
+    @Option(help: "GEMM library: auto (per product, as train.gemm auto chooses), openblas or onednn.") var gemm = "auto"
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 
@@ -34,6 +35,7 @@ struct BenchStep: ParsableCommand {
         guard batches.allSatisfy({ $0 >= 2 }) else { throw ValidationError("every --batch must be at least 2, got \(batches).") }
         guard repeats >= 1, warmup >= 0 else { throw ValidationError("--repeats must be >= 1 and --warmup >= 0.") }
         guard parseWidths(widths) != nil else { throw ValidationError("--widths must be three positive integers like 32,64,128, got '\(widths)'.") }
+        guard ["auto", "openblas", "onednn"].contains(gemm) else { throw ValidationError("--gemm must be auto, openblas or onednn, got '\(gemm)'.") }
     }
 
     func run() throws {
@@ -42,7 +44,7 @@ struct BenchStep: ParsableCommand {
         coordinator.run {
             var rng = SplitMix64(seed: 3)
             // with the engine's threading: OpenBLAS's own threads would spin on the cores afterwards
-            let square = GemmShape(m: 2048, n: 2048, k: 2048, transA: false, transB: false)
+            let square = GEMMShape(m: 2048, n: 2048, k: 2048)
             let operands = square.operands(rng: &rng)
             let sgemm = coordinator.isRoot ? median((0..<3).map { _ in square.gflopsSplitOverWorkers(operands) }) : 0
             var config = TrainingConfig()
@@ -112,6 +114,16 @@ struct BenchStep: ParsableCommand {
             let replica = try Replica(config: c, input: ModelInput(channels: 1, classes: 10, task: .classification), comm: comm)
             coordinator.broadcastInitialState(replica.net.parameters)
             replicas.append(replica)
+        }
+        if gemm == "auto" {  // as a training run chooses, from one untimed step of each mode
+            var shapes: [GEMMShape: Int] = [:]
+            for replica in replicas {
+                let recorded = try BLAS.recordingShapes { _ = try replica.step(batchSlice, globalBatch: batch, learningRate: 0.01) }
+                shapes.merge(recorded, uniquingKeysWith: +)
+            }
+            _ = try coordinator.chooseProducts(shapes)
+        } else {
+            GEMMChoice.install([:], otherwise: GEMMLibrary(rawValue: gemm)!)
         }
         var timings = Array(repeating: [StepTimings](), count: modes.count)
         for round in 0..<(warmup + repeats) {

@@ -63,6 +63,7 @@ enum BinaryRunner {
         let process = Process()
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "1"
+        environment["ABN_CACHE_DIR"] = cacheDirectory  // GEMM timings of the tests' own, not the user's
         for (k, v) in extra { environment[k] = v }
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -117,6 +118,9 @@ enum BinaryRunner {
         }
     }
 }
+
+/// The GEMM timing cache of the test process's runs (`ABN_CACHE_DIR`).
+let cacheDirectory = runDirectory("gemm-timings")
 
 /// A fresh run directory under the system's temporary folder, named after the test process.
 func runDirectory(_ name: String) -> String {

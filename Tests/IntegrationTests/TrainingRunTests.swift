@@ -140,6 +140,28 @@ struct TrainingRunTests {
         for (x, y) in zip(la, lb) { #expect(abs(x - y) <= 1e-4 * abs(x), "losses \(la) vs \(lb)") }
     }
 
+    @Test("train.gemm auto times the first step's products once per machine, runs repeat bit for bit, and the library matters")
+    func gemmChoice() throws {
+        let environment = ["ABN_CACHE_DIR": runDirectory("gemm-cache")]  // a machine cache of this test's own
+        let common = ["train", "--config", "configs/tiny.yaml", "--max-steps", "6", "--set", "train.evaluate=false"]
+        let first = runDirectory("gemm-first"), second = runDirectory("gemm-second")
+        let a = try BinaryRunner.run(common + ["--run-dir", first], environment: environment)
+        #expect(a.status == 0 && a.stdout.contains("timing") && a.stdout.contains("matrix products:"), "stdout: \(a.stdout) stderr: \(a.stderr)")
+        let b = try BinaryRunner.run(common + ["--run-dir", second], environment: environment)
+        #expect(b.status == 0 && !b.stdout.contains("timing") && b.stdout.contains("matrix products:"), "stdout: \(b.stdout) stderr: \(b.stderr)")
+        let file = "/checkpoints/step-00000006.safetensors"
+        let choices = try [first, second].map { try String(contentsOfFile: $0 + "/gemm.json", encoding: .utf8) }
+        #expect(choices[0] == choices[1] && choices[0].contains("\"gflops\""), "\(choices)")
+        #expect(FileManager.default.contents(atPath: first + file) == FileManager.default.contents(atPath: second + file),
+                "two runs with the same cached choices differ")
+        // the control: each library alone; their checkpoints differ in the last bits
+        let openblas = runDirectory("gemm-openblas"), onednn = runDirectory("gemm-onednn")
+        #expect(try BinaryRunner.run(common + ["--run-dir", openblas, "--set", "train.gemm=openblas"]).status == 0)
+        #expect(try BinaryRunner.run(common + ["--run-dir", onednn, "--set", "train.gemm=onednn"]).status == 0)
+        let x = try #require(FileManager.default.contents(atPath: openblas + file)), y = try #require(FileManager.default.contents(atPath: onednn + file))
+        #expect(x != y, "OpenBLAS and oneDNN gave bit-identical training: the library setting had no effect")
+    }
+
     @Test("a config error names the key and exits with 1")
     func configError() throws {
         let output = try BinaryRunner.run(["train", "--config", "configs/tiny.yaml", "--set", "train.lr=-1", "--run-dir", runDirectory("bad")])

@@ -1,0 +1,86 @@
+import Foundation
+import Synchronization
+
+/// Which library computes each product shape: `BLAS.forced` when set, else a table measured at
+/// start-up (see `GEMMChoice.measure`), else a default (OpenBLAS unless installed otherwise).
+/// A table fixed for a run keeps its results deterministic; only its speed depends on it.
+public enum GEMMChoice {
+    private static let state = Mutex<(table: [GEMMShape: GEMMLibrary], otherwise: GEMMLibrary)>(([:], .openblas))
+
+    /// The library of `shape`.
+    public static func library(for shape: GEMMShape) -> GEMMLibrary {
+        BLAS.forced ?? state.withLock { $0.table[shape] ?? $0.otherwise }
+    }
+
+    /// Installs the choice of each timing (`Timing.choice`), OpenBLAS for other shapes.
+    public static func install(timings: [Timing]) {
+        install(Dictionary(timings.map { ($0.shape, $0.choice()) }, uniquingKeysWith: { first, _ in first }))
+    }
+
+    /// The installed choices.
+    public static var installed: [GEMMShape: GEMMLibrary] { state.withLock { $0.table } }
+
+    /// Replaces the table, and the library of shapes it does not hold.
+    public static func install(_ table: [GEMMShape: GEMMLibrary], otherwise: GEMMLibrary = .openblas) {
+        state.withLock { $0 = (table, otherwise) }
+    }
+
+    /// One shape's timing: median GFLOP/s of each library, single-threaded.
+    public struct Timing: Codable, Sendable {
+        public let shape: GEMMShape
+        /// GFLOP/s by library name ("openblas", "onednn").
+        public let gflops: [String: Double]
+
+        public init(shape: GEMMShape, gflops: [String: Double]) {
+            self.shape = shape
+            self.gflops = gflops
+        }
+
+        /// oneDNN where it beats OpenBLAS by at least `margin` (a fraction), else OpenBLAS.
+        public func choice(margin: Double = 0.05) -> GEMMLibrary {
+            (gflops[GEMMLibrary.onednn.rawValue] ?? 0) >= (1 + margin) * (gflops[GEMMLibrary.openblas.rawValue] ?? .infinity) ? .onednn : .openblas
+        }
+    }
+
+    /// Times each shape with each library on one thread, `rounds` rounds alternating the
+    /// libraries, each round about `seconds` of products per library; medians.
+    public static func measure(_ shapes: [GEMMShape], rounds: Int = 5, seconds: Double = 0.002) -> [Timing] {
+        var rng = SplitMix64(seed: 11)
+        return shapes.map { shape in
+            let operands = shape.operands(rng: &rng)
+            func run(_ library: GEMMLibrary, _ calls: Int) -> Double {
+                let t0 = monotonicSeconds()
+                for _ in 0..<calls { operands.multiply(shape, library: library) }
+                return shape.flops * Double(calls) / max(1e-9, monotonicSeconds() - t0) / 1e9
+            }
+            for library in GEMMLibrary.allCases { _ = run(library, 1) }  // warm-up
+            let calls = max(1, Int(seconds * 5e10 / shape.flops))  // at about 50 GFLOP/s
+            var samples: [GEMMLibrary: [Double]] = [:]
+            for _ in 0..<rounds {
+                for library in GEMMLibrary.allCases { samples[library, default: []].append(run(library, calls)) }
+            }
+            return Timing(shape: shape, gflops: Dictionary(uniqueKeysWithValues: samples.map { ($0.key.rawValue, median($0.value)) }))
+        }
+    }
+}
+
+/// Random operands of a product, for timing it.
+public struct GEMMOperands {
+    public let a, b, c: Tensor
+
+    /// C = op(A) op(B) with `library` (default: the chosen one).
+    public func multiply(_ shape: GEMMShape, library: GEMMLibrary? = nil) {
+        BLAS.sgemm(transA: shape.transA, transB: shape.transB, m: shape.m, n: shape.n, k: shape.k, a: a.data, lda: shape.lda,
+                   b: b.data, ldb: shape.ldb, c: c.data, ldc: shape.ldc, library: library)
+    }
+}
+
+extension GEMMShape {
+    /// Random A and B, and a zero C, each as large as its row stride makes it.
+    public func operands(rng: inout SplitMix64) -> GEMMOperands {
+        let a = Tensor(uninitialized: [(transA ? k : m) * lda]), b = Tensor(uninitialized: [(transB ? n : k) * ldb])
+        a.fillUniform(-1, 1, using: &rng)
+        b.fillUniform(-1, 1, using: &rng)
+        return GEMMOperands(a: a, b: b, c: Tensor(zeros: [m * ldc]))
+    }
+}

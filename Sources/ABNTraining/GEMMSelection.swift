@@ -1,0 +1,91 @@
+import ABNTensor
+import Foundation
+
+/// `train.gemm` for a run: which library computes each matrix product. With `auto`, the first
+/// step of a fresh run computes on OpenBLAS while recording its products; then rank 0 takes the
+/// timings of those shapes from this machine's cache (`GEMMCache`), measuring and adding the
+/// missing ones, every rank installs the same choices (oneDNN where it is at least 5% faster),
+/// and rank 0 writes them to RUN_DIR/gemm.json, which a resumed run installs before its first
+/// step. With the timings cached, runs on one machine make the same choices, so they repeat
+/// bit for bit; shapes that only other ranks compute (uneven slices) stay on OpenBLAS.
+struct GEMMSelection {
+    let config: TrainingConfig
+    let runDirectory: String
+    let coordinator: Coordinator
+
+    /// RUN_DIR/gemm.json: the timings behind the run's choices.
+    var path: String { (runDirectory as NSString).appendingPathComponent("gemm.json") }
+
+    /// Before the first step: installs the configured library, or a resumed run's choices.
+    /// True when the first step's products are still to be recorded and chosen (`choose`).
+    func prepare(resume: Bool) throws -> Bool {
+        switch config.train.gemm {
+        case "openblas":
+            GEMMChoice.install([:], otherwise: .openblas)
+            return false
+        case "onednn":
+            GEMMChoice.install([:], otherwise: .onednn)
+            return false
+        default:
+            GEMMChoice.install([:])
+            guard resume else { return true }
+            let stored = coordinator.isRoot ? ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "") : ""
+            let shared = coordinator.broadcast(stored, what: "the run's GEMM choices")
+            guard !shared.isEmpty else { return true }
+            try install(shared)
+            return false
+        }
+    }
+
+    /// After the first step: chooses for the products it computed (`shapes`, rank 0's count),
+    /// installs the choices on every rank and keeps them in RUN_DIR/gemm.json.
+    func choose(_ shapes: [GEMMShape: Int]) throws {
+        let text = try coordinator.chooseProducts(shapes)
+        if coordinator.isRoot {
+            do {
+                try text.write(toFile: path, atomically: true, encoding: .utf8)
+            } catch {
+                throw TrainingError("cannot write \(path): \(error.localizedDescription)")
+            }
+        }
+        let choices = GEMMChoice.installed
+        let onednn = choices.values.filter { $0 == .onednn }.count
+        coordinator.say("train: matrix products: \(onednn) shape(s) on oneDNN, \(choices.count - onednn) on OpenBLAS (see \(path))")
+    }
+
+    private func install(_ text: String) throws {
+        GEMMChoice.install(timings: try GEMMCache.decode(text, source: path))
+    }
+}
+
+extension Coordinator {
+    /// Installs on every rank the library of each product in `shapes` (rank 0's): its timings
+    /// from this machine's cache, the missing ones measured now by rank 0 and cached. Returns
+    /// the timings as JSON (as RUN_DIR/gemm.json keeps them).
+    public func chooseProducts(_ shapes: [GEMMShape: Int]) throws -> String {
+        var text = ""
+        if isRoot {
+            let cache = GEMMCache.forThisMachine()
+            // under the cache's lock: a shape is timed once per machine, whoever needs it first
+            let timings = cache.locked {
+                var timings = cache.load()
+                let known = Set(timings.map(\.shape))
+                let missing = shapes.keys.filter { !known.contains($0) }.sorted { $0.flops * Double(shapes[$0]!) > $1.flops * Double(shapes[$1]!) }
+                if !missing.isEmpty {
+                    say("abn: timing \(missing.count) matrix product shape(s) with OpenBLAS and oneDNN (cached in \(cache.path))")
+                    timings += GEMMChoice.measure(missing)
+                    do {
+                        try cache.save(timings)
+                    } catch {
+                        say("abn: could not write \(cache.path) (\(error.localizedDescription)); the next run times these shapes again")
+                    }
+                }
+                return timings
+            }
+            text = try GEMMCache.encode(timings.filter { shapes[$0.shape] != nil })
+        }
+        let shared = broadcast(text, what: "rank 0's GEMM choices (it times the products first)")
+        GEMMChoice.install(timings: try GEMMCache.decode(shared, source: "rank 0's GEMM choices"))
+        return shared
+    }
+}

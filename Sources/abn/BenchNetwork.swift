@@ -1,0 +1,71 @@
+import ABNData
+import ABNLayers
+import ABNTensor
+import ABNTraining
+
+/// The network a benchmark measures and random inputs for it: the reference network, or a
+/// config's model.
+struct BenchNetwork: CustomStringConvertible {
+    let config: TrainingConfig
+    let input: ModelInput
+    let description: String
+    let defaultBatch: Int
+    let defaultCrop: Int
+
+    init(configPath: String?, overrides: [String], widths: [Int]) throws {
+        guard let configPath else {
+            var c = TrainingConfig()
+            c.model.widths = widths
+            config = c
+            input = ModelInput(channels: 1, classes: 10, task: .classification)
+            description = "reference network, widths \(widths), 1-channel inputs"
+            defaultBatch = 128
+            defaultCrop = 28
+            return
+        }
+        config = try TrainingConfig.load(path: configPath, overrides: overrides)
+        let task: TaskKind = config.data.format == "segmentation-folder" ? .segmentation : .classification
+        if config.data.channels > 0 && config.model.classes > 0 {
+            input = ModelInput(channels: config.data.channels, classes: config.model.classes, task: task)
+        } else {
+            do {
+                input = ModelInput(try DataSource(config: config))
+            } catch {
+                throw TrainingError("\(error) (the benchmarks read the data set only for its channels and classes: set data.channels and model.classes to measure without it)")
+            }
+        }
+        description = "\(config.model.arch) of \(configPath), \(input.channels)-channel inputs, \(input.classes) classes"
+        defaultBatch = config.train.globalBatch
+        defaultCrop = task == .segmentation ? config.data.cropSize[0] : 28
+    }
+
+    /// A training step of a new network in `mode` on random inputs (batch x channels x crop x
+    /// crop, random labels or masks): forward (the output goes to `afterForward`), the loss,
+    /// backward and the SGD step. Builds the network when called, on the current ledger.
+    func trainingStep(mode: NormMode, batch: Int, crop: Int) throws -> (_ afterForward: (Tensor) -> Void) throws -> Void {
+        var c = config
+        c.model.norm = mode
+        let net = try c.makeNetwork(input)
+        let optimizer = SGD(net.parameters, settings: c.sgdSettings)
+        var rng = SplitMix64(seed: 1)
+        let images = Tensor(uninitialized: [batch, input.channels, crop, crop])
+        images.fillNormal(using: &rng)
+        let classes = UInt64(input.classes)
+        let labels = (0..<batch).map { _ in Int(rng.next() % classes) }
+        let masks = input.task == .segmentation ? (0..<batch * crop * crop).map { _ in UInt8(rng.next() % classes) } : []
+        let task = input.task
+        return { afterForward in
+            let output = try net.forward(images)
+            afterForward(output)
+            let dOutput = Tensor(uninitialized: output.shape)
+            if task == .segmentation {
+                upsampledPixelCrossEntropy(dLogits: dOutput, logits: output, height: crop, width: crop, masks: masks, ignore: ignoreLabel,
+                                           normalizer: Double(masks.count))
+            } else {
+                softmaxCrossEntropy(dLogits: dOutput, logits: output, labels: labels, normalizer: Double(batch))
+            }
+            net.backward(dOutput)
+            optimizer.step()
+        }
+    }
+}
