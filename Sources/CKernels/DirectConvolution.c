@@ -50,7 +50,8 @@ ABN_INLINE void abn_direct_conv_image(float *restrict y, const float *restrict x
             if (ob == ABN_DIRECT_OUT && chunks > 0) {
                 for (ptrdiff_t chunk = 0; chunk < chunks; chunk++) {
                     const ptrdiff_t s = abn_chunk_start(chunk, OW);
-                    abn_f16 acc[ABN_DIRECT_OUT] = {{0}};
+                    abn_f16 acc[ABN_DIRECT_OUT];
+                    for (int q = 0; q < ABN_DIRECT_OUT; q++) acc[q] = (abn_f16){0} + (bias != NULL && !accumulate ? bias[o0 + q] : 0.0f);
                     for (ptrdiff_t c = 0; c < C; c++) {
                         for (ptrdiff_t i = 0; i < kH; i++) {
                             const float *row = padded + (c * Hp + oh + i) * Wp + s;
@@ -62,8 +63,12 @@ ABN_INLINE void abn_direct_conv_image(float *restrict y, const float *restrict x
                             }
                         }
                     }
-                    for (int q = 0; q < ABN_DIRECT_OUT; q++) memcpy(rows + q * OW + s, &acc[q], sizeof acc[q]);
+                    // without accumulation straight to y (an overlapping last chunk rewrites equal values)
+                    float *const out = accumulate ? rows + s : y + (o0 * OH + oh) * OW + s;
+                    const ptrdiff_t stride = accumulate ? OW : OH * OW;
+                    for (int q = 0; q < ABN_DIRECT_OUT; q++) memcpy(out + q * stride, &acc[q], sizeof acc[q]);
                 }
+                if (!accumulate) continue;
             } else {  // narrow rows or the last output channels: one value at a time
                 for (ptrdiff_t q = 0; q < ob; q++) {
                     for (ptrdiff_t ow = 0; ow < OW; ow++) {
@@ -111,6 +116,7 @@ ABN_INLINE void abn_direct_weight_image(float *restrict dW, const float *restric
     float *restrict padded = scratch;
     abn_pad_planes(padded, x, C, H, W, padH, padW);
     const ptrdiff_t chunks = OW >= 16 ? (OW + 15) / 16 : 0;
+    const abn_i16 lanes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     for (ptrdiff_t o0 = 0; o0 < OC; o0 += ABN_DIRECT_GRAD_OUT) {
         const ptrdiff_t ob = OC - o0 < ABN_DIRECT_GRAD_OUT ? OC - o0 : ABN_DIRECT_GRAD_OUT;
         if (ob == ABN_DIRECT_GRAD_OUT && chunks > 0) {
@@ -119,11 +125,11 @@ ABN_INLINE void abn_direct_weight_image(float *restrict dW, const float *restric
                 for (ptrdiff_t chunk = 0; chunk < chunks; chunk++) {
                     const ptrdiff_t s = abn_chunk_start(chunk, OW);
                     // the lanes an overlapping last chunk shares with the chunk before count once
-                    const ptrdiff_t seen = 16 * chunk - s;
+                    const abn_i16 fresh = lanes >= (int)(16 * chunk - s);
                     abn_f16 d[ABN_DIRECT_GRAD_OUT];
                     for (int q = 0; q < ABN_DIRECT_GRAD_OUT; q++) {
                         memcpy(&d[q], dy + ((o0 + q) * OH + oh) * OW + s, sizeof d[q]);
-                        for (ptrdiff_t lane = 0; lane < seen; lane++) d[q][lane] = 0;
+                        d[q] = (abn_f16)((abn_i16)d[q] & fresh);
                     }
                     for (ptrdiff_t c = 0; c < C; c++) {
                         for (ptrdiff_t i = 0; i < kH; i++) {
