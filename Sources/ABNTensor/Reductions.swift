@@ -1,7 +1,7 @@
 // Sums over one image plane of a channel, returned in Double for the caller to accumulate
-// across planes. The plain sums run in the C kernels (Sums.c: 16 Float lanes over blocks of
-// 4096 values, the blocks added in Double); the sum-and-dot of the less common norm backward
-// paths runs here in eight Float lanes, likewise in blocks.
+// across planes. The plain sums run in the C kernels (Sums.c: 16 Double lanes); the
+// sum-and-dot of the less common norm backward paths runs here in eight Float lanes over
+// blocks of `laneBlock` values whose sums are added in Double.
 import CKernels
 
 /// Values per block: 512 adds per lane.

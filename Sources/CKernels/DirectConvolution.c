@@ -151,12 +151,12 @@ ABN_INLINE void abn_direct_weight_image(float *restrict dW, const float *restric
             for (ptrdiff_t q = 0; q < ob; q++) {
                 for (ptrdiff_t t = 0; t < T; t++) {
                     const ptrdiff_t c = t / (kH * kW), i = t / kW % kH, j = t % kW;
-                    float sum = 0;
+                    double sum = 0;  // one long chain: in Double
                     for (ptrdiff_t oh = 0; oh < OH; oh++) {
                         const float *g = dy + ((o0 + q) * OH + oh) * OW, *row = padded + (c * Hp + oh + i) * Wp + j;
-                        for (ptrdiff_t ow = 0; ow < OW; ow++) sum += g[ow] * row[ow];
+                        for (ptrdiff_t ow = 0; ow < OW; ow++) sum += (double)(g[ow] * row[ow]);
                     }
-                    dW[(o0 + q) * T + t] += sum;
+                    dW[(o0 + q) * T + t] += (float)sum;
                 }
             }
         }

@@ -30,6 +30,14 @@ ABN_INLINE float abn_f16_total(const abn_f16 *v) {
     return (s4[0] + s4[2]) + (s4[1] + s4[3]);
 }
 
+/// The sum of the 16 Double lanes of *v in a fixed order.
+ABN_INLINE double abn_d16_total(const abn_d16 *v) {
+    double s8[8], s4[4];
+    for (int i = 0; i < 8; i++) s8[i] = (*v)[i] + (*v)[i + 8];
+    for (int i = 0; i < 4; i++) s4[i] = s8[i] + s8[i + 4];
+    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
 /// Defines NAME (the dispatcher) and NAME_avx512, NAME_avx2, NAME_baseline, each the body
 /// NAME_body (an ABN_INLINE function) compiled for its level. PARAMS and ARGS are the
 /// parenthesized parameter list and argument list.

@@ -32,14 +32,6 @@ ABN_DISPATCH(abn_norm_leaky_plane,
              (float *z, const float *x, ptrdiff_t pixels, float scale, float center, float beta, float slope),
              (z, x, pixels, scale, center, beta, slope))
 
-/// The sum of a 16-lane Double vector, in a fixed order (the same at every level).
-ABN_INLINE double abn_lane_sum(const abn_d16 *v) {
-    double s8[8], s4[4];
-    for (int i = 0; i < 8; i++) s8[i] = (*v)[i] + (*v)[i + 8];
-    for (int i = 0; i < 4; i++) s4[i] = s8[i] + s8[i + 4];
-    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
-}
-
 /// dy = g * (z < 0 ? slope : 1) and xhat = (u - center) * factor for 16 values at j, u = x when
 /// given, else z * (z < 0 ? 1 / slope : 1) (z inverted through the activation).
 ABN_INLINE void abn_leaky_recover16(abn_f16 *dy, abn_f16 *xhat, const float *g, const float *z, const float *x, ptrdiff_t j,
@@ -85,8 +77,8 @@ ABN_INLINE void abn_leaky_backward_sums_body(const float *g, const float *z, con
         t1 += (double)d;
         t2 += (double)(d * h);
     }
-    sums[0] = abn_lane_sum(&s1) + t1;
-    sums[1] = abn_lane_sum(&s2) + t2;
+    sums[0] = abn_d16_total(&s1) + t1;
+    sums[1] = abn_d16_total(&s2) + t2;
 }
 
 ABN_DISPATCH(abn_leaky_backward_sums,

@@ -251,4 +251,24 @@ struct ConvTests {
         }
         VectorLevel.select(initial)
     }
+
+    @Test("the weight gradient of a batch is the sum of its images' (Winograd, with row blocks and several images per item)",
+          arguments: [Conv2DGeometry(input: [3, 16, 32, 32], outChannels: 16, kernel: 3, padding: 1),
+                      Conv2DGeometry(input: [3, 16, 8, 8], outChannels: 16, kernel: 3, padding: 1)])
+    func weightGradientAddsOverImages(g: Conv2DGeometry) {
+        let x = randomTensor(g.inputShape, seed: 30), w = randomTensor(g.weightShape, seed: 31), dy = randomTensor(g.outputShape, seed: 32)
+        let whole = Tensor(zeros: g.weightShape)
+        conv2dBackward(dInput: nil, dWeight: whole, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: Workspace())
+        let one = Conv2DGeometry(input: [1] + g.inputShape.dropFirst(), outChannels: g.outChannels, kernel: 3, padding: 1)
+        var sum = [Double](repeating: 0, count: whole.count)
+        for n in 0..<g.batch {
+            let xi = Tensor(Array(x.array[n * one.inputShape.reduce(1, *)..<(n + 1) * one.inputShape.reduce(1, *)]), shape: one.inputShape)
+            let dyi = Tensor(Array(dy.array[n * one.outputShape.reduce(1, *)..<(n + 1) * one.outputShape.reduce(1, *)]), shape: one.outputShape)
+            let dw = Tensor(zeros: g.weightShape)
+            conv2dBackward(dInput: nil, dWeight: dw, dBias: nil, dOutput: dyi, input: xi, weight: w, geometry: one, workspace: Workspace())
+            for (i, v) in dw.array.enumerated() { sum[i] += Double(v) }
+        }
+        #expect(g.lowering == "winograd")
+        expectClose(whole.array.map(Double.init), sum, rtol: 1e-4, atol: 1e-4, "\(g)")
+    }
 }

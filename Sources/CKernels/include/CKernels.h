@@ -60,8 +60,7 @@ void abn_winograd_kernel(float *u, const float *weight, ptrdiff_t pairs, ptrdiff
 /// count, S's position xi of kernel p at s[xi * pairs + p].
 void abn_winograd_kernel_gradient(float *dW, const float *s, ptrdiff_t pairs, ptrdiff_t first, ptrdiff_t count, int accumulate);
 
-/// *sum = the sum of p[0..<count]: 16 Float lanes over blocks of 4096 values (256 adds per
-/// lane), each block's lanes added in a fixed order, the blocks in Double.
+/// *sum = the sum of p[0..<count], in 16 Double lanes added in a fixed order.
 void abn_plane_sum(const float *p, ptrdiff_t count, double *sum);
 /// *sum = the sum of (p[i] - center)^2 over p[0..<count], likewise.
 void abn_plane_squares(const float *p, ptrdiff_t count, float center, double *sum);
