@@ -4,10 +4,10 @@ import Foundation
 /// Timings of matrix product shapes on this machine, kept across runs: one JSON file per
 /// processor model, vector level and `OPENBLAS_CORETYPE`, in `ABN_CACHE_DIR` (default
 /// `$XDG_CACHE_HOME/abn`, else `~/.cache/abn`).
-struct GEMMCache {
-    let path: String
+public struct GEMMCache {
+    public let path: String
 
-    static func forThisMachine() -> GEMMCache {
+    public static func forThisMachine() -> GEMMCache {
         let environment = ProcessInfo.processInfo.environment
         let directory = environment["ABN_CACHE_DIR"].flatMap { $0.isEmpty ? nil : $0 }
             ?? environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : ($0 as NSString).appendingPathComponent("abn") }
@@ -16,6 +16,27 @@ struct GEMMCache {
             .joined(separator: "-")
             .map { $0.isLetter || $0.isNumber || $0 == "-" ? String($0) : "_" }.joined()
         return GEMMCache(path: (directory as NSString).appendingPathComponent("gemm-\(key).json"))
+    }
+
+    /// The timings of `shapes` (with their counts): the cached ones, and the missing ones
+    /// measured now (the most work first) and added to the cache, all under the cache's lock,
+    /// so that a shape is timed once per machine, by whichever process needs it first.
+    public func timings(for shapes: [GEMMShape: Int], say: (String) -> Void) -> [GEMMChoice.Timing] {
+        locked {
+            var timings = load()
+            let known = Set(timings.map(\.shape))
+            let missing = shapes.keys.filter { !known.contains($0) }.sorted { $0.flops * Double(shapes[$0]!) > $1.flops * Double(shapes[$1]!) }
+            if !missing.isEmpty {
+                say("abn: timing \(missing.count) matrix product shape(s) with OpenBLAS and oneDNN (cached in \(path))")
+                timings += GEMMChoice.measure(missing)
+                do {
+                    try save(timings)
+                } catch {
+                    say("abn: could not write \(path) (\(error.localizedDescription)); the next run times these shapes again")
+                }
+            }
+            return timings.filter { shapes[$0.shape] != nil }
+        }
     }
 
     /// Runs `body` holding an exclusive lock on the cache (PATH.lock; without the lock when the

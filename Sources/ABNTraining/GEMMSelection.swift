@@ -63,27 +63,7 @@ extension Coordinator {
     /// from this machine's cache, the missing ones measured now by rank 0 and cached. Returns
     /// the timings as JSON (as RUN_DIR/gemm.json keeps them).
     public func chooseProducts(_ shapes: [GEMMShape: Int]) throws -> String {
-        var text = ""
-        if isRoot {
-            let cache = GEMMCache.forThisMachine()
-            // under the cache's lock: a shape is timed once per machine, whoever needs it first
-            let timings = cache.locked {
-                var timings = cache.load()
-                let known = Set(timings.map(\.shape))
-                let missing = shapes.keys.filter { !known.contains($0) }.sorted { $0.flops * Double(shapes[$0]!) > $1.flops * Double(shapes[$1]!) }
-                if !missing.isEmpty {
-                    say("abn: timing \(missing.count) matrix product shape(s) with OpenBLAS and oneDNN (cached in \(cache.path))")
-                    timings += GEMMChoice.measure(missing)
-                    do {
-                        try cache.save(timings)
-                    } catch {
-                        say("abn: could not write \(cache.path) (\(error.localizedDescription)); the next run times these shapes again")
-                    }
-                }
-                return timings
-            }
-            text = try GEMMCache.encode(timings.filter { shapes[$0.shape] != nil })
-        }
+        let text = isRoot ? try GEMMCache.encode(GEMMCache.forThisMachine().timings(for: shapes, say: say)) : ""
         let shared = broadcast(text, what: "rank 0's GEMM choices (it times the products first)")
         GEMMChoice.install(timings: try GEMMCache.decode(shared, source: "rank 0's GEMM choices"))
         return shared

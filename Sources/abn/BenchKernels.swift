@@ -1,4 +1,5 @@
 import ABNTensor
+import ABNTraining
 import ArgumentParser
 import Foundation
 
@@ -9,9 +10,10 @@ struct BenchKernels: ParsableCommand {
         discussion: """
         For each conv shape of the reference network at the given batch, times the forward pass, \
         the input gradient and the weight gradient after a warm-up, in --repeats rounds: each round \
-        first times a raw --peak-size^3 cblas_sgemm the way the convolutions run it (each worker a \
+        first times a raw --peak-size^3 sgemm the way the convolutions run it (each worker a \
         single-threaded sgemm on its share of the columns: the machine's GEMM limit at that moment), \
-        then each direction once. Reported: median conv GFLOP/s, median sgemm GFLOP/s \
+        then each direction once, each product on the library --gemm chooses (auto: as a \
+        training run does). Reported: median conv GFLOP/s, median sgemm GFLOP/s \
         (`sgemm_gflops`) and `fraction_of_sgemm`, the median over rounds of conv / sgemm of the same \
         round, so that a slow phase of a shared machine hits both alike. At the end it times, with \
         OpenBLAS's own threads, the same square product (`library_sgemm_gflops`) and, for each direction, a product of the \
@@ -32,10 +34,12 @@ struct BenchKernels: ParsableCommand {
     @Option(parsing: .unconditional, help: "Size of the square sgemm that measures the GEMM limit.") var peakSize = 2048
     @Option(parsing: .unconditional, help: "Elements of one worker's lowered matrix (default: the workspace's).") var columnBudget: Int?
     @Option(help: "Only the convolutions whose name contains this text, e.g. 'stage2' or '1x1'.") var only: String?
+    @Option(help: "GEMM library: auto (per product, as train.gemm auto chooses), openblas or onednn.") var gemm = "auto"
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
+        guard ["auto", "openblas", "onednn"].contains(gemm) else { throw ValidationError("--gemm must be auto, openblas or onednn, got '\(gemm)'.") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch).") }
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1, got \(repeats).") }
         guard parseWidths(widths) != nil else { throw ValidationError("--widths must be three positive integers like 32,64,128, got '\(widths)'.") }
@@ -86,7 +90,16 @@ struct BenchKernels: ParsableCommand {
                 ("weight_grad", { conv2dBackward(dInput: nil, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace) },
                  GEMMShape(transB: true, m: g.outChannels, n: g.patchSize, k: g.batch * g.outPixels)),
             ]
-            for (_, body, _) in directions { body() }  // warm-up
+            // warm-up, recording the products, whose libraries are chosen as a training run chooses
+            let shapes = BLAS.recordingShapes {
+                for (_, body, _) in directions { body() }
+                _ = square.gflopsSplitOverWorkers(squareOperands)
+            }
+            if gemm == "auto" {
+                GEMMChoice.install(timings: GEMMCache.forThisMachine().timings(for: shapes) { if !json { print($0) } })
+            } else {
+                GEMMChoice.install([:], otherwise: GEMMLibrary(rawValue: gemm)!)
+            }
             // rounds of (square sgemm, then each direction once): each conv time is paired with
             // the GEMM limit measured just before it
             var seconds = Array(repeating: [Double](), count: directions.count)
