@@ -104,9 +104,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         /// Seconds a rank waits for the others in any collective before the job is ended with
         /// a message naming the collective and the ranks that did not arrive (0: no limit).
         public var collectiveTimeoutS: Double = 600
-        /// The GEMM library: auto (per product shape, the faster of OpenBLAS and oneDNN as
-        /// measured at start-up and cached per processor), openblas or onednn.
-        public var gemm = "auto"
+        /// The GEMM library: openblas (the default), onednn, or auto (per product shape, the
+        /// faster of the two as measured at start-up and cached per processor). oneDNN is
+        /// experimental: it corrupted the heap in a DeepLab run (see the README).
+        public var gemm = "openblas"
     }
 
     public struct Checkpoint: Codable, Equatable, Sendable {

@@ -12,8 +12,8 @@ struct BenchKernels: ParsableCommand {
         the input gradient and the weight gradient after a warm-up, in --repeats rounds: each round \
         first times a raw --peak-size^3 sgemm the way the convolutions run it (each worker a \
         single-threaded sgemm on its share of the columns: the machine's GEMM limit at that moment), \
-        then each direction once, each product on the library --gemm chooses (auto: as a \
-        training run does). Reported: median conv GFLOP/s, median sgemm GFLOP/s \
+        then each direction once, each product on the library --gemm names (auto: as a \
+        training run with train.gemm auto). Reported: median conv GFLOP/s, median sgemm GFLOP/s \
         (`sgemm_gflops`) and `fraction_of_sgemm`, the median over rounds of conv / sgemm of the same \
         round, so that a slow phase of a shared machine hits both alike. At the end it times, with \
         OpenBLAS's own threads, the same square product (`library_sgemm_gflops`) and, for each direction, a product of the \
@@ -34,7 +34,7 @@ struct BenchKernels: ParsableCommand {
     @Option(parsing: .unconditional, help: "Size of the square sgemm that measures the GEMM limit.") var peakSize = 2048
     @Option(parsing: .unconditional, help: "Elements of one worker's lowered matrix (default: the workspace's).") var columnBudget: Int?
     @Option(help: "Only the convolutions whose name contains this text, e.g. 'stage2' or '1x1'.") var only: String?
-    @Option(help: "GEMM library: auto (per product, as train.gemm auto chooses), openblas or onednn.") var gemm = "auto"
+    @Option(help: "GEMM library: openblas, onednn (experimental) or auto (per product, as train.gemm auto chooses).") var gemm = "openblas"
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 

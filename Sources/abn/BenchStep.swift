@@ -12,7 +12,7 @@ struct BenchStep: ParsableCommand {
         abstract: "Median time of a full training step (forward, backward, SGD) of the reference network, per norm mode.",
         discussion: """
         Builds the reference network once per mode and batch on random 1x28x28 images, chooses the \
-        GEMM library of each product as a training run does (--gemm auto), runs --warmup untimed steps, then times --repeats steps with the modes interleaved (one step of \
+        GEMM library of each product as --gemm says (auto: as a training run with train.gemm auto), runs --warmup untimed steps, then times --repeats steps with the modes interleaved (one step of \
         each mode in turn), so that noise on a shared machine hits every mode alike. Reports the \
         median step, images/s, GFLOP/s (conv and linear multiply-adds x 2 x 3), its fraction \
         of a 2048^3 cblas_sgemm measured at the start with the engine's threading, and the \
@@ -27,7 +27,7 @@ struct BenchStep: ParsableCommand {
     @Option(parsing: .unconditional, help: "Untimed steps per mode first.") var warmup = 2
     @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
     @Option(help: "Write an SVG chart of step time against batch per mode (give several --batch).") var svg: String?
-    @Option(help: "GEMM library: auto (per product, as train.gemm auto chooses), openblas or onednn.") var gemm = "auto"
+    @Option(help: "GEMM library: openblas, onednn (experimental) or auto (per product, as train.gemm auto chooses).") var gemm = "openblas"
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 

@@ -143,7 +143,7 @@ struct TrainingRunTests {
     @Test("train.gemm auto times the first step's products once per machine, runs repeat bit for bit, and the library matters")
     func gemmChoice() throws {
         let environment = ["ABN_CACHE_DIR": runDirectory("gemm-cache")]  // a machine cache of this test's own
-        let common = ["train", "--config", "configs/tiny.yaml", "--max-steps", "6", "--set", "train.evaluate=false"]
+        let common = ["train", "--config", "configs/tiny.yaml", "--max-steps", "6", "--set", "train.evaluate=false", "--set", "train.gemm=auto"]
         let first = runDirectory("gemm-first"), second = runDirectory("gemm-second")
         let a = try BinaryRunner.run(common + ["--run-dir", first], environment: environment)
         #expect(a.status == 0 && a.stdout.contains("timing") && a.stdout.contains("matrix products:"), "stdout: \(a.stdout) stderr: \(a.stderr)")
