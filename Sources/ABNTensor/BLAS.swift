@@ -81,6 +81,7 @@ public enum BLAS {
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         case .onednn:
+            SignalReceiver.start()
             let status = abn_dnnl_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             precondition(status == 0, "oneDNN sgemm failed (status \(status)) on \(m)x\(n)x\(k)")
         }

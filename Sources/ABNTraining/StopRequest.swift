@@ -1,4 +1,5 @@
 import ABNComm
+import ABNTensor
 import Foundation
 import Synchronization
 
@@ -21,17 +22,15 @@ public enum StopRequest {
     /// The first stop signal received (0: none).
     public static var received: Int32 { signalNumber.load(ordering: .relaxed) }
 
-    /// Installs the handlers, and unblocks the signals on this thread (a parent that blocked
-    /// them, as some launchers and test runners do, would otherwise keep them pending).
+    /// Installs the handlers and starts the thread that receives them (`SignalReceiver`: it
+    /// accepts them even where a parent blocked them, as some launchers and test runners do,
+    /// and the threads computing oneDNN products block them).
     public static func install() {
         _ = received  // initializes the atomic before a handler can touch it
-        var set = sigset_t()
-        sigemptyset(&set)
         for number in [SIGTERM, SIGINT, SIGUSR1] {
             signal(number, stopHandler)
-            sigaddset(&set, number)
         }
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        SignalReceiver.start()
     }
 
     /// The signal's name, e.g. "SIGTERM".
