@@ -50,6 +50,24 @@ public enum BLAS {
         return library
     }()
 
+    /// OpenBLAS's kernel set on this processor (`openblas_get_corename`), e.g. "Haswell".
+    public static var openBLASCore: String { String(cString: openblas_get_corename()) }
+
+    /// A sentence for the user when OpenBLAS runs kernels without AVX2 on a processor that has
+    /// AVX2 and FMA: an OpenBLAS older than the processor does not recognize it and falls back
+    /// to its SSE kernels (0.3.21 runs "Prescott" on Xeons of 2023), a quarter of the speed
+    /// of its AVX2 ones or less. Nil otherwise, and when OPENBLAS_CORETYPE chose the kernels.
+    public static var openBLASFallbackWarning: String? {
+        let core = openBLASCore
+        let withAVX2 = ["haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"]
+        guard VectorLevel.supported.contains("avx2"), !withAVX2.contains(core.lowercased()),
+              ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil else { return nil }
+        return "abn: OpenBLAS runs its \(core) kernels, without AVX2, on this processor, which has AVX2 and FMA: this OpenBLAS "
+            + "does not recognize it, and its matrix products run at a quarter of their speed or less. Set "
+            + "OPENBLAS_CORETYPE=Haswell in the environment of every rank (launch/train.sh passes it on), or "
+            + "train.gemm: auto to use oneDNN's sgemm where it is faster."
+    }
+
     /// Runs `body` with OpenBLAS's own threading at `threads`, then back to one thread; for
     /// measuring raw multi-threaded sgemm next to the engine's kernels.
     public static func withLibraryThreads<R>(_ threads: Int, _ body: () -> R) -> R {

@@ -7,6 +7,9 @@ public enum VectorLevel {
     /// The level in use.
     public static var current: String { String(cString: abn_simd_name(abn_simd_level())) }
 
+    /// The vector code in use, ours and OpenBLAS's, for start-up lines: "kernels avx512, OpenBLAS Haswell".
+    public static var summary: String { "kernels \(current), OpenBLAS \(BLAS.openBLASCore)" }
+
     /// The levels this processor runs, lowest first.
     public static var supported: [String] { (1...abn_simd_best_level()).map { String(cString: abn_simd_name($0)) } }
 

@@ -122,7 +122,7 @@ struct BenchKernels: ParsableCommand {
         workspace.release()
         let library = square.gflops(repeats: 3, rng: &rng)
         if !json {
-            print("abn bench kernels: batch \(batch), \(Parallel.threadCount) threads, kernels \(VectorLevel.current); raw sgemm \(peakSize)^3: "
+            print("abn bench kernels: batch \(batch), \(Parallel.threadCount) threads, \(VectorLevel.summary); raw sgemm \(peakSize)^3: "
                   + "\(formatted(limits.min()!))-\(formatted(limits.max()!)) GFLOP/s over the run (engine threads), "
                   + "\(formatted(library)) GFLOP/s (OpenBLAS threads)")
             print("kernel".padding(toLength: 22, withPad: " ", startingAt: 0) + "lowering   "

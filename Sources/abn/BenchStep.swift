@@ -50,7 +50,7 @@ struct BenchStep: ParsableCommand {
             var config = TrainingConfig()
             config.model.widths = parseWidths(widths)!
             if !json {
-                coordinator.say("abn bench step: reference network, \(coordinator.comm.size) rank(s) x \(Parallel.threadCount) thread(s), kernels \(VectorLevel.current); raw sgemm 2048^3: \(formatted(sgemm)) GFLOP/s")
+                coordinator.say("abn bench step: reference network, \(coordinator.comm.size) rank(s) x \(Parallel.threadCount) thread(s), \(VectorLevel.summary); raw sgemm 2048^3: \(formatted(sgemm)) GFLOP/s")
                 coordinator.say("mode        batch    step s   images/s   GFLOP/s  of sgemm  vs standard")
             }
             var chart = SVGChart(title: "Training step of the reference network (\(Parallel.threadCount) threads)",
