@@ -116,10 +116,11 @@ class DeepLab(nn.Module):
         cin = widths[0]
         self.stages = []
         for i, width in enumerate(widths):
-            dilated = i == 3 and output_stride == 8
-            first_stride = 1 if i == 0 or dilated else 2
+            # below output stride 16 the last stages keep stride 1 and dilate: 8 -> (1, 1, 1, 2), 4 -> (1, 1, 2, 4)
+            dilation = {16: (1, 1, 1, 1), 8: (1, 1, 1, 2), 4: (1, 1, 2, 4)}[output_stride][i]
+            first_stride = 1 if i == 0 or dilation > 1 else 2
             stage = nn.Sequential(*[PreActBlock(cin if j == 0 else width, width, first_stride if j == 0 else 1, norm,
-                                                2 if dilated else 1) for j in range(blocks)])
+                                                dilation) for j in range(blocks)])
             setattr(self, f"stage{i + 1}", stage)
             self.stages.append(stage)
             cin = width

@@ -7,7 +7,7 @@ public struct DeepLabShape: Sendable, Equatable {
     public var widths: [Int]
     public var blocksPerStage: Int
     /// 16: first-block strides (1, 2, 2, 2) after a stride-2 stem; 8: stage 4 keeps stride 1 and
-    /// dilates its 3x3 convolutions by 2.
+    /// dilates its 3x3 convolutions by 2; 4: stages 3 and 4 keep stride 1, dilated by 2 and 4.
     public var outputStride: Int
     /// Width of the head's branches (hw).
     public var headWidth: Int
@@ -72,8 +72,8 @@ public final class DeepLab: Network {
     public init(shape: DeepLabShape, norm: NormSettings, seed: UInt64 = 0) throws {
         guard shape.widths.count == 4, shape.widths.allSatisfy({ $0 >= 1 }), shape.blocksPerStage >= 1, shape.inChannels >= 1,
               shape.classes >= 2, shape.headWidth >= 1, shape.dilations.count == 3, shape.dilations.allSatisfy({ $0 >= 1 }),
-              [8, 16].contains(shape.outputStride) else {
-            throw LayerError.invalidSetting("DeepLab shape \(shape) is invalid: four positive widths, three dilations, output stride 8 or 16, classes >= 2.")
+              [4, 8, 16].contains(shape.outputStride) else {
+            throw LayerError.invalidSetting("DeepLab shape \(shape) is invalid: four positive widths, three dilations, output stride 4, 8 or 16, classes >= 2.")
         }
         self.shape = shape
         var rng = SplitMix64(seed: seed)
@@ -81,11 +81,11 @@ public final class DeepLab: Network {
         var stages: [[PreActBlock]] = []
         var cin = shape.widths[0]
         for (i, c) in shape.widths.enumerated() {
-            let dilated = i == 3 && shape.outputStride == 8
-            let firstStride = i == 0 || dilated ? 1 : 2
+            let dilation = Self.dilation(stage: i, outputStride: shape.outputStride)
+            let firstStride = i == 0 || dilation > 1 ? 1 : 2
             stages.append(try (0..<shape.blocksPerStage).map { b in
                 try PreActBlock("stage\(i + 1).\(b)", inChannels: b == 0 ? cin : c, outChannels: c, stride: b == 0 ? firstStride : 1,
-                                dilation: dilated ? 2 : 1, norm: norm, rng: &rng)
+                                dilation: dilation, norm: norm, rng: &rng)
             })
             cin = c
         }
@@ -107,6 +107,14 @@ public final class DeepLab: Network {
             + mapConvs.flatMap(\.allParameters) + mapNorm.allParameters + poolConv.allParameters + poolNorm.allParameters
             + reduceConv.allParameters + poolReduceConv.allParameters + reduceNorm.allParameters + classifier.allParameters
         parameters = ParameterStore(all)
+    }
+
+    /// Dilation of stage `stage` (0-based). Below output stride 16 the last stages give up their
+    /// stride 2 (8: stage 4; 4: stages 3 and 4), and from the first of them on each stage dilates
+    /// twice as much as the one before: 8 -> (1, 1, 1, 2), 4 -> (1, 1, 2, 4).
+    static func dilation(stage: Int, outputStride: Int) -> Int {
+        let firstUndone = 4 - (16 / outputStride).trailingZeroBitCount
+        return stage >= firstUndone ? 1 << (stage - firstUndone + 1) : 1
     }
 
     public var normLayers: [NormAct] {

@@ -66,10 +66,11 @@ public final class Trainer {
             coordinator.say("train: nothing to do, the run is at step \(step) of \(lastStep).")
             return .finished
         }
-        coordinator.say("train: \(comm.size) rank(s) x \(Parallel.threadCount) thread(s), kernels \(VectorLevel.current), global batch \(config.train.globalBatch) "
+        coordinator.say("train: \(comm.size) rank(s) x \(Parallel.threadCount) thread(s), \(VectorLevel.summary), global batch \(config.train.globalBatch) "
                         + "(\(slices.counts.map(String.init).joined(separator: "+"))), \(batches.stepsPerEpoch) steps per epoch, "
                         + "steps \(step)..<\(lastStep) of \(totalSteps), norm \(config.model.norm.rawValue)\(config.model.sync ? " synchronized" : ""), "
                         + "\(replica.net.parameters.parameterCount) parameters; run directory \(runDirectory)")
+        if config.train.gemm == "openblas", let warning = BLAS.openBLASFallbackWarning { coordinator.say(warning) }
         coordinator.say("train: \(data.task.rawValue) of \(data.train.count) images (\(data.channels) channel(s), \(data.classNames.count) classes) from \(config.data.root); model \(replica.net.summary)")
         let gemm = GEMMSelection(config: config, runDirectory: runDirectory, coordinator: coordinator)
         var choosingProducts = try gemm.prepare(resume: resume)
@@ -131,7 +132,8 @@ public final class Trainer {
                 window = (0, 0, monotonicSeconds())
                 timings = StepTimings()
             }
-            if (endOfEpoch || step == totalSteps) && config.train.evaluate {
+            let evaluationEpoch = endOfEpoch && (step / batches.stepsPerEpoch) % config.train.evaluateEvery == 0
+            if (evaluationEpoch || step == totalSteps) && config.train.evaluate {
                 let result = try evaluateWithRootStatistics(replica, loader: test)
                 var line: [String: Any] = ["step": step, "epoch": Double(step) / Double(batches.stepsPerEpoch)]
                 line.merge(result.jsonFields) { $1 }

@@ -20,7 +20,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         public var blocksPerStage = 2
         /// Classes of the output (0: the data set's count).
         public var classes = 0
-        /// deeplab: output stride of the body (16, or 8 with a dilated last stage), the head's
+        /// deeplab: output stride of the body (16; 8 with a dilated last stage; 4 with the last two), the head's
         /// width and its three atrous dilations.
         public var outputStride = 16
         public var headWidth = 64
@@ -99,8 +99,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         public var overlap = true
         /// Write a metrics line every N steps.
         public var logEvery = 20
-        /// Evaluate on the test set at the end of each epoch.
+        /// Evaluate on the test set at the end of every `evaluate_every`-th epoch and of the run.
         public var evaluate = true
+        public var evaluateEvery = 1
         /// Seconds a rank waits for the others in any collective before the job is ended with
         /// a message naming the collective and the ranks that did not arrive (0: no limit).
         public var collectiveTimeoutS: Double = 600
@@ -270,7 +271,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
                     "must list one to eight channel counts in 1...16384, got \(model.widths).")
         try require(model.arch != "deeplab" || model.widths.count == 4, "model.widths", "deeplab needs four stage widths, got \(model.widths.count).")
         try require(model.classes == 0 || (2...255).contains(model.classes), "model.classes", "must be 0 (from the data) or 2...255, got \(model.classes).")
-        try require([8, 16].contains(model.outputStride), "model.output_stride", "must be 8 or 16, got \(model.outputStride).")
+        try require([4, 8, 16].contains(model.outputStride), "model.output_stride", "must be 4, 8 or 16, got \(model.outputStride).")
         try require((1...16384).contains(model.headWidth), "model.head_width", "must be in 1...16384, got \(model.headWidth).")
         try require(model.asppDilations.count == 3 && model.asppDilations.allSatisfy { (1...64).contains($0) }, "model.aspp_dilations",
                     "must be three dilations in 1...64, got \(model.asppDilations).")
@@ -316,6 +317,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(train.seed >= 0, "train.seed", "must be >= 0, got \(train.seed).")
         try require((1...(1 << 20)).contains(train.bucketKib), "train.bucket_kib", "must be in 1...1048576 (1 GiB), got \(train.bucketKib).")
         try require(train.logEvery >= 1, "train.log_every", "must be at least 1, got \(train.logEvery).")
+        try require((1...1_000_000).contains(train.evaluateEvery), "train.evaluate_every", "must be a number of epochs in 1...1000000, got \(train.evaluateEvery).")
         try require(train.collectiveTimeoutS == 0 || (1...1_000_000).contains(train.collectiveTimeoutS), "train.collective_timeout_s",
                     "must be 0 (no limit) or 1...1000000 seconds, got \(train.collectiveTimeoutS).")
         try require(["auto", "openblas", "onednn"].contains(train.gemm), "train.gemm", "must be auto, openblas or onednn, got '\(train.gemm)'.")
@@ -328,7 +330,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Keys whose values do not change what a run computes: logging, evaluation, checkpoint
     /// cadence, how gradients travel, the watchdog, the GEMM library, the test subset.
     static let keysThatKeepTheRun: Set<String> = [
-        "train.log_every", "train.evaluate", "train.bucket_kib", "train.overlap", "train.collective_timeout_s", "train.gemm",
+        "train.log_every", "train.evaluate", "train.evaluate_every", "train.bucket_kib", "train.overlap", "train.collective_timeout_s", "train.gemm",
         "checkpoint.every", "checkpoint.keep", "data.test_limit",
     ]
 

@@ -17,7 +17,7 @@ func stripedMasks(_ n: Int, _ h: Int, _ w: Int, classes: Int) -> [UInt8] {
 
 @Suite("DeepLabV3 network")
 struct DeepLabTests {
-    @Test("parameter names follow segmentation.md; logits come at the output stride; output stride 8 dilates stage 4")
+    @Test("parameter names follow segmentation.md; logits come at the output stride; output stride 8 dilates stage 4, 4 stages 3 and 4")
     func namesAndShapes() throws {
         let net = try smallDeepLab(mode: .inplace)
         let names = (net.parameters.parameters + net.parameters.buffers).map(\.name)
@@ -34,6 +34,9 @@ struct DeepLabTests {
         let os8 = try smallDeepLab(mode: .inplace, outputStride: 8)
         #expect(try os8.forward(images).shape == [2, 5, 5, 4])
         #expect(os8.forwardMultiplyAdds(height: 64, width: 64) > net.forwardMultiplyAdds(height: 64, width: 64))
+        let os4 = try smallDeepLab(mode: .inplace, outputStride: 4)
+        #expect(try os4.forward(images).shape == [2, 5, 10, 8])  // 37 -> 19 -> 10
+        #expect(os4.forwardMultiplyAdds(height: 64, width: 64) > os8.forwardMultiplyAdds(height: 64, width: 64))
     }
 
     /// With the identity activation the loss is smooth, so finite differences are exact to

@@ -42,6 +42,8 @@ struct ConfigTests {
         #expect(error("model:\n  widths: 32\n").contains("model.widths"))
         #expect(error("train:\n  lr: -1\n").contains("train.lr"))
         #expect(error("train:\n  gemm: mkl\n").contains("train.gemm"))
+        #expect(error("train:\n  evaluate_every: 0\n").contains("train.evaluate_every"))
+        #expect(error("model:\n  output_stride: 2\n").contains("model.output_stride"))
         #expect(error("model:\n  norm: fused\n").contains("model.norm"))
         #expect(error("model:\n  activation: relu\n").contains("leaky_relu"))
         #expect(error("", overrides: ["train.lr"]).contains("KEY=VALUE"))
@@ -83,7 +85,7 @@ struct ConfigTests {
     @Test("resume compares configs: settings that change the run are named, the others pass")
     func runChanges() throws {
         let stored = try TrainingConfig.parse(yaml: "train:\n  lr: 0.1\n")
-        let logging = try TrainingConfig.parse(yaml: "train:\n  lr: 0.1\n  log_every: 3\n  collective_timeout_s: 9\n  gemm: onednn\ncheckpoint:\n  keep: 9\n")
+        let logging = try TrainingConfig.parse(yaml: "train:\n  lr: 0.1\n  log_every: 3\n  evaluate_every: 5\n  collective_timeout_s: 9\n  gemm: onednn\ncheckpoint:\n  keep: 9\n")
         #expect(try logging.runChanges(from: stored).isEmpty)
         let changed = try TrainingConfig.parse(yaml: "train:\n  lr: 0.2\n  max_steps: 50\nmodel:\n  widths: [8, 8]\n")
         let changes = try changed.runChanges(from: stored)
