@@ -8,13 +8,16 @@ training step beside abn.
       image folder; for DeepLab, on a segmentation folder, the loss per valid pixel, pixel
       accuracy, mIoU and per-class IoU from a confusion matrix over whole test images.
       InPlace-ABN weights become BatchNorm weights |weight| + eps.
-  python python/abn_torch.py train CONFIG [--epochs N] [--threads 2] [--steps N] [--stop-after-epoch N]
+  python python/abn_torch.py train CONFIG [--epochs N] [--threads 2] [--steps N] [--stop-after-epoch N] [--state FILE]
       Trains the DeepLab network of an abn segmentation config in PyTorch (BatchNorm + in-place
       activation, one process on the whole global batch) with the config's data, augmentation
       (random scale, crop with padding, flip), SGD, learning-rate schedule and epochs, and prints
-      one JSON line per epoch with the test mIoU, per-class IoU and pixel accuracy: the
-      reference a run of abn is compared with. Augmentation draws from torch's generator, not
-      abn's, so the two see the same distribution, not the same crops.
+      a JSON line per epoch, with the test mIoU, per-class IoU and pixel accuracy at the
+      config's train.evaluate_every cadence and at the end: the reference a run of abn is
+      compared with. Augmentation draws from torch's generator, not abn's, so the two see the
+      same distribution, not the same crops. With --state FILE the run is written there after
+      every epoch (network, optimizer, generator, the lines so far) and continues from it when
+      started again, so an interrupted run loses at most one epoch.
   python python/abn_torch.py bench [--norm bn] [--batch 128] [--steps 20] [--threads 2]
       Times training steps (SGD, momentum 0.9) of the reference network on random data and
       prints one JSON line: median step seconds, images/s, GFLOP/s, activation bytes autograd
@@ -434,8 +437,19 @@ def command_train(args):
     if args.steps:
         total = min(total, args.steps)
     generator = torch.Generator().manual_seed(int(train.get("seed", 0)))
-    step, start = 0, time.perf_counter()
-    for epoch in range(epochs):
+    step, first_epoch, spent, lines = 0, 0, 0.0, []
+    if args.state and os.path.exists(args.state):
+        state = torch.load(args.state, weights_only=False)
+        net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        step, first_epoch, spent, lines = state["step"], state["epoch"], state["seconds"], state["lines"]
+        for line in lines:
+            print(line, flush=True)
+        print(f"resumed from {args.state} after epoch {first_epoch} (step {step})", file=sys.stderr, flush=True)
+    every = int(train.get("evaluate_every", 1))
+    start = time.perf_counter() - spent
+    for epoch in range(first_epoch, epochs):
         order = torch.randperm(len(images), generator=generator).tolist()
         net.train()
         for b in range(steps_per_epoch):
@@ -450,10 +464,19 @@ def command_train(args):
             loss.backward()
             optimizer.step()
             step += 1
-        net.eval()
-        result = evaluate_segmentation(net, config, channels, classes, int(data.get("test_limit", 0)))
-        print(json.dumps({"epoch": epoch + 1, "step": step, "train_loss": loss.item(), "seconds": time.perf_counter() - start, **result}), flush=True)
-        if step >= total or epoch + 1 == args.stop_after_epoch:
+        last = step >= total or epoch + 1 == args.stop_after_epoch
+        result = {}
+        if (epoch + 1) % every == 0 or last:
+            net.eval()
+            result = evaluate_segmentation(net, config, channels, classes, int(data.get("test_limit", 0)))
+        line = json.dumps({"epoch": epoch + 1, "step": step, "train_loss": loss.item(), "seconds": time.perf_counter() - start, **result})
+        print(line, flush=True)
+        lines.append(line)
+        if args.state:
+            torch.save({"net": net.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": step,
+                        "epoch": epoch + 1, "seconds": time.perf_counter() - start, "lines": lines}, args.state + ".tmp")
+            os.replace(args.state + ".tmp", args.state)
+        if last:
             break
 
 
@@ -529,6 +552,7 @@ def main(argv):
     train.add_argument("--steps", type=int, help="stop after this many steps (for a quick check)")
     train.add_argument("--stop-after-epoch", type=int, help="stop after this epoch, the schedule still spanning all epochs")
     train.add_argument("--threads", type=int, default=2)
+    train.add_argument("--state", help="write the run here after every epoch, and continue from it when it exists")
     bench = commands.add_parser("bench", help="time training steps of the reference network")
     bench.add_argument("--norm", default="bn", help="bn: BatchNorm + in-place leaky ReLU")
     bench.add_argument("--batch", type=int, default=128)

@@ -37,6 +37,38 @@ struct PyTorchInteropTests {
         #expect(abs(loss - torchLoss) <= 1e-4 * loss)
     }
 
+    /// The PyTorch reference run of a config takes longer than a working session here, so it
+    /// must survive being stopped: a run stopped after epoch 1 and started again with its
+    /// --state file ends where an uninterrupted run ends.
+    @Test("python/abn_torch.py train continues from --state as if it had never stopped")
+    func trainResumes() throws {
+        try requirePython()
+        let dir = runDirectory("interop-resume")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // makes tiny-seg's data set when it is missing
+        let made = try BinaryRunner.run(["train", "--config", "configs/tiny-seg.yaml", "--max-steps", "1", "--run-dir", dir + "/abn", "--set", "train.evaluate=false"])
+        try #require(made.status == 0, "stderr: \(made.stderr)")
+        func train(_ options: [String]) throws -> [[String: Any]] {
+            let run = try BinaryRunner.command("/usr/bin/env", ["python3", "python/abn_torch.py", "train", "configs/tiny-seg.yaml", "--threads", "1"] + options,
+                                               environment: [:])
+            try #require(run.status == 0, "stderr: \(run.stderr)")
+            return run.jsonLines
+        }
+        let state = dir + "/state.pt"
+        let whole = try train([])
+        let stopped = try train(["--stop-after-epoch", "1", "--state", state])
+        let resumed = try train(["--state", state])
+        try #require(whole.count == 2 && stopped.count == 1 && resumed.count == 2, "lines: \(whole.count), \(stopped.count), \(resumed.count)")
+        #expect(resumed[0]["train_loss"] as? Double == stopped[0]["train_loss"] as? Double, "the stored line comes first")
+        let a = whole[1], b = resumed[1]
+        #expect(a["epoch"] as? Int == 2 && b["epoch"] as? Int == 2)
+        let lossA = try #require(a["train_loss"] as? Double), lossB = try #require(b["train_loss"] as? Double)
+        let miouA = try #require(a["test_miou"] as? Double), miouB = try #require(b["test_miou"] as? Double)
+        print("PyTorch interop: epoch 2 uninterrupted loss \(lossA) mIoU \(miouA), resumed loss \(lossB) mIoU \(miouB)")
+        #expect(abs(lossA - lossB) <= 1e-5 * lossA && abs(miouA - miouB) <= 1e-6)
+    }
+
     @Test("python/abn_torch.py load reproduces abn eval on a checkpoint")
     func loadMatchesEval() throws {
         try requirePython()
