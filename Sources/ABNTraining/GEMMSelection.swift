@@ -24,11 +24,9 @@ struct GEMMSelection {
             GEMMChoice.install([:], otherwise: .openblas)
             return false
         case "onednn":
-            coordinator.say("train: train.gemm onednn is experimental: oneDNN's sgemm corrupted the heap in a DeepLab run (README, \"GEMM libraries\").")
             GEMMChoice.install([:], otherwise: .onednn)
             return false
         default:
-            coordinator.say("train: train.gemm \(config.train.gemm) puts products on oneDNN, which is experimental here: it corrupted the heap in a DeepLab run (README, \"GEMM libraries\").")
             GEMMChoice.install([:])
             guard resume else { return true }
             let stored = coordinator.isRoot ? ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "") : ""

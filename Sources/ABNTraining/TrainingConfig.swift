@@ -106,8 +106,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         /// a message naming the collective and the ranks that did not arrive (0: no limit).
         public var collectiveTimeoutS: Double = 600
         /// The GEMM library: openblas (the default), onednn, or auto (per product shape, the
-        /// faster of the two as measured at start-up and cached per processor). oneDNN is
-        /// experimental: it corrupted the heap in a DeepLab run (see the README).
+        /// faster of the two as measured at start-up and cached per processor).
         public var gemm = "openblas"
     }
 

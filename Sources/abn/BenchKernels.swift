@@ -34,7 +34,7 @@ struct BenchKernels: ParsableCommand {
     @Option(parsing: .unconditional, help: "Size of the square sgemm that measures the GEMM limit.") var peakSize = 2048
     @Option(parsing: .unconditional, help: "Elements of one worker's lowered matrix (default: the workspace's).") var columnBudget: Int?
     @Option(help: "Only the convolutions whose name contains this text, e.g. 'stage2' or '1x1'.") var only: String?
-    @Option(help: "GEMM library: openblas, onednn (experimental) or auto (per product, as train.gemm auto chooses).") var gemm = "openblas"
+    @Option(help: "GEMM library: openblas, onednn or auto (per product, as train.gemm auto chooses).") var gemm = "openblas"
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 

@@ -27,7 +27,7 @@ struct BenchStep: ParsableCommand {
     @Option(parsing: .unconditional, help: "Untimed steps per mode first.") var warmup = 2
     @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
     @Option(help: "Write an SVG chart of step time against batch per mode (give several --batch).") var svg: String?
-    @Option(help: "GEMM library: openblas, onednn (experimental) or auto (per product, as train.gemm auto chooses).") var gemm = "openblas"
+    @Option(help: "GEMM library: openblas, onednn or auto (per product, as train.gemm auto chooses).") var gemm = "openblas"
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 
