@@ -166,19 +166,44 @@ public final class DeepLab: Network {
 
     /// Backward from dLogits (N, classes, h, w); parameter gradients land in `parameters.gradients`.
     public func backward(_ dLogits: Tensor) {
-        guard let images, let pooled else { preconditionFailure("DeepLab.backward before forward") }
+        guard let images else { preconditionFailure("DeepLab.backward before forward") }
         let ready = gradientsReady ?? { _ in }
+        // the head's gradients are freed as each part returns, before the body's backward
+        var dx = bodyNorm.backward(headBackward(dLogits, ready: ready))
+        ready(bodyNorm.weight); ready(bodyNorm.bias)
+        for stage in stages.reversed() {
+            for block in stage.reversed() { dx = block.backward(dx, workspace: workspace, gradientsReady: ready) }
+        }
+        _ = stem.backward(dx, input: images, inputGradient: false, workspace: workspace)
+        ready(stem.weight)
+        self.images = nil
+    }
 
+    /// The head's backward from the logits' gradient [n, classes, h, w] to the gradient of the
+    /// body norm's output [n, C, h, w].
+    private func headBackward(_ dLogits: Tensor, ready: (Parameter) -> Void) -> Tensor {
+        let dReduced = classifierBackward(dLogits, ready: ready)
+        let dPooled = poolingBackward(dReduced, ready: ready)
+        return mapBackward(dReduced, dPooled: dPooled, ready: ready)
+    }
+
+    /// Through `cls` and `head.red_bn`: the gradient of the sum of `red_conv` and the pooling
+    /// branch [n, hw, h, w].
+    private func classifierBackward(_ dLogits: Tensor, ready: (Parameter) -> Void) -> Tensor {
         let reducedNormed = reduced ?? reduceNorm.recomputeOutput()
         reduced = nil
         let dReducedNormed = classifier.backward(dLogits, input: reducedNormed, inputGradient: true, workspace: workspace)!
         ready(classifier.weight); ready(classifier.bias!)
         let dReduced = reduceNorm.backward(dReducedNormed)
         ready(reduceNorm.weight); ready(reduceNorm.bias)
+        return dReduced
+    }
 
-        // pooling branch: the broadcast add's gradient is the sum over positions
-        let n = dReduced.shape[0], hw = shape.headWidth
-        let dPoolReduced = Tensor(uninitialized: [n, hw, 1, 1])
+    /// The pooling branch: the broadcast add's gradient is the sum over positions. Returns the
+    /// gradient of the pooled body output [n, C, 1, 1].
+    private func poolingBackward(_ dReduced: Tensor, ready: (Parameter) -> Void) -> Tensor {
+        guard let pooled else { preconditionFailure("DeepLab.backward before forward") }
+        let dPoolReduced = Tensor(uninitialized: [dReduced.shape[0], shape.headWidth, 1, 1])
         sumPlanes(dPoolReduced, dReduced)
         let poolNormed = poolNormed ?? poolNorm.recomputeOutput()
         self.poolNormed = nil
@@ -189,8 +214,12 @@ public final class DeepLab: Network {
         let dPooled = poolConv.backward(dPoolConv, input: pooled, inputGradient: true, workspace: workspace)!
         ready(poolConv.weight)
         self.pooled = nil
+        return dPooled
+    }
 
-        // main branch
+    /// The main branch (`red_conv`, `map_bn`, the four map convolutions) plus the pooling's
+    /// share: the gradient of the body norm's output [n, C, h, w].
+    private func mapBackward(_ dReduced: Tensor, dPooled: Tensor, ready: (Parameter) -> Void) -> Tensor {
         let mapped = mapped ?? mapNorm.recomputeOutput()
         self.mapped = nil
         let dMapped = reduceConv.backward(dReduced, input: mapped, inputGradient: true, workspace: workspace)!
@@ -199,6 +228,7 @@ public final class DeepLab: Network {
         ready(mapNorm.weight); ready(mapNorm.bias)
         let body = body ?? bodyNorm.recomputeOutput()
         self.body = nil
+        let n = body.shape[0], hw = shape.headWidth
         let dBody = Tensor(uninitialized: body.shape)
         globalAveragePoolBackward(dInput: dBody, dOutput: dPooled.reshaped([n, body.shape[1]]))
         let dBranch = Tensor(uninitialized: [n, hw, body.shape[2], body.shape[3]])
@@ -207,15 +237,7 @@ public final class DeepLab: Network {
             conv.backward(dBranch, input: body, addingInputGradientTo: dBody, workspace: workspace)
             ready(conv.weight)
         }
-
-        var dx = bodyNorm.backward(dBody)
-        ready(bodyNorm.weight); ready(bodyNorm.bias)
-        for stage in stages.reversed() {
-            for block in stage.reversed() { dx = block.backward(dx, workspace: workspace, gradientsReady: ready) }
-        }
-        _ = stem.backward(dx, input: images, inputGradient: false, workspace: workspace)
-        ready(stem.weight)
-        self.images = nil
+        return dBody
     }
 
     public func forwardMultiplyAdds(height: Int, width: Int) -> Double {
