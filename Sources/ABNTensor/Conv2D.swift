@@ -57,16 +57,16 @@ public struct Conv2DGeometry: Sendable, Equatable, CustomStringConvertible {
         "\(inChannels)->\(outChannels) \(kernelHeight)x\(kernelWidth) s\(strideHeight) p\(padHeight) d\(dilationHeight) on \(inHeight)x\(inWidth)"
     }
 
-    /// How the forward pass and the weight gradient are lowered to GEMMs, for reports:
-    /// "direct", "winograd", "row-shift", "phases" or "im2col".
-    public var lowering: String {
-        switch ConvolutionPlan.lowering(of: self) {
-        case .winograd: "winograd"
-        case .rowShift: "row-shift"
-        case .phases: "phases"
-        case .im2col: "im2col"
-        case .direct: "direct"
-        }
+    /// How the forward pass is lowered to GEMMs, for reports: "direct", "winograd",
+    /// "phase-stack", "row-shift", "phases" or "im2col".
+    public var lowering: String { ConvolutionPlan.lowering(of: self).name }
+    /// How the weight gradient is lowered, named like `lowering`.
+    public var weightGradientLowering: String { ConvolutionPlan.lowering(of: self, weightGradient: true).name }
+    /// How the input gradient is computed: as the forward convolution of the transposed
+    /// geometry (its lowering's name), or by "phases" or "col2im".
+    public var inputGradientLowering: String {
+        if let transposed = transposedForInputGradient, inChannels >= 8 { return transposed.lowering }
+        return lowersByPhases ? "phases" : "col2im"
     }
 
     /// For kernel column `j`: the output columns whose input column lies inside the image (an
@@ -101,11 +101,12 @@ public func conv2dForward(output: Tensor, input: Tensor, weight: Tensor, bias: T
 
 /// The forward convolution on raw buffers (shapes already checked); `accumulate` adds the
 /// result to y instead of overwriting it.
-private func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                       _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ workspace: Workspace, accumulate: Bool) {
     let plan = ConvolutionPlan(g, budget: workspace.columnBudget)
     switch plan.lowering {
     case .winograd: convolveByWinograd(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
+    case .phaseStack: convolveByPhaseStack(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
     case .rowShift: convolveByRowShift(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
     case .phases: convolveByPhases(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
     case .im2col: convolveByIm2col(y, x, w, bias, g, plan, workspace, accumulate: accumulate)
@@ -132,7 +133,7 @@ public func conv2dBackward(dInput: Tensor?, dWeight: Tensor?, dBias: Tensor?,
     if let dBias { channelSums(dBias.data, dOutput.data, images: g.batch, channels: g.outChannels, pixels: g.outPixels, accumulate: accumulate) }
     if let dWeight { convWeightGradient(dWeight.data, dOutput.data, input.data, g, accumulate, workspace) }
     if let dInput {
-        if let transposed = g.transposedForInputGradient, g.inChannels >= 8 {
+        if let transposed = g.transposedForInputGradient, g.inChannels >= 8 {  // as inputGradientLowering says
             let flipped = workspace.buffers(.flippedWeight, workers: 1, count: weight.count)[0]
             flipTransposed(flipped, weight.data, g)
             convolve(dInput.data, dOutput.data, flipped, nil, transposed, workspace, accumulate: accumulateInput)
@@ -174,11 +175,12 @@ private func flipTransposed(_ flipped: UnsafeMutablePointer<Float>, _ weight: Un
 
 /// dW (outC, C, kH, kW): the sum over work items, accumulated per group of items
 /// (`ConvolutionPlan.groups`) and then over the groups in order.
-private func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+func convWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                                 _ g: Conv2DGeometry, _ accumulate: Bool, _ workspace: Workspace) {
-    let plan = ConvolutionPlan(g, budget: workspace.columnBudget)
+    let plan = ConvolutionPlan(g, budget: workspace.columnBudget, weightGradient: true)
     switch plan.lowering {
     case .winograd: convWeightGradientByWinograd(dW, dy, x, g, plan, accumulate, workspace)
+    case .phaseStack: convWeightGradientByPhaseStack(dW, dy, x, g, plan, accumulate, workspace)
     case .rowShift: convWeightGradientByRowShift(dW, dy, x, g, plan, accumulate, workspace)
     case .phases: convWeightGradientByPhases(dW, dy, x, g, plan, accumulate, workspace)
     case .im2col: convWeightGradientByIm2col(dW, dy, x, g, plan, accumulate, workspace)

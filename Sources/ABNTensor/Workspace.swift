@@ -19,8 +19,11 @@ public final class Workspace {
         /// A convolution kernel split by kernel row for row-shifted lowering: (kH, outC, C*kW),
         /// or Winograd-transformed: (16, outC, C).
         case kernelRows
-        /// A work item's input split into phase planes (stride 2): (images, C, 4, plane).
+        /// A work item's input split into phase planes (stride 2): (images, C, 4, plane), or a
+        /// chunk's input stacked by phases (dilation): (images, C, stackedHeight, Wp).
         case phasePlanes
+        /// A chunk's output or output gradient stacked by phases: (images, outC, stackedHeight, Wp).
+        case stackedOutput
     }
 
     /// Upper bound, in elements, of one worker's lowered matrix for im2col, row-shifted and

@@ -22,8 +22,8 @@ struct BenchKernels: ParsableCommand {
         flops; `lowering` names how each convolution runs ("winograd" ones do 2.25x fewer \
         multiplications, so they can exceed the sgemm). With --network deeplab: the dilated 3x3 \
         convolutions of the segmentation default (configs/fmnist-scenes-deeplab.yaml at 96x96, \
-        output stride 8: stage 4 at dilation 2, the head's at 2, 4 and 6, on 12x12 maps) next to \
-        the same shapes undilated.
+        output stride 4: stage 3 at dilation 2, stage 4 at 4, the head's at 4, 8 and 12, on 24x24 \
+        maps) next to the same widths undilated.
         """)
 
     @Option(parsing: .unconditional, help: "Batch size.") var batch = 128
@@ -54,7 +54,7 @@ struct BenchKernels: ParsableCommand {
     /// One timed convolution direction.
     struct Measurement {
         let kernel: String
-        /// The convolution's lowering (`Conv2DGeometry.lowering`).
+        /// How this direction is lowered (`Conv2DGeometry.lowering` and its siblings).
         let lowering: String
         let direction: String
         /// Median GFLOP/s of the convolution.
@@ -115,7 +115,8 @@ struct BenchKernels: ParsableCommand {
             limits += rounds
             for (i, (direction, _, gemm)) in directions.enumerated() {
                 let gflops = seconds[i].map { g.forwardFlops / $0 / 1e9 }
-                results.append(Measurement(kernel: name, lowering: g.lowering, direction: direction, gflops: median(gflops), gemm: gemm,
+                let lowering = [g.lowering, g.inputGradientLowering, g.weightGradientLowering][i]
+                results.append(Measurement(kernel: name, lowering: lowering, direction: direction, gflops: median(gflops), gemm: gemm,
                                            limit: median(rounds), fraction: median(zip(gflops, rounds).map { $0 / $1 })))
             }
         }
@@ -125,7 +126,7 @@ struct BenchKernels: ParsableCommand {
             print("abn bench kernels: batch \(batch), \(Parallel.threadCount) threads, \(VectorLevel.summary); raw sgemm \(peakSize)^3: "
                   + "\(formatted(limits.min()!))-\(formatted(limits.max()!)) GFLOP/s over the run (engine threads), "
                   + "\(formatted(library)) GFLOP/s (OpenBLAS threads)")
-            print("kernel".padding(toLength: 22, withPad: " ", startingAt: 0) + "lowering   "
+            print("kernel".padding(toLength: 22, withPad: " ", startingAt: 0) + "lowering     "
                   + "direction    conv GFLOP/s  sgemm GFLOP/s  same-shape sgemm  conv/sgemm")
         }
         for r in results {
@@ -137,7 +138,7 @@ struct BenchKernels: ParsableCommand {
                                "fraction_of_sgemm": r.fraction])
             } else {
                 print(r.kernel.padding(toLength: 22, withPad: " ", startingAt: 0)
-                      + r.lowering.padding(toLength: 11, withPad: " ", startingAt: 0)
+                      + r.lowering.padding(toLength: 13, withPad: " ", startingAt: 0)
                       + r.direction.padding(toLength: 13, withPad: " ", startingAt: 0)
                       + formatted(r.gflops).leftPadded(12) + formatted(r.limit).leftPadded(15) + formatted(sameShape).leftPadded(18)
                       + (formatted(100 * r.fraction, 0) + "%").leftPadded(12))
@@ -153,17 +154,18 @@ extension BenchKernels {
     }
 }
 
-/// The dilated 3x3 convolutions of configs/fmnist-scenes-deeplab.yaml (widths 32, 64, 128,
-/// 128, head 64, dilations 2, 4, 6, output stride 8) on 96x96 crops: 12x12 maps. Each comes
-/// with the same shape at dilation 1, the speed a dilated kernel should not fall far below.
+/// The dilated 3x3 convolutions of configs/fmnist-scenes-deeplab.yaml (widths 32, 64, 96, 96,
+/// output stride 4: stages 3 and 4 dilated by 2 and 4; head 64 with dilations 4, 8, 12) on
+/// 96x96 crops: 24x24 maps. Each output width comes with its shape at dilation 1, the speed a
+/// dilated kernel should not fall far below.
 func deeplabDilatedConvolutions(batch: Int) -> [(String, Conv2DGeometry)] {
-    var out: [(String, Conv2DGeometry)] = []
-    for (name, outChannels, dilation) in [("stage4 3x3", 128, 2), ("head aspp 3x3", 64, 2), ("head aspp 3x3", 64, 4), ("head aspp 3x3", 64, 6)] {
-        for d in [dilation, 1] where !(d == 1 && out.contains { $0.0 == "\(name) d1" }) {
-            out.append(("\(name) d\(d)", Conv2DGeometry(input: [batch, 128, 12, 12], outChannels: outChannels, kernel: 3, padding: d, dilation: d)))
-        }
+    let shapes = [("stage3.conv1 3x3", 64, 96, 2), ("stage3.conv2 3x3", 96, 96, 2), ("stage4 3x3", 96, 96, 4),
+                  ("head aspp 3x3", 96, 64, 4), ("head aspp 3x3", 96, 64, 8), ("head aspp 3x3", 96, 64, 12),
+                  ("undilated 3x3", 96, 96, 1), ("undilated 3x3", 96, 64, 1)]
+    return shapes.map { name, inChannels, outChannels, d in
+        ("\(name) d\(d)" + (name.hasPrefix("undilated") ? " ->\(outChannels)" : ""),
+         Conv2DGeometry(input: [batch, inChannels, 24, 24], outChannels: outChannels, kernel: 3, padding: d, dilation: d))
     }
-    return out
 }
 
 /// "32,64,128" -> [32, 64, 128]; nil unless three positive integers.

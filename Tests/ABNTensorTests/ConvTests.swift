@@ -75,6 +75,14 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [2, 1, 12, 28], outChannels: 6, kernel: 3, padding: 1),
     Conv2DGeometry(input: [2, 3, 5, 21], outChannels: 5, kernel: (3, 5), padding: (1, 2)),
     Conv2DGeometry(input: [1, 4, 4, 16], outChannels: 4, kernel: 1),
+    // 3x3 dilated by d with padding d, 16+ channels: stacked phase planes (also for the input
+    // gradients), with d not dividing the size; a dilation wider than the image (its
+    // weight gradient only: too few of the stacked outputs are wanted for the forward); and
+    // chunks of one image each whose Winograd items are blocks of tile rows
+    Conv2DGeometry(input: [2, 16, 17, 12], outChannels: 16, kernel: 3, padding: 2, dilation: 2),
+    Conv2DGeometry(input: [2, 17, 25, 24], outChannels: 16, kernel: 3, padding: 3, dilation: 3),
+    Conv2DGeometry(input: [2, 16, 5, 4], outChannels: 18, kernel: 3, padding: 6, dilation: 6),
+    Conv2DGeometry(input: [3, 16, 40, 40], outChannels: 16, kernel: 3, padding: 2, dilation: 2),
 ]
 
 /// Column budgets: one output row per item, several images per item, the whole batch at once.
@@ -115,7 +123,7 @@ struct ConvTests {
     }
 
     @Test("backward accumulates into existing gradients when asked (every lowering)",
-          arguments: [convCases[1], convCases[10], convCases[18], convCases[14]])
+          arguments: [convCases[1], convCases[10], convCases[18], convCases[14], convCases[33]])
     func accumulate(g: Conv2DGeometry) {
         let workspace = Workspace(columnBudget: 200)
         let x = randomTensor(g.inputShape, seed: 9), w = randomTensor(g.weightShape, seed: 10)
@@ -130,7 +138,7 @@ struct ConvTests {
     }
 
     @Test("an empty batch (a rank with no samples) gives zero weight gradients (every lowering)",
-          arguments: [convCases[1], convCases[10], convCases[18], convCases[14]])
+          arguments: [convCases[1], convCases[10], convCases[18], convCases[14], convCases[33]])
     func emptyBatch(g: Conv2DGeometry) {
         let empty = Conv2DGeometry(input: [0] + g.inputShape.dropFirst(), outChannels: g.outChannels,
                                    kernel: (g.kernelHeight, g.kernelWidth), stride: (g.strideHeight, g.strideWidth),
@@ -147,7 +155,7 @@ struct ConvTests {
     }
 
     @Test("the input gradient can be added to an existing one (every lowering)",
-          arguments: [convCases[1], convCases[7], convCases[9], convCases[11], convCases[18], convCases[20], convCases[22]])
+          arguments: [convCases[1], convCases[7], convCases[9], convCases[11], convCases[18], convCases[20], convCases[22], convCases[33]])
     func accumulateInput(g: Conv2DGeometry) {
         let workspace = Workspace(columnBudget: 200)
         let x = randomTensor(g.inputShape, seed: 15), w = randomTensor(g.weightShape, seed: 16)
@@ -167,7 +175,8 @@ struct ConvTests {
                       Conv2DGeometry(input: [11, 8, 5, 5], outChannels: 6, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [70, 16, 5, 5], outChannels: 16, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [3, 16, 31, 29], outChannels: 16, kernel: 3, padding: 1),
-                      Conv2DGeometry(input: [9, 8, 9, 9], outChannels: 5, kernel: 3, stride: 2, padding: 1)])
+                      Conv2DGeometry(input: [9, 8, 9, 9], outChannels: 5, kernel: 3, stride: 2, padding: 1),
+                      Conv2DGeometry(input: [3, 16, 40, 40], outChannels: 16, kernel: 3, padding: 2, dilation: 2)])
     func threadCountIndependent(g: Conv2DGeometry) {
         let x = randomTensor(g.inputShape, seed: 12), w = randomTensor(g.weightShape, seed: 13)
         let dy = randomTensor(g.outputShape, seed: 14)
@@ -270,5 +279,18 @@ struct ConvTests {
         }
         #expect(g.lowering == "winograd")
         expectClose(whole.array.map(Double.init), sum, rtol: 1e-4, atol: 1e-4, "\(g)")
+    }
+
+    @Test("dilated 3x3 convolutions with 16+ channels run on stacked phases; fewer channels or other paddings do not")
+    func stackedPhasesChosen() {
+        for g in [convCases[30], convCases[31], convCases[33]] {
+            #expect([g.lowering, g.inputGradientLowering, g.weightGradientLowering] == Array(repeating: "phase-stack", count: 3), "\(g)")
+        }
+        let wide = convCases[32]  // 20 of 144 stacked outputs wanted
+        #expect([wide.lowering, wide.inputGradientLowering, wide.weightGradientLowering] == ["row-shift", "row-shift", "phase-stack"])
+        // controls: 15 input channels, padding unlike the dilation, dilation 1
+        #expect(Conv2DGeometry(input: [1, 15, 8, 8], outChannels: 16, kernel: 3, padding: 2, dilation: 2).lowering == "row-shift")
+        #expect(Conv2DGeometry(input: [1, 16, 8, 8], outChannels: 16, kernel: 3, padding: 1, dilation: 2).lowering == "row-shift")
+        #expect(Conv2DGeometry(input: [1, 16, 8, 8], outChannels: 16, kernel: 3, padding: 1).lowering == "winograd")
     }
 }
