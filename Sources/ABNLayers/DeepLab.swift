@@ -131,11 +131,7 @@ public final class DeepLab: Network {
     /// Logits (N, classes, h, w) at the output stride (h = ceil(H / stride)) for images
     /// (N, inChannels, H, W); resized bilinearly to H x W they are the network's prediction.
     public func forward(_ images: Tensor) throws -> Tensor {
-        var x = stem.forward(images, workspace: workspace)
-        for stage in stages {
-            for block in stage { x = try block.forward(x, workspace: workspace) }
-        }
-        let body = try bodyNorm.forward(x)
+        let body = try bodyNorm.forward(PreActBlock.bodyForward(images, stem: stem, stages: stages, workspace: workspace))
         let n = body.shape[0], h = body.shape[2], w = body.shape[3], hw = shape.headWidth
 
         let concatenated = Tensor(uninitialized: [n, 4 * hw, h, w])
@@ -171,11 +167,7 @@ public final class DeepLab: Network {
         // the head's gradients are freed as each part returns, before the body's backward
         var dx = bodyNorm.backward(headBackward(dLogits, ready: ready))
         ready(bodyNorm.weight); ready(bodyNorm.bias)
-        for stage in stages.reversed() {
-            for block in stage.reversed() { dx = block.backward(dx, workspace: workspace, gradientsReady: ready) }
-        }
-        _ = stem.backward(dx, input: images, inputGradient: false, workspace: workspace)
-        ready(stem.weight)
+        PreActBlock.bodyBackward(&dx, images: images, stem: stem, stages: stages, workspace: workspace, gradientsReady: ready)
         self.images = nil
     }
 

@@ -70,6 +70,24 @@ final class PreActBlock {
         return size
     }
 
+    /// The body both networks share, forward: `stem` on images (N, C, H, W), then the blocks of
+    /// `stages` in order; returns the last block's output.
+    static func bodyForward(_ images: Tensor, stem: Conv2DLayer, stages: [[PreActBlock]], workspace: Workspace) throws -> Tensor {
+        var x = stem.forward(images, workspace: workspace)
+        for block in stages.joined() { x = try block.forward(x, workspace: workspace) }
+        return x
+    }
+
+    /// The body's backward from `gradient`, the gradient of the last block's output: the blocks
+    /// in reverse, then the stem's weight gradient (the images need none). `gradient` is
+    /// replaced block by block (inout, so that no caller's reference keeps a spent one alive).
+    static func bodyBackward(_ gradient: inout Tensor, images: Tensor, stem: Conv2DLayer, stages: [[PreActBlock]],
+                             workspace: Workspace, gradientsReady ready: (Parameter) -> Void) {
+        for block in stages.joined().reversed() { gradient = block.backward(gradient, workspace: workspace, gradientsReady: ready) }
+        _ = stem.backward(gradient, input: images, inputGradient: false, workspace: workspace)
+        ready(stem.weight)
+    }
+
     func forward(_ x: Tensor, workspace: Workspace) throws -> Tensor {
         // the identity shortcut must survive bn1 when bn1 overwrites x
         let identity: Tensor? = proj == nil ? (bn1.mode == .inplace ? x.clone() : x) : nil

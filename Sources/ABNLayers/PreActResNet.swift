@@ -80,11 +80,7 @@ public final class PreActResNet: Network {
     /// logits (N, classes) for images (N, inChannels, H, W). The images are kept (not changed)
     /// for the backward pass.
     public func forward(_ images: Tensor) throws -> Tensor {
-        var x = stem.forward(images, workspace: workspace)
-        for stage in stages {
-            for block in stage { x = try block.forward(x, workspace: workspace) }
-        }
-        let h = try headNorm.forward(x)
+        let h = try headNorm.forward(PreActBlock.bodyForward(images, stem: stem, stages: stages, workspace: workspace))
         let pooled = Tensor(uninitialized: [h.shape[0], h.shape[1]])
         globalAveragePoolForward(output: pooled, input: h)
         self.images = images
@@ -104,11 +100,7 @@ public final class PreActResNet: Network {
         globalAveragePoolBackward(dInput: dh, dOutput: dPooled)
         var dx = headNorm.backward(dh)
         ready(headNorm.weight); ready(headNorm.bias)
-        for stage in stages.reversed() {
-            for block in stage.reversed() { dx = block.backward(dx, workspace: workspace, gradientsReady: ready) }
-        }
-        _ = stem.backward(dx, input: images, inputGradient: false, workspace: workspace)
-        ready(stem.weight)
+        PreActBlock.bodyBackward(&dx, images: images, stem: stem, stages: stages, workspace: workspace, gradientsReady: ready)
         self.images = nil
     }
 

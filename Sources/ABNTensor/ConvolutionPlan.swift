@@ -14,9 +14,10 @@ struct ConvolutionPlan {
     let blocksPerImage: Int
     let items: Int
     /// Columns of the largest item's GEMM (output pixels, with row-shifted lowering also the
-    /// junk rows between stacked images).
+    /// junk rows between stacked images; with stacked phases, a chunk's tiles).
     let maxColumns: Int
-    /// Elements of the largest item's lowered matrix (im2col columns or row-shifted rows).
+    /// Elements of the largest item's lowered matrix (im2col columns, row-shifted rows, Winograd
+    /// tiles, or a chunk's stacked phase planes).
     let loweredCount: Int
 
     /// How an item is lowered: im2col columns, optionally with items split into row blocks (not

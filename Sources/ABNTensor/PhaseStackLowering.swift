@@ -56,15 +56,19 @@ func stackPhases(_ stacked: UnsafeMutablePointer<Float>, _ source: UnsafePointer
     Parallel.forRanges(planes) { r in
         for p in r {
             let dst = stacked + p * g.stackedPixels, src = source + p * H * W
-            dst.update(repeating: 0, count: g.stackedPixels)
             for a in 0..<d {
+                let rows = (H - a + d - 1) / d  // plane rows inside the image
                 for b in 0..<d {
                     let columns = (W - b + d - 1) / d  // plane columns inside the image
                     let plane = dst + (a * d + b) * (Hp + 1) * Wp
-                    for u in 0..<Hp where d * u + a < H {
+                    for u in 0..<rows {
                         let row = plane + u * Wp, input = src + (d * u + a) * W + b
                         for v in 0..<columns { row[v] = input[d * v] }
+                        (row + columns).update(repeating: 0, count: Wp - columns)
                     }
+                    // the rows past the image and the separator (none after the last plane)
+                    let last = a == d - 1 && b == d - 1
+                    (plane + rows * Wp).update(repeating: 0, count: (Hp - rows + (last ? 0 : 1)) * Wp)
                 }
             }
         }
@@ -107,7 +111,7 @@ func convolveByPhaseStack(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<F
                           _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
                           _ workspace: Workspace, accumulate: Bool) {
     let C = g.inChannels, OC = g.outChannels
-    let stackedInput = workspace.buffers(.phasePlanes, workers: 1, count: plan.images * C * g.stackedPixels)[0]
+    let stackedInput = workspace.buffers(.phasePlanes, workers: 1, count: plan.loweredCount)[0]
     let stackedOutput = workspace.buffers(.stackedOutput, workers: 1, count: plan.images * OC * g.stackedPixels)[0]
     for index in 0..<plan.items {
         let (n0, nb, _) = plan.item(index, g)
@@ -128,7 +132,7 @@ func convWeightGradientByPhaseStack(_ dW: UnsafeMutablePointer<Float>, _ dy: Uns
         if !accumulate { dW.update(repeating: 0, count: OC * g.patchSize) }
         return
     }
-    let stackedInput = workspace.buffers(.phasePlanes, workers: 1, count: plan.images * C * g.stackedPixels)[0]
+    let stackedInput = workspace.buffers(.phasePlanes, workers: 1, count: plan.loweredCount)[0]
     let stackedGradient = workspace.buffers(.stackedOutput, workers: 1, count: plan.images * OC * g.stackedPixels)[0]
     for index in 0..<plan.items {
         let (n0, nb, _) = plan.item(index, g)
