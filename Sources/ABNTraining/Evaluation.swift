@@ -37,10 +37,12 @@ public struct EvaluationResult: Sendable {
 }
 
 /// Evaluates `replica` in eval mode on `loader`'s data set, split evenly across ranks (each
-/// rank evaluates its shard; the sums are reduced). Segmentation works on whole images,
-/// batching consecutive images of one size. Eval mode makes no collective inside the layers,
-/// so shards of different sizes are fine.
-public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100) throws -> EvaluationResult {
+/// rank evaluates its shard; the sums are reduced), `batch` samples at a time. Segmentation
+/// works on whole images, batching consecutive images of one size, at most `pixels` input
+/// pixels per forward pass (at least one image; see `TrainingConfig.evaluationPixels`), and
+/// loads as many images at a time as `pixels` holds at the size of the shard's first. Eval
+/// mode makes no collective inside the layers, so shards of different sizes are fine.
+public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100, pixels: Int = .max) throws -> EvaluationResult {
     let comm = replica.comm
     let data = loader.dataset
     let shard = BatchSlices(even: data.count, ranks: comm.size).range(rank: comm.rank)
@@ -51,16 +53,22 @@ public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100) 
     let segmentation = data.task == .segmentation
     var sums = [Double](repeating: 0, count: 2 + (segmentation ? k * k : 0))  // loss sum, correct or valid pixels, confusion
     var confusion = [Double](repeating: 0, count: segmentation ? k * k : 0)
+    var chunk = batch
+    if segmentation, !shard.isEmpty {
+        let first = try loader.samples([shard.lowerBound])[0].image
+        chunk = max(1, min(batch, pixels / max(1, first.width * first.height)))
+    }
     var start = shard.lowerBound
     while start < shard.upperBound {
-        let indices = Array(start..<min(start + batch, shard.upperBound))
+        let indices = Array(start..<min(start + chunk, shard.upperBound))
         let samples = try loader.samples(indices)
         var first = 0
         while first < samples.count {
             // segmentation works on whole images: a batch holds consecutive images of one size
             var end = segmentation ? first + 1 : samples.count
+            let area = samples[first].image.width * samples[first].image.height
             while end < samples.count, samples[end].image.width == samples[first].image.width,
-                  samples[end].image.height == samples[first].image.height { end += 1 }
+                  samples[end].image.height == samples[first].image.height, (end - first + 1) * area <= pixels { end += 1 }
             let group = loader.assemble(Array(samples[first..<end]), indices: Array(indices[first..<end]), epoch: nil)
             var logits = try replica.net.forward(group.images)
             if segmentation {
@@ -78,7 +86,7 @@ public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100) 
             }
             first = end
         }
-        start += batch
+        start += chunk
     }
     if segmentation { sums.replaceSubrange(2..., with: confusion) }
     sums.withUnsafeMutableBufferPointer { comm.allreduceSum($0.baseAddress!, count: $0.count, what: "the evaluation sums") }
@@ -106,4 +114,14 @@ func upsampled(_ logits: Tensor, like images: Tensor) -> Tensor {
     let output = Tensor(uninitialized: [logits.shape[0], logits.shape[1], images.shape[2], images.shape[3]])
     bilinearUpsampleForward(output: output, input: logits)
     return output
+}
+
+extension TrainingConfig {
+    /// Input pixels per evaluation forward pass of a segmentation model on `ranks` ranks: what a
+    /// training step feeds one rank (its share of `train.global_batch` at `data.crop_size`). A
+    /// forward pass keeps at most what a training step does, so evaluating whole images of any
+    /// size stays within the memory training needs.
+    public func evaluationPixels(ranks: Int) -> Int {
+        (train.globalBatch + ranks - 1) / max(1, ranks) * data.cropSize.reduce(1, *)
+    }
 }

@@ -160,12 +160,12 @@ public final class Trainer {
     /// checkpoint keeps, and without synchronization each rank's own differ. The ranks' own
     /// statistics are put back afterwards.
     private func evaluateWithRootStatistics(_ replica: Replica, loader: BatchLoader) throws -> EvaluationResult {
-        guard !config.model.sync, comm.size > 1 else { return try evaluate(replica, loader: loader) }
+        guard !config.model.sync, comm.size > 1 else { return try evaluate(replica, loader: loader, pixels: config.evaluationPixels(ranks: comm.size)) }
         let buffers = replica.net.parameters.bufferValues
         let own = buffers.array
         comm.broadcast(buffers, what: "rank 0's running statistics for evaluation")
         defer { own.withUnsafeBufferPointer { buffers.data.update(from: $0.baseAddress!, count: own.count) } }
-        return try evaluate(replica, loader: loader)
+        return try evaluate(replica, loader: loader, pixels: config.evaluationPixels(ranks: comm.size))
     }
 
     /// Loads the newest valid checkpoint on rank 0 and gives its state to every rank; returns

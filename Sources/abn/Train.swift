@@ -1,4 +1,5 @@
 import ABNData
+import ABNTensor
 import ABNTraining
 import ArgumentParser
 import Foundation
@@ -111,7 +112,7 @@ struct Eval: ParsableCommand {
             if let loaded { try loaded.apply(to: replica, weightsOnly: true) }
             coordinator.broadcastInitialState(replica.net.parameters)
             let loader = BatchLoader(dataset: data.test, pipeline: data.pipeline)
-            let result = try evaluate(replica, loader: loader)
+            let result = try evaluate(replica, loader: loader, pixels: config.evaluationPixels(ranks: coordinator.comm.size))
             guard coordinator.isRoot else { return }
             if let directory = savePredictions {
                 guard data.task == .segmentation else { throw TrainingError("--save-predictions draws masks: it needs a segmentation model and data set.") }
@@ -120,7 +121,7 @@ struct Eval: ParsableCommand {
             }
             if json {
                 var line: [String: Any] = ["checkpoint": checkpoint, "step": loaded?.step ?? 0, "samples": result.samples,
-                                           "ranks": coordinator.comm.size]
+                                           "ranks": coordinator.comm.size, "memory_peak_bytes": MemoryLedger.shared.peakBytes]
                 line.merge(result.jsonFields) { $1 }
                 if result.classIoU != nil { line["classes"] = data.classNames }
                 printJSONLine(line)

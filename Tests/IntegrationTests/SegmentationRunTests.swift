@@ -60,7 +60,7 @@ struct SegmentationRunTests {
         for dir in [one, many] { try? FileManager.default.removeItem(atPath: dir) }
     }
 
-    @Test("eval of a tiny-seg checkpoint agrees alone and on 2 ranks and draws predictions")
+    @Test("eval of a tiny-seg checkpoint agrees alone, on 2 ranks and one image per pass (in less memory), and draws predictions")
     func evaluate() throws {
         let one = runDirectory("seg-eval")
         let a = try BinaryRunner.script("launch/debug.sh", ["configs/tiny-seg.yaml", "--run-dir", one, "--max-steps", "12", "--set", "train.evaluate=false"])
@@ -73,6 +73,13 @@ struct SegmentationRunTests {
         let x = try #require(alone.jsonLines.first, "stderr: \(alone.stderr)"), y = try #require(two.jsonLines.first, "stderr: \(two.stderr)")
         let miou = try #require(x["test_miou"] as? Double)
         #expect(y["test_miou"] as? Double == miou && (x["test_iou"] as? [Any])?.count == 11)
+        // a training batch of one image bounds evaluation to one image per forward pass: the
+        // same metrics at a lower memory peak than 8 images of 64x64 per pass
+        let single = try BinaryRunner.run(["eval", "--checkpoint", checkpoint, "--json", "--set", "train.global_batch=1"])
+        let z = try #require(single.jsonLines.first, "stderr: \(single.stderr)")
+        #expect(z["test_miou"] as? Double == miou && z["test_accuracy"] as? Double == x["test_accuracy"] as? Double)
+        let peak = try #require(x["memory_peak_bytes"] as? Int), singlePeak = try #require(z["memory_peak_bytes"] as? Int)
+        #expect(singlePeak < peak, "peak with one image per pass \(singlePeak) B, with eight \(peak) B")
         #expect((0...1).contains(miou) && (x["test_accuracy"] as? Double ?? 0) > 0)
         for i in 0..<3 {
             let picture = try ImageFile.decode(pictures + String(format: "/%05d.png", i))
