@@ -42,10 +42,12 @@ struct ConvolutionPlan {
     /// forces for it where that one applies, else the automatic choice.
     ///
     /// Stacked phases beat row shifts where most of the stacked tiles' outputs are wanted:
-    /// measured on 24x24 maps, 96 channels (Zen 5, `abn bench kernels --network deeplab`),
-    /// dilation 2 and 4 (92% and 86% of the outputs wanted) ran at 90-130% of sgemm against
-    /// row shifts' 64-92% in every direction; dilation 8 and 12 (56%, 67%) ran forward at 55-63%
-    /// against 78-90%, but their weight gradients at 50-56% against 30-37%.
+    /// measured on 24x24 maps, 96 channels, as a training rank runs them (Zen 5, one thread,
+    /// 8 images, `abn bench kernels --network deeplab`), dilation 2 and 4 (92% and 86% of the
+    /// outputs wanted) ran at 90-130% of sgemm against row shifts' 64-92% in every direction;
+    /// dilation 8 and 12 (56%, 67%) ran forward at 55-63% against 78-90%, but their weight
+    /// gradients at 50-56% against 30-37%. (With 2 threads at 16 images the forward pass and
+    /// input gradient were even, the weight gradients still ahead.)
     static func lowering(of g: Conv2DGeometry, weightGradient: Bool = false) -> Lowering {
         if let forced = forcedLowering(of: g) { return forced }
         if g.convolvesDirectly { return .direct }
