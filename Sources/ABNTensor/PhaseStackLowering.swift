@@ -85,10 +85,11 @@ func unstackPhases(_ target: UnsafeMutablePointer<Float>, _ stacked: UnsafePoint
         for p in r {
             let src = stacked + p * g.stackedPixels, dst = target + p * H * W
             for a in 0..<d {
+                let rows = (H - a + d - 1) / d
                 for b in 0..<d {
                     let columns = (W - b + d - 1) / d
                     let plane = src + (a * d + b) * (Hp + 1) * Wp
-                    for u in 0..<Hp where d * u + a < H {
+                    for u in 0..<rows {
                         let row = plane + u * Wp, output = dst + (d * u + a) * W + b
                         if accumulate {
                             for v in 0..<columns { output[d * v] += row[v] }
