@@ -1,8 +1,9 @@
 import CKernels
 
 // Direct convolution (DirectConvolution.c) for inputs of few channels: the one-channel stem,
-// whose GEMM would be only C*kH*kW = 9 deep. One work item per image; the C kernel pads the
-// image's planes into the worker's scratch and computes each output row in vectors of 16 pixels.
+// whose GEMM would be only C*kH*kW = 9 deep. One work item per image; the C kernel copies the
+// image's planes, shifted once per kernel column, into the worker's scratch and computes each
+// output plane in vectors of 16 consecutive pixels.
 
 extension Conv2DGeometry {
     /// Whether the forward pass and the weight gradient run as a direct convolution: stride 1,
@@ -12,8 +13,8 @@ extension Conv2DGeometry {
             && padHeight < kernelHeight && padWidth < kernelWidth
     }
 
-    /// Scratch floats of one worker: padded planes, and the forward's rows or the weight
-    /// gradient's accumulators.
+    /// Scratch floats of one worker: the shifted copies of an image's planes, and the weight
+    /// gradient's tap sums.
     var directScratch: Int {
         max(abn_direct_scratch(inChannels, inHeight, inWidth, kernelHeight, kernelWidth, padHeight, padWidth),
             abn_direct_weight_scratch(inChannels, inHeight, inWidth, kernelHeight, kernelWidth, padHeight, padWidth))

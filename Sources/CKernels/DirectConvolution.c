@@ -1,6 +1,8 @@
 // Direct convolution for inputs of few channels (the stem): stride 1, dilation 1. Lowered to a
 // GEMM, such a convolution is 9 to 36 deep and bound by copies and GEMM overhead; here each
-// output row is computed in vectors of 16 pixels from a zero-padded copy of the input planes.
+// output plane is computed in vectors of 16 consecutive pixels from column-shifted copies of the
+// input planes laid out with the output's row pitch, so that every tap of a vector is one
+// contiguous load, whatever rows the vector spans, and no lane is wasted on padding.
 // Multiply-adds may fuse (FMA) at the AVX2 and AVX-512 levels, so those levels round slightly
 // differently from the baseline (within the golden tolerances); each level is deterministic.
 #include "CKernels.h"
@@ -9,178 +11,249 @@
 #include <string.h>
 
 #pragma clang fp contract(fast)
+// Tap loops ask to be unrolled in full: done where the taps are constants (the stem), left
+// rolled (with this warning silenced) where they are not.
+#pragma clang diagnostic ignored "-Wpass-failed"
 
-/// Output channels per pass of the forward kernel and of the weight gradient.
-enum { ABN_DIRECT_OUT = 4, ABN_DIRECT_GRAD_OUT = 2 };
+/// Output channels per block: each input vector a block loads feeds all of them. The stem's
+/// taps are constants, so at AVX-512 its blocks keep their Q x 9 weights (forward) or tap sums
+/// (weight gradient) in the 32 registers; elsewhere, blocks of 4 (forward, weights from memory)
+/// and 2 (weight gradient).
+enum { ABN_STEM_Q = 3, ABN_STEM_GRAD_Q = 3, ABN_DIRECT_Q = 4, ABN_DIRECT_GRAD_Q = 2, ABN_BLOCK_MAX = 4 };
+
+/// Rows of a shifted copy: the padded input's, OH + kH - 1.
+ABN_INLINE ptrdiff_t abn_copy_rows(ptrdiff_t H, ptrdiff_t padH) { return H + 2 * padH; }
+
+/// Floats of one image's shifted copies (C, kW, H + 2 padH, OW).
+ABN_INLINE ptrdiff_t abn_copies_count(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW) {
+    return C * kW * abn_copy_rows(H, padH) * (W + 2 * padW - kW + 1);
+}
 
 ptrdiff_t abn_direct_scratch(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW) {
-    const ptrdiff_t Hp = H + 2 * padH, Wp = W + 2 * padW, OW = Wp - kW + 1;
-    return C * Hp * Wp + ABN_DIRECT_OUT * OW + 16;
+    return abn_copies_count(C, H, W, kH, kW, padH, padW);
 }
-
-/// The input planes (C, H, W) of one image, zero-padded, at padded (C, Hp, Wp).
-ABN_INLINE void abn_pad_planes(float *restrict padded, const float *restrict x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t padH,
-                               ptrdiff_t padW) {
-    const ptrdiff_t Hp = H + 2 * padH, Wp = W + 2 * padW;
-    memset(padded, 0, sizeof(float) * (size_t)(C * Hp * Wp));
-    for (ptrdiff_t c = 0; c < C; c++) {
-        for (ptrdiff_t h = 0; h < H; h++) memcpy(padded + (c * Hp + h + padH) * Wp + padW, x + (c * H + h) * W, sizeof(float) * (size_t)W);
-    }
-}
-
-/// The starts of the 16-pixel chunks of a row of OW >= 16 outputs: 0, 16, ..., and OW - 16 for
-/// a remainder (overlapping the chunk before it).
-ABN_INLINE ptrdiff_t abn_chunk_start(ptrdiff_t chunk, ptrdiff_t OW) {
-    const ptrdiff_t s = 16 * chunk;
-    return s + 16 <= OW ? s : OW - 16;
-}
-
-/// Forward for one image. T = C * kH * kW taps (a constant in the specialized copy).
-ABN_INLINE void abn_direct_conv_image(float *restrict y, const float *restrict x, const float *restrict w, const float *bias,
-                                      int accumulate, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t kH, ptrdiff_t kW,
-                                      ptrdiff_t padH, ptrdiff_t padW, float *restrict scratch) {
-    const ptrdiff_t Hp = H + 2 * padH, Wp = W + 2 * padW, OH = Hp - kH + 1, OW = Wp - kW + 1, T = C * kH * kW;
-    float *restrict padded = scratch, *restrict rows = scratch + C * Hp * Wp;  // rows: ABN_DIRECT_OUT x OW
-    abn_pad_planes(padded, x, C, H, W, padH, padW);
-    const ptrdiff_t chunks = OW >= 16 ? (OW + 15) / 16 : 0;
-    for (ptrdiff_t o0 = 0; o0 < OC; o0 += ABN_DIRECT_OUT) {
-        const ptrdiff_t ob = OC - o0 < ABN_DIRECT_OUT ? OC - o0 : ABN_DIRECT_OUT;
-        const float *wb = w + o0 * T;
-        for (ptrdiff_t oh = 0; oh < OH; oh++) {
-            if (ob == ABN_DIRECT_OUT && chunks > 0) {
-                for (ptrdiff_t chunk = 0; chunk < chunks; chunk++) {
-                    const ptrdiff_t s = abn_chunk_start(chunk, OW);
-                    abn_f16 acc[ABN_DIRECT_OUT];
-                    for (int q = 0; q < ABN_DIRECT_OUT; q++) acc[q] = (abn_f16){0} + (bias != NULL && !accumulate ? bias[o0 + q] : 0.0f);
-                    for (ptrdiff_t c = 0; c < C; c++) {
-                        for (ptrdiff_t i = 0; i < kH; i++) {
-                            const float *row = padded + (c * Hp + oh + i) * Wp + s;
-                            for (ptrdiff_t j = 0; j < kW; j++) {
-                                abn_f16 v;
-                                memcpy(&v, row + j, sizeof v);
-                                const ptrdiff_t t = (c * kH + i) * kW + j;
-                                for (int q = 0; q < ABN_DIRECT_OUT; q++) acc[q] += wb[q * T + t] * v;
-                            }
-                        }
-                    }
-                    // without accumulation straight to y (an overlapping last chunk rewrites equal values)
-                    float *const out = accumulate ? rows + s : y + (o0 * OH + oh) * OW + s;
-                    const ptrdiff_t stride = accumulate ? OW : OH * OW;
-                    for (int q = 0; q < ABN_DIRECT_OUT; q++) memcpy(out + q * stride, &acc[q], sizeof acc[q]);
-                }
-                if (!accumulate) continue;
-            } else {  // narrow rows or the last output channels: one value at a time
-                for (ptrdiff_t q = 0; q < ob; q++) {
-                    for (ptrdiff_t ow = 0; ow < OW; ow++) {
-                        float sum = 0;
-                        for (ptrdiff_t c = 0; c < C; c++) {
-                            for (ptrdiff_t i = 0; i < kH; i++) {
-                                const float *row = padded + (c * Hp + oh + i) * Wp + ow;
-                                for (ptrdiff_t j = 0; j < kW; j++) sum += wb[q * T + (c * kH + i) * kW + j] * row[j];
-                            }
-                        }
-                        rows[q * OW + ow] = sum;
-                    }
-                }
-            }
-            for (ptrdiff_t q = 0; q < ob; q++) {
-                float *out = y + ((o0 + q) * OH + oh) * OW;
-                const float add = bias != NULL ? bias[o0 + q] : 0;
-                for (ptrdiff_t ow = 0; ow < OW; ow++) out[ow] = (accumulate ? out[ow] : 0) + rows[q * OW + ow] + add;
-            }
-        }
-    }
-}
-
-ABN_INLINE void abn_direct_conv_body(float *y, const float *x, const float *w, const float *bias, int accumulate, ptrdiff_t C,
-                                     ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW,
-                                     float *scratch) {
-    if (C == 1 && kH == 3 && kW == 3) {  // the one-channel 3x3 stem, with constant loop bounds
-        abn_direct_conv_image(y, x, w, bias, accumulate, 1, H, W, OC, 3, 3, padH, padW, scratch);
-    } else {
-        abn_direct_conv_image(y, x, w, bias, accumulate, C, H, W, OC, kH, kW, padH, padW, scratch);
-    }
-}
-
-ABN_DISPATCH(abn_direct_conv,
-             (float *y, const float *x, const float *w, const float *bias, int accumulate, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
-              ptrdiff_t OC, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW, float *scratch),
-             (y, x, w, bias, accumulate, C, H, W, OC, kH, kW, padH, padW, scratch))
-
-/// Weight gradient of one image, added to dW. T = C * kH * kW taps; the accumulators of
-/// ABN_DIRECT_GRAD_OUT output channels x T taps are 16-lane vectors, summed at the end.
-ABN_INLINE void abn_direct_weight_image(float *restrict dW, const float *restrict dy, const float *restrict x, ptrdiff_t C, ptrdiff_t H,
-                                        ptrdiff_t W, ptrdiff_t OC, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW,
-                                        float *restrict scratch, abn_f16 *restrict acc) {
-    const ptrdiff_t Hp = H + 2 * padH, Wp = W + 2 * padW, OH = Hp - kH + 1, OW = Wp - kW + 1, T = C * kH * kW;
-    float *restrict padded = scratch;
-    abn_pad_planes(padded, x, C, H, W, padH, padW);
-    const ptrdiff_t chunks = OW >= 16 ? (OW + 15) / 16 : 0;
-    const abn_i16 lanes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    for (ptrdiff_t o0 = 0; o0 < OC; o0 += ABN_DIRECT_GRAD_OUT) {
-        const ptrdiff_t ob = OC - o0 < ABN_DIRECT_GRAD_OUT ? OC - o0 : ABN_DIRECT_GRAD_OUT;
-        if (ob == ABN_DIRECT_GRAD_OUT && chunks > 0) {
-            for (ptrdiff_t t = 0; t < ABN_DIRECT_GRAD_OUT * T; t++) acc[t] = (abn_f16){0};
-            for (ptrdiff_t oh = 0; oh < OH; oh++) {
-                for (ptrdiff_t chunk = 0; chunk < chunks; chunk++) {
-                    const ptrdiff_t s = abn_chunk_start(chunk, OW);
-                    // the lanes an overlapping last chunk shares with the chunk before count once
-                    const abn_i16 fresh = lanes >= (int)(16 * chunk - s);
-                    abn_f16 d[ABN_DIRECT_GRAD_OUT];
-                    for (int q = 0; q < ABN_DIRECT_GRAD_OUT; q++) {
-                        memcpy(&d[q], dy + ((o0 + q) * OH + oh) * OW + s, sizeof d[q]);
-                        d[q] = (abn_f16)((abn_i16)d[q] & fresh);
-                    }
-                    for (ptrdiff_t c = 0; c < C; c++) {
-                        for (ptrdiff_t i = 0; i < kH; i++) {
-                            const float *row = padded + (c * Hp + oh + i) * Wp + s;
-                            for (ptrdiff_t j = 0; j < kW; j++) {
-                                abn_f16 v;
-                                memcpy(&v, row + j, sizeof v);
-                                const ptrdiff_t t = (c * kH + i) * kW + j;
-                                for (int q = 0; q < ABN_DIRECT_GRAD_OUT; q++) acc[q * T + t] += d[q] * v;
-                            }
-                        }
-                    }
-                }
-            }
-            for (ptrdiff_t q = 0; q < ABN_DIRECT_GRAD_OUT; q++) {
-                for (ptrdiff_t t = 0; t < T; t++) dW[(o0 + q) * T + t] += abn_f16_total(&acc[q * T + t]);
-            }
-        } else {  // narrow rows or the last output channel: one value at a time
-            for (ptrdiff_t q = 0; q < ob; q++) {
-                for (ptrdiff_t t = 0; t < T; t++) {
-                    const ptrdiff_t c = t / (kH * kW), i = t / kW % kH, j = t % kW;
-                    double sum = 0;  // one long chain: in Double
-                    for (ptrdiff_t oh = 0; oh < OH; oh++) {
-                        const float *g = dy + ((o0 + q) * OH + oh) * OW, *row = padded + (c * Hp + oh + i) * Wp + j;
-                        for (ptrdiff_t ow = 0; ow < OW; ow++) sum += (double)(g[ow] * row[ow]);
-                    }
-                    dW[(o0 + q) * T + t] += (float)sum;
-                }
-            }
-        }
-    }
-}
-
-ABN_INLINE void abn_direct_conv_weight_gradient_body(float *dW, const float *dy, const float *x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
-                                                     ptrdiff_t OC, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW,
-                                                     float *scratch) {
-    if (C == 1 && kH == 3 && kW == 3) {  // constant taps: the accumulators can live in registers
-        abn_f16 acc[ABN_DIRECT_GRAD_OUT * 9];
-        abn_direct_weight_image(dW, dy, x, 1, H, W, OC, 3, 3, padH, padW, scratch, acc);
-    } else {  // accumulators after the padded planes, 64-byte aligned
-        const ptrdiff_t Hp = H + 2 * padH, Wp = W + 2 * padW;
-        abn_f16 *acc = (abn_f16 *)(((size_t)(scratch + C * Hp * Wp) + 63) & ~(size_t)63);
-        abn_direct_weight_image(dW, dy, x, C, H, W, OC, kH, kW, padH, padW, scratch, acc);
-    }
-}
-
-ABN_DISPATCH(abn_direct_conv_weight_gradient,
-             (float *dW, const float *dy, const float *x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t kH,
-              ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW, float *scratch),
-             (dW, dy, x, C, H, W, OC, kH, kW, padH, padW, scratch))
 
 ptrdiff_t abn_direct_weight_scratch(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW) {
-    return C * (H + 2 * padH) * (W + 2 * padW) + 16 + 16 * ABN_DIRECT_GRAD_OUT * C * kH * kW;
+    return abn_copies_count(C, H, W, kH, kW, padH, padW) + 16 + 16 * ABN_DIRECT_GRAD_Q * C * kH * kW;
 }
+
+/// The shifted copies of one image's input planes x (C, H, W): copy (c, j) holds at row r,
+/// column ow the pixel x[c][r - padH][ow + j - padW] (zero outside the image), with OW columns
+/// per row. Tap (i, j) of output pixel p = oh * OW + ow is then copy (c, j) at flat index
+/// p + i * OW.
+ABN_INLINE void abn_shifted_copies(float *restrict copies, const float *restrict x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH,
+                                   ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW) {
+    const ptrdiff_t rows = abn_copy_rows(H, padH), OW = W + 2 * padW - kW + 1;
+    for (ptrdiff_t c = 0; c < C; c++) {
+        for (ptrdiff_t j = 0; j < kW; j++) {
+            // output column ow reads input column ow + shift: columns first ..< last are inside
+            const ptrdiff_t shift = j - padW;
+            const ptrdiff_t first = shift < 0 ? (-shift < OW ? -shift : OW) : 0;
+            const ptrdiff_t last = W - shift < OW ? (W - shift > first ? W - shift : first) : OW;
+            float *copy = copies + (c * kW + j) * rows * OW;
+            for (ptrdiff_t r = 0; r < rows; r++) {
+                float *out = copy + r * OW;
+                const ptrdiff_t h = r - padH;
+                if (h < 0 || h >= H) {
+                    memset(out, 0, sizeof(float) * (size_t)OW);
+                    continue;
+                }
+                memset(out, 0, sizeof(float) * (size_t)first);
+                memcpy(out + first, x + (c * H + h) * W + first + shift, sizeof(float) * (size_t)(last - first));
+                memset(out + last, 0, sizeof(float) * (size_t)(OW - last));
+            }
+        }
+    }
+}
+
+/// Lane numbers, to mask lanes by position.
+static const abn_i16 abn_lanes16 = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+/// The start of vector k of a plane of P >= 16 pixels: 16 k, or P - 16 for a remainder
+/// (overlapping the vector before it).
+ABN_INLINE ptrdiff_t abn_vector_start(ptrdiff_t k, ptrdiff_t P) { return 16 * k + 16 <= P ? 16 * k : P - 16; }
+
+/// Outputs (o0 ..< o0 + Q, pixels p ..< p + 16) of one image from its shifted copies; wb points
+/// at channel o0's weights, b at its bias (or NULL). For every output the taps add in (c, i, j)
+/// order, from the bias (or zero). With accumulate, the lanes below firstFresh (those an
+/// overlapping last vector shares with the vector before) keep y's value.
+ABN_INLINE void abn_direct_block(float *restrict y, const float *restrict copies, const float *restrict wb, const float *b,
+                                 int accumulate, int firstFresh, ptrdiff_t p, ptrdiff_t C, ptrdiff_t rows, ptrdiff_t OH, ptrdiff_t OW,
+                                 ptrdiff_t kH, ptrdiff_t kW, const int Q) {
+    const ptrdiff_t T = C * kH * kW;
+    abn_f16 acc[ABN_BLOCK_MAX];
+    for (int q = 0; q < Q; q++) acc[q] = (abn_f16){0} + (b != NULL && !accumulate ? b[q] : 0.0f);
+    for (ptrdiff_t c = 0; c < C; c++) {
+#pragma clang loop unroll(full)
+        for (ptrdiff_t i = 0; i < kH; i++) {
+#pragma clang loop unroll(full)
+            for (ptrdiff_t j = 0; j < kW; j++) {
+                abn_f16 v;
+                memcpy(&v, copies + (c * kW + j) * rows * OW + p + i * OW, sizeof v);
+                for (int q = 0; q < Q; q++) acc[q] += wb[q * T + (c * kH + i) * kW + j] * v;
+            }
+        }
+    }
+    const abn_i16 fresh = abn_lanes16 >= firstFresh;
+    for (int q = 0; q < Q; q++) {
+        float *out = y + q * OH * OW + p;
+        if (accumulate) {
+            abn_f16 old;
+            memcpy(&old, out, sizeof old);
+            const abn_f16 sum = old + acc[q] + (b != NULL ? b[q] : 0.0f);
+            acc[q] = (abn_f16)(((abn_i16)sum & fresh) | ((abn_i16)old & ~fresh));
+        }
+        memcpy(out, &acc[q], sizeof acc[q]);
+    }
+}
+
+/// Output channels o0 ..< o0 + Q of one image, vector by vector.
+ABN_INLINE void abn_direct_channels(float *restrict y, const float *restrict copies, const float *restrict w, const float *bias,
+                                    int accumulate, ptrdiff_t o0, ptrdiff_t C, ptrdiff_t rows, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kH,
+                                    ptrdiff_t kW, const int Q) {
+    const ptrdiff_t T = C * kH * kW, P = OH * OW, vectors = (P + 15) / 16;
+    const float *b = bias != NULL ? bias + o0 : NULL;
+    // the lines of the next Q planes (the next block's, or the next image's) are fetched for
+    // writing meanwhile, Q per vector (as in abn_direct_weight_channels)
+    const float *next = y + (o0 + Q) * P;
+    for (ptrdiff_t k = 0; k < vectors; k++) {
+        const ptrdiff_t p = abn_vector_start(k, P);
+        for (int q = 0; q < Q; q++) __builtin_prefetch(next + (k * Q + q) * 16, 1);
+        abn_direct_block(y + o0 * P, copies, w + o0 * T, b, accumulate, (int)(16 * k - p), p, C, rows, OH, OW, kH, kW, Q);
+    }
+}
+
+/// Forward for one image: blocks of Q output channels (the last channels one by one) over the
+/// plane's vectors, or for planes of fewer than 16 pixels one value at a time.
+ABN_INLINE void abn_direct_conv_image(float *restrict y, const float *restrict x, const float *restrict w, const float *bias,
+                                      int accumulate, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t kH, ptrdiff_t kW,
+                                      ptrdiff_t padH, ptrdiff_t padW, float *restrict copies, const int Q) {
+    const ptrdiff_t rows = abn_copy_rows(H, padH), OH = rows - kH + 1, OW = W + 2 * padW - kW + 1, P = OH * OW, T = C * kH * kW;
+    abn_shifted_copies(copies, x, C, H, W, kH, kW, padH, padW);
+    if (P >= 16) {
+        ptrdiff_t o0 = 0;
+        for (; o0 + Q <= OC; o0 += Q) abn_direct_channels(y, copies, w, bias, accumulate, o0, C, rows, OH, OW, kH, kW, Q);
+        for (; o0 < OC; o0++) abn_direct_channels(y, copies, w, bias, accumulate, o0, C, rows, OH, OW, kH, kW, 1);
+        return;
+    }
+    for (ptrdiff_t o = 0; o < OC; o++) {
+        for (ptrdiff_t p = 0; p < P; p++) {
+            float sum = 0;
+            for (ptrdiff_t t = 0; t < T; t++) {
+                const ptrdiff_t c = t / (kH * kW), i = t / kW % kH, j = t % kW;
+                sum += w[o * T + t] * copies[(c * kW + j) * rows * OW + p + i * OW];
+            }
+            y[o * P + p] = (accumulate ? y[o * P + p] : 0) + sum + (bias != NULL ? bias[o] : 0);
+        }
+    }
+}
+
+ABN_INLINE void abn_direct_conv_body(int level, float *y, const float *x, const float *w, const float *bias, int accumulate,
+                                     ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH,
+                                     ptrdiff_t padW, float *scratch) {
+    if (C == 1 && kH == 3 && kW == 3) {  // the one-channel 3x3 stem, with constant loop bounds
+        if (level == ABN_AVX512) {
+            abn_direct_conv_image(y, x, w, bias, accumulate, 1, H, W, OC, 3, 3, padH, padW, scratch, ABN_STEM_Q);
+        } else {
+            abn_direct_conv_image(y, x, w, bias, accumulate, 1, H, W, OC, 3, 3, padH, padW, scratch, ABN_DIRECT_Q);
+        }
+    } else {
+        abn_direct_conv_image(y, x, w, bias, accumulate, C, H, W, OC, kH, kW, padH, padW, scratch, ABN_DIRECT_Q);
+    }
+}
+
+ABN_DISPATCH_LEVEL(abn_direct_conv,
+                   (float *y, const float *x, const float *w, const float *bias, int accumulate, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                    ptrdiff_t OC, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW, float *scratch),
+                   (y, x, w, bias, accumulate, C, H, W, OC, kH, kW, padH, padW, scratch))
+
+/// Adds to the tap sums acc (Q, T) of 16-lane vectors the output gradient of Q channels (dyq at
+/// the first one's plane) at pixels p ..< p + 16, with the lanes below firstFresh (counted by
+/// the vector before) zeroed, times the shifted copies' vectors of each tap.
+ABN_INLINE void abn_direct_weight_block(abn_f16 *restrict acc, const float *restrict dyq, const float *restrict copies, int firstFresh,
+                                        ptrdiff_t p, ptrdiff_t C, ptrdiff_t rows, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kH, ptrdiff_t kW,
+                                        const int Q) {
+    const ptrdiff_t T = C * kH * kW;
+    const abn_i16 fresh = abn_lanes16 >= firstFresh;
+    abn_f16 d[ABN_BLOCK_MAX];
+    for (int q = 0; q < Q; q++) {
+        memcpy(&d[q], dyq + q * OH * OW + p, sizeof d[q]);
+        d[q] = (abn_f16)((abn_i16)d[q] & fresh);
+    }
+    for (ptrdiff_t c = 0; c < C; c++) {
+#pragma clang loop unroll(full)
+        for (ptrdiff_t i = 0; i < kH; i++) {
+#pragma clang loop unroll(full)
+            for (ptrdiff_t j = 0; j < kW; j++) {
+                abn_f16 v;
+                memcpy(&v, copies + (c * kW + j) * rows * OW + p + i * OW, sizeof v);
+                for (int q = 0; q < Q; q++) acc[q * T + (c * kH + i) * kW + j] += d[q] * v;
+            }
+        }
+    }
+}
+
+/// Adds to dW the weight gradient of output channels o0 ..< o0 + Q of one image: their Q x T tap
+/// sums in acc over the plane's vectors, then each sum's lanes. (With constant taps, acc is a
+/// local array the compiler keeps in registers.)
+ABN_INLINE void abn_direct_weight_channels(float *restrict dW, const float *restrict dy, const float *restrict copies,
+                                           abn_f16 *restrict acc, ptrdiff_t o0, ptrdiff_t C, ptrdiff_t rows, ptrdiff_t OH, ptrdiff_t OW,
+                                           ptrdiff_t kH, ptrdiff_t kW, const int Q) {
+    const ptrdiff_t T = C * kH * kW, P = OH * OW, vectors = (P + 15) / 16;
+#pragma clang loop unroll(full)
+    for (ptrdiff_t t = 0; t < Q * T; t++) acc[t] = (abn_f16){0};
+    // the next Q planes (contiguous after these: the next block's, or the next image's) are
+    // fetched meanwhile, Q lines per vector: these short streams would stall on every miss
+    const float *next = dy + (o0 + Q) * P;
+    for (ptrdiff_t k = 0; k < vectors; k++) {
+        const ptrdiff_t p = abn_vector_start(k, P);
+        for (int q = 0; q < Q; q++) __builtin_prefetch(next + (k * Q + q) * 16);
+        abn_direct_weight_block(acc, dy + o0 * P, copies, (int)(16 * k - p), p, C, rows, OH, OW, kH, kW, Q);
+    }
+#pragma clang loop unroll(full)
+    for (ptrdiff_t t = 0; t < Q * T; t++) dW[o0 * T + t] += abn_f16_total(&acc[t]);
+}
+
+/// Weight gradient of one image, added to dW: blocks of Q output channels (the last channels
+/// one by one), or for planes of fewer than 16 pixels one long Double sum per weight.
+ABN_INLINE void abn_direct_weight_image(float *restrict dW, const float *restrict dy, const float *restrict x, ptrdiff_t C, ptrdiff_t H,
+                                        ptrdiff_t W, ptrdiff_t OC, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW,
+                                        float *restrict copies, abn_f16 *restrict acc, const int Q) {
+    const ptrdiff_t rows = abn_copy_rows(H, padH), OH = rows - kH + 1, OW = W + 2 * padW - kW + 1, P = OH * OW, T = C * kH * kW;
+    abn_shifted_copies(copies, x, C, H, W, kH, kW, padH, padW);
+    if (P >= 16) {
+        ptrdiff_t o0 = 0;
+        for (; o0 + Q <= OC; o0 += Q) abn_direct_weight_channels(dW, dy, copies, acc, o0, C, rows, OH, OW, kH, kW, Q);
+        for (; o0 < OC; o0++) abn_direct_weight_channels(dW, dy, copies, acc, o0, C, rows, OH, OW, kH, kW, 1);
+        return;
+    }
+    for (ptrdiff_t o = 0; o < OC; o++) {
+        for (ptrdiff_t t = 0; t < T; t++) {
+            const ptrdiff_t c = t / (kH * kW), i = t / kW % kH, j = t % kW;
+            double sum = 0;  // one long chain: in Double
+            for (ptrdiff_t p = 0; p < P; p++) sum += (double)(dy[o * P + p] * copies[(c * kW + j) * rows * OW + p + i * OW]);
+            dW[o * T + t] += (float)sum;
+        }
+    }
+}
+
+ABN_INLINE void abn_direct_conv_weight_gradient_body(int level, float *dW, const float *dy, const float *x, ptrdiff_t C, ptrdiff_t H,
+                                                     ptrdiff_t W, ptrdiff_t OC, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH,
+                                                     ptrdiff_t padW, float *scratch) {
+    if (C == 1 && kH == 3 && kW == 3) {  // constant taps: the tap sums can live in registers
+        abn_f16 acc[ABN_STEM_GRAD_Q * 9];
+        if (level == ABN_AVX512) {
+            abn_direct_weight_image(dW, dy, x, 1, H, W, OC, 3, 3, padH, padW, scratch, acc, ABN_STEM_GRAD_Q);
+        } else {
+            abn_direct_weight_image(dW, dy, x, 1, H, W, OC, 3, 3, padH, padW, scratch, acc, ABN_DIRECT_GRAD_Q);
+        }
+    } else {  // tap sums after the copies, 64-byte aligned
+        abn_f16 *acc = (abn_f16 *)(((size_t)(scratch + abn_copies_count(C, H, W, kH, kW, padH, padW)) + 63) & ~(size_t)63);
+        abn_direct_weight_image(dW, dy, x, C, H, W, OC, kH, kW, padH, padW, scratch, acc, ABN_DIRECT_GRAD_Q);
+    }
+}
+
+ABN_DISPATCH_LEVEL(abn_direct_conv_weight_gradient,
+                   (float *dW, const float *dy, const float *x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t kH,
+                    ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW, float *scratch),
+                   (dW, dy, x, C, H, W, OC, kH, kW, padH, padW, scratch))

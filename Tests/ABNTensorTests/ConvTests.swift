@@ -70,7 +70,7 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [2, 4, 9, 7], outChannels: 3, kernel: 2, stride: 2),
     Conv2DGeometry(input: [2, 6, 7, 8], outChannels: 5, kernel: (4, 3), stride: (2, 2), padding: (3, 0)),
     // stride 1, at most 4 input channels: direct convolution (also the 2-channel cases above),
-    // rows of 16 or more pixels in vectors (a last chunk overlapping the one before), output
+    // planes of 16 or more pixels in vectors (a last vector overlapping the one before), output
     // channels beyond the blocks of 4 (forward) and 2 (weight gradient)
     Conv2DGeometry(input: [2, 1, 12, 28], outChannels: 6, kernel: 3, padding: 1),
     Conv2DGeometry(input: [2, 3, 5, 21], outChannels: 5, kernel: (3, 5), padding: (1, 2)),
@@ -83,6 +83,9 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [2, 17, 25, 24], outChannels: 16, kernel: 3, padding: 3, dilation: 3),
     Conv2DGeometry(input: [2, 16, 5, 4], outChannels: 18, kernel: 3, padding: 6, dilation: 6),
     Conv2DGeometry(input: [3, 16, 40, 40], outChannels: 16, kernel: 3, padding: 2, dilation: 2),
+    // 8 channels to 2, stride 1: the input gradient is a direct convolution of planes of 100
+    // pixels (a last vector overlapping the one before), added to the existing gradient when asked
+    Conv2DGeometry(input: [2, 8, 5, 20], outChannels: 2, kernel: 3, padding: 1),
 ]
 
 /// Column budgets: one output row per item, several images per item, the whole batch at once.
@@ -155,7 +158,8 @@ struct ConvTests {
     }
 
     @Test("the input gradient can be added to an existing one (every lowering)",
-          arguments: [convCases[1], convCases[7], convCases[9], convCases[11], convCases[18], convCases[20], convCases[22], convCases[33]])
+          arguments: [convCases[1], convCases[7], convCases[9], convCases[11], convCases[18], convCases[20], convCases[22], convCases[33],
+                      convCases[34]])
     func accumulateInput(g: Conv2DGeometry) {
         let workspace = Workspace(columnBudget: 200)
         let x = randomTensor(g.inputShape, seed: 15), w = randomTensor(g.weightShape, seed: 16)
@@ -220,6 +224,9 @@ struct ConvTests {
 
     @Test("the direct convolution (few input channels) at every vector level: forward and weight gradient equal Double references",
           arguments: [Conv2DGeometry(input: [3, 1, 28, 28], outChannels: 10, kernel: 3, padding: 1),
+                      // the one-channel 3x3 kernel with a last vector overlapping the one before
+                      // and output channels beyond its blocks
+                      Conv2DGeometry(input: [2, 1, 31, 20], outChannels: 11, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [2, 3, 7, 19], outChannels: 3, kernel: (3, 5), padding: (1, 2))])
     func directAtEveryLevel(g: Conv2DGeometry) {
         #expect(g.lowering == "direct")
