@@ -22,8 +22,8 @@ struct ConvolutionPlan {
 
     /// How an item is lowered: im2col columns, optionally with items split into row blocks (not
     /// for col2im, which adds whole images); row-shifted rows (RowShiftLowering.swift);
-    /// Winograd-transformed tiles (WinogradLowering.swift); phase planes shifted per tap
-    /// (stride 2, PhaseLowering.swift); dilated phase planes stacked into images for Winograd
+    /// Winograd-transformed tiles (WinogradLowering.swift); im2col by split rows (stride 2,
+    /// PhaseLowering.swift); dilated phase planes stacked into images for Winograd
     /// (PhaseStackLowering.swift); or not at all, one image convolved directly
     /// (DirectLowering.swift).
     enum Lowering { case im2col(splitRows: Bool), rowShift, winograd, phases, phaseStack, direct }
@@ -123,9 +123,9 @@ struct ConvolutionPlan {
             loweredCount = g.directScratch
         case .phases:
             rows = g.outHeight
-            images = max(1, min(g.batch, budget / (g.patchSize * g.phasedPixels)))
-            maxColumns = images * g.phasedPixels
-            loweredCount = g.patchSize * maxColumns
+            images = max(1, min(g.batch, budget / (g.patchSize * g.outPixels)))
+            maxColumns = images * g.outPixels
+            loweredCount = g.patchSize * (maxColumns + Self.splitRowSlack)
         case .rowShift:
             let perOutputRow = g.shiftedPatchSize * g.outWidth
             let perImage = perOutputRow * g.paddedRows(outputRows: g.outHeight)

@@ -1,5 +1,5 @@
-// Copies the lowerings share: row gathers and scatters, (de)interleaving of even and odd
-// columns, staging-buffer scatters and partial-sum reductions.
+// Copies the lowerings share: row gathers and scatters, staging-buffer scatters and partial-sum
+// reductions.
 
 /// Copies `rows` output rows of `width` values whose input rows lie one after the other at src
 /// (stride 1, output as wide as the input, the same column shift) as one contiguous copy, then
@@ -41,47 +41,6 @@ func scatterAddEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Flo
         k += 4
     }
     while k < count { dst[2 * k] += src[k]; k += 1 }
-}
-
-/// even[k] = src[2k] and odd[k] = src[2k + 1] for the k < pairs with 2k (and 2k + 1) < width,
-/// four pairs at a time.
-@inline(__always)
-func deinterleave(_ even: UnsafeMutablePointer<Float>, _ odd: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>,
-                  pairs: Int, width: Int) {
-    var k = 0
-    while 2 * k + 8 <= width && k + 4 <= pairs {
-        let values = UnsafeRawPointer(src + 2 * k).loadUnaligned(as: SIMD8<Float>.self)
-        UnsafeMutableRawPointer(even + k).storeBytes(of: values.evenHalf, as: SIMD4<Float>.self)
-        UnsafeMutableRawPointer(odd + k).storeBytes(of: values.oddHalf, as: SIMD4<Float>.self)
-        k += 4
-    }
-    while k < pairs && 2 * k < width {
-        even[k] = src[2 * k]
-        if 2 * k + 1 < width { odd[k] = src[2 * k + 1] }
-        k += 1
-    }
-}
-
-/// dst[w] = (accumulate ? dst[w] : 0) + add + (w even ? even : odd)[w / 2] for w in 0..<width,
-/// with 0 for the values of pairs beyond `pairs`; eight at a time.
-@inline(__always)
-func interleave(_ dst: UnsafeMutablePointer<Float>, _ even: UnsafePointer<Float>, _ odd: UnsafePointer<Float>,
-                pairs: Int, width: Int, add: Float = 0, accumulate: Bool) {
-    var k = 0
-    while 2 * k + 8 <= width && k + 4 <= pairs {
-        var values = SIMD8<Float>()
-        values.evenHalf = UnsafeRawPointer(even + k).loadUnaligned(as: SIMD4<Float>.self)
-        values.oddHalf = UnsafeRawPointer(odd + k).loadUnaligned(as: SIMD4<Float>.self)
-        values += add
-        let target = UnsafeMutableRawPointer(dst + 2 * k)
-        if accumulate { values += target.loadUnaligned(as: SIMD8<Float>.self) }
-        target.storeBytes(of: values, as: SIMD8<Float>.self)
-        k += 4
-    }
-    for w in (2 * k)..<width {
-        let value = (w / 2 < pairs ? (w % 2 == 0 ? even : odd)[w / 2] : 0) + add
-        dst[w] = accumulate ? dst[w] + value : value
-    }
 }
 
 /// y (images, C, P) = (accumulate ? y : 0) + s + bias, s (C, ld) holding image b's channel c

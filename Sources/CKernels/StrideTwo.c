@@ -1,0 +1,144 @@
+// Im2col and col2im of stride-2 convolutions (dilation 1) by split rows. Output column ow of
+// kernel tap j reads input column 2 ow + j - padW: a stride-2 gather. Splitting each (zero-
+// padded) input row once into its even and odd columns makes every tap's OW values one
+// contiguous slice of one half: j even reads even[j/2 + ow], j odd odd[(j-1)/2 + ow]. Rows are
+// split and joined with vector shuffles, and slices move 16 values at a time: a copy may write
+// up to 15 values past its slice, which the next slice of the same row (or the row's slack of
+// 16 columns after the last image) takes.
+#include "CKernels.h"
+#include "Levels.h"
+
+#include <string.h>
+
+/// Values per half of a padded row of Wp, rounded up to whole vectors.
+ABN_INLINE ptrdiff_t abn_halves16(ptrdiff_t W, ptrdiff_t padW) { return ((W + 2 * padW + 1) / 2 + 15) / 16 * 16; }
+
+/// Scratch: the padded row (2 halves16, zero past the row) and the halves (halves16 + 16 each,
+/// room for a last copy's over-read).
+ptrdiff_t abn_stride2_scratch(ptrdiff_t W, ptrdiff_t padW) { return 4 * abn_halves16(W, padW) + 32; }
+
+/// The output rows oh (with kernel row i = r - 2 oh) that read padded row r: oh from
+/// *first through *last (empty when *first > *last).
+ABN_INLINE void abn_rows_reading(ptrdiff_t r, ptrdiff_t kH, ptrdiff_t OH, ptrdiff_t *first, ptrdiff_t *last) {
+    *first = r - kH + 1 > 0 ? (r - kH + 2) / 2 : 0;
+    *last = r / 2 < OH - 1 ? r / 2 : OH - 1;
+}
+
+/// dst[0 ..< n] = src[0 ..< n], in vectors of 16 (the last may reach 15 values past n on both).
+ABN_INLINE void abn_copy_slice(float *restrict dst, const float *restrict src, ptrdiff_t n) {
+    for (ptrdiff_t k = 0; k < n; k += 16) {
+        abn_f16 v;
+        memcpy(&v, src + k, sizeof v);
+        memcpy(dst + k, &v, sizeof v);
+    }
+}
+
+/// even[k] = row[2k], odd[k] = row[2k + 1] for k < halves16.
+ABN_INLINE void abn_split_row(float *restrict even, float *restrict odd, const float *restrict row, ptrdiff_t halves16) {
+    for (ptrdiff_t k = 0; k < halves16; k += 16) {
+        abn_f16 a, b;
+        memcpy(&a, row + 2 * k, sizeof a);
+        memcpy(&b, row + 2 * k + 16, sizeof b);
+        const abn_f16 e = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const abn_f16 o = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        memcpy(even + k, &e, sizeof e);
+        memcpy(odd + k, &o, sizeof o);
+    }
+}
+
+/// row[2k] = even[k], row[2k + 1] = odd[k] for k < halves16.
+ABN_INLINE void abn_join_row(float *restrict row, const float *restrict even, const float *restrict odd, ptrdiff_t halves16) {
+    for (ptrdiff_t k = 0; k < halves16; k += 16) {
+        abn_f16 e, o;
+        memcpy(&e, even + k, sizeof e);
+        memcpy(&o, odd + k, sizeof o);
+        const abn_f16 low = __builtin_shufflevector(e, o, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        const abn_f16 high = __builtin_shufflevector(e, o, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        memcpy(row + 2 * k, &low, sizeof low);
+        memcpy(row + 2 * k + 16, &high, sizeof high);
+    }
+}
+
+ABN_INLINE void abn_stride2_im2col_body(float *cols, ptrdiff_t ld, const float *x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH,
+                                        ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW, float *scratch) {
+    const ptrdiff_t OH = (H + 2 * padH - kH) / 2 + 1, OW = (W + 2 * padW - kW) / 2 + 1, halves16 = abn_halves16(W, padW);
+    float *restrict row = scratch, *restrict even = row + 2 * halves16, *restrict odd = even + halves16 + 16;
+    memset(row, 0, sizeof(float) * (size_t)(2 * halves16));
+    for (ptrdiff_t c = 0; c < C; c++) {
+        for (ptrdiff_t r = 0; r < H + 2 * padH; r++) {
+            ptrdiff_t first, last;
+            abn_rows_reading(r, kH, OH, &first, &last);
+            if (first > last) continue;
+            const ptrdiff_t h = r - padH;
+            if (h >= 0 && h < H) {
+                memcpy(row + padW, x + (c * H + h) * W, sizeof(float) * (size_t)W);
+                abn_split_row(even, odd, row, halves16);
+            } else {
+                memset(even, 0, sizeof(float) * (size_t)(2 * halves16 + 32));
+            }
+            for (ptrdiff_t oh = first; oh <= last; oh++) {
+                const ptrdiff_t i = r - 2 * oh;
+                for (ptrdiff_t j = 0; j < kW; j++) {
+                    abn_copy_slice(cols + ((c * kH + i) * kW + j) * ld + oh * OW, (j % 2 == 0 ? even : odd) + j / 2, OW);
+                }
+            }
+        }
+    }
+}
+
+ABN_DISPATCH(abn_stride2_im2col,
+             (float *cols, ptrdiff_t ld, const float *x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH,
+              ptrdiff_t padW, float *scratch),
+             (cols, ld, x, C, H, W, kH, kW, padH, padW, scratch))
+
+/// Lane numbers, to mask lanes by position.
+static const abn_i16 abn_stride2_lanes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+/// half[0 ..< n] += slice[0 ..< n] and slice[0 ..< n] = 0, in vectors of 16 whose lanes past n
+/// leave both as they are.
+ABN_INLINE void abn_move_slice(float *restrict half, float *restrict slice, ptrdiff_t n) {
+    for (ptrdiff_t k = 0; k < n; k += 16) {
+        const abn_i16 mask = abn_stride2_lanes < (int)(n - k);
+        abn_f16 v, t;
+        memcpy(&v, slice + k, sizeof v);
+        memcpy(&t, half + k, sizeof t);
+        t += (abn_f16)((abn_i16)v & mask);
+        v = (abn_f16)((abn_i16)v & ~mask);
+        memcpy(half + k, &t, sizeof t);
+        memcpy(slice + k, &v, sizeof v);
+    }
+}
+
+ABN_INLINE void abn_stride2_col2im_body(float *dx, float *cols, ptrdiff_t ld, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH,
+                                        ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW, int accumulate, float *scratch) {
+    const ptrdiff_t OH = (H + 2 * padH - kH) / 2 + 1, OW = (W + 2 * padW - kW) / 2 + 1, halves16 = abn_halves16(W, padW);
+    float *restrict row = scratch, *restrict even = row + 2 * halves16, *restrict odd = even + halves16 + 16;
+    for (ptrdiff_t c = 0; c < C; c++) {
+        for (ptrdiff_t r = 0; r < H + 2 * padH; r++) {
+            // a padding row's values are dropped, but its slices zeroed like the others
+            ptrdiff_t first, last;
+            abn_rows_reading(r, kH, OH, &first, &last);
+            memset(even, 0, sizeof(float) * (size_t)(2 * halves16 + 32));
+            for (ptrdiff_t oh = first; oh <= last; oh++) {
+                const ptrdiff_t i = r - 2 * oh;
+                for (ptrdiff_t j = 0; j < kW; j++) {
+                    abn_move_slice((j % 2 == 0 ? even : odd) + j / 2, cols + ((c * kH + i) * kW + j) * ld + oh * OW, OW);
+                }
+            }
+            const ptrdiff_t h = r - padH;
+            if (h < 0 || h >= H) continue;
+            abn_join_row(row, even, odd, halves16);
+            float *restrict out = dx + (c * H + h) * W;
+            if (accumulate) {
+                for (ptrdiff_t w = 0; w < W; w++) out[w] += row[w + padW];
+            } else {
+                memcpy(out, row + padW, sizeof(float) * (size_t)W);
+            }
+        }
+    }
+}
+
+ABN_DISPATCH(abn_stride2_col2im,
+             (float *dx, float *cols, ptrdiff_t ld, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH,
+              ptrdiff_t padW, int accumulate, float *scratch),
+             (dx, cols, ld, C, H, W, kH, kW, padH, padW, accumulate, scratch))
