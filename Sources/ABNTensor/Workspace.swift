@@ -19,8 +19,8 @@ public final class Workspace {
         /// A convolution kernel split by kernel row for row-shifted lowering: (kH, outC, C*kW),
         /// or Winograd-transformed: (16, outC, C).
         case kernelRows
-        /// A work item's input split into phase planes (stride 2): (images, C, 4, plane), or a
-        /// chunk's input stacked by phases (dilation): (images, C, stackedHeight, Wp).
+        /// A chunk's input stacked by phases (dilation): (images, C, stackedHeight, Wp), or a
+        /// worker's split rows (stride 2): a padded input row and its even and odd halves.
         case phasePlanes
         /// A chunk's output or output gradient stacked by phases: (images, outC, stackedHeight, Wp).
         case stackedOutput
