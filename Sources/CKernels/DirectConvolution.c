@@ -66,9 +66,6 @@ ABN_INLINE void abn_shifted_copies(float *restrict copies, const float *restrict
     }
 }
 
-/// Lane numbers, to mask lanes by position.
-static const abn_i16 abn_lanes16 = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-
 /// The start of vector k of a plane of P >= 16 pixels: 16 k, or P - 16 for a remainder
 /// (overlapping the vector before it).
 ABN_INLINE ptrdiff_t abn_vector_start(ptrdiff_t k, ptrdiff_t P) { return 16 * k + 16 <= P ? 16 * k : P - 16; }

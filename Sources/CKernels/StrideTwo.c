@@ -91,14 +91,11 @@ ABN_DISPATCH(abn_stride2_im2col,
               ptrdiff_t padW, float *scratch),
              (cols, ld, x, C, H, W, kH, kW, padH, padW, scratch))
 
-/// Lane numbers, to mask lanes by position.
-static const abn_i16 abn_stride2_lanes = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-
 /// half[0 ..< n] += slice[0 ..< n] and slice[0 ..< n] = 0, in vectors of 16 whose lanes past n
 /// leave both as they are.
 ABN_INLINE void abn_move_slice(float *restrict half, float *restrict slice, ptrdiff_t n) {
     for (ptrdiff_t k = 0; k < n; k += 16) {
-        const abn_i16 mask = abn_stride2_lanes < (int)(n - k);
+        const abn_i16 mask = abn_lanes16 < (int)(n - k);
         abn_f16 v, t;
         memcpy(&v, slice + k, sizeof v);
         memcpy(&t, half + k, sizeof t);
