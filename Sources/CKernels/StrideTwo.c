@@ -33,6 +33,42 @@ ABN_INLINE void abn_copy_slice(float *restrict dst, const float *restrict src, p
     }
 }
 
+/// dst[0 ..< n] = src[0 ..< n] (plus dst's values when accumulate), writing nothing past n: in
+/// vectors of 16, the last one overlapping the one before, or for n < 16 in 4s and 1s. (Inline:
+/// rows are too short for a call to memcpy to pay.)
+ABN_INLINE void abn_copy_row(float *restrict dst, const float *restrict src, ptrdiff_t n, int accumulate) {
+    if (n >= 16) {
+        for (ptrdiff_t k = 0; k < n; k += 16) {
+            const ptrdiff_t at = k + 16 <= n ? k : n - 16;
+            abn_f16 v;
+            memcpy(&v, src + at, sizeof v);
+            if (accumulate) {
+                abn_f16 old;
+                memcpy(&old, dst + at, sizeof old);
+                // lanes below k - at were added by the vector before
+                v = (abn_f16)(((abn_i16)(old + v) & (abn_lanes16 >= (int)(k - at))) | ((abn_i16)old & (abn_lanes16 < (int)(k - at))));
+            }
+            memcpy(dst + at, &v, sizeof v);
+        }
+        return;
+    }
+    ptrdiff_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        abn_f4 v, old = {0};
+        memcpy(&v, src + k, sizeof v);
+        if (accumulate) memcpy(&old, dst + k, sizeof old);
+        v += old;
+        memcpy(dst + k, &v, sizeof v);
+    }
+    for (; k < n; k++) dst[k] = (accumulate ? dst[k] : 0) + src[k];
+}
+
+/// Zeroes both halves (halves16 + 16 values each, contiguous).
+ABN_INLINE void abn_zero_halves(float *even, ptrdiff_t halves16) {
+    const abn_f16 zero = {0};
+    for (ptrdiff_t k = 0; k < 2 * halves16 + 32; k += 16) memcpy(even + k, &zero, sizeof zero);
+}
+
 /// even[k] = row[2k], odd[k] = row[2k + 1] for k < halves16.
 ABN_INLINE void abn_split_row(float *restrict even, float *restrict odd, const float *restrict row, ptrdiff_t halves16) {
     for (ptrdiff_t k = 0; k < halves16; k += 16) {
@@ -71,10 +107,10 @@ ABN_INLINE void abn_stride2_im2col_body(float *cols, ptrdiff_t ld, const float *
             if (first > last) continue;
             const ptrdiff_t h = r - padH;
             if (h >= 0 && h < H) {
-                memcpy(row + padW, x + (c * H + h) * W, sizeof(float) * (size_t)W);
+                abn_copy_row(row + padW, x + (c * H + h) * W, W, 0);
                 abn_split_row(even, odd, row, halves16);
             } else {
-                memset(even, 0, sizeof(float) * (size_t)(2 * halves16 + 32));
+                abn_zero_halves(even, halves16);
             }
             for (ptrdiff_t oh = first; oh <= last; oh++) {
                 const ptrdiff_t i = r - 2 * oh;
@@ -115,7 +151,7 @@ ABN_INLINE void abn_stride2_col2im_body(float *dx, float *cols, ptrdiff_t ld, pt
             // a padding row's values are dropped, but its slices zeroed like the others
             ptrdiff_t first, last;
             abn_rows_reading(r, kH, OH, &first, &last);
-            memset(even, 0, sizeof(float) * (size_t)(2 * halves16 + 32));
+            abn_zero_halves(even, halves16);
             for (ptrdiff_t oh = first; oh <= last; oh++) {
                 const ptrdiff_t i = r - 2 * oh;
                 for (ptrdiff_t j = 0; j < kW; j++) {
@@ -125,12 +161,7 @@ ABN_INLINE void abn_stride2_col2im_body(float *dx, float *cols, ptrdiff_t ld, pt
             const ptrdiff_t h = r - padH;
             if (h < 0 || h >= H) continue;
             abn_join_row(row, even, odd, halves16);
-            float *restrict out = dx + (c * H + h) * W;
-            if (accumulate) {
-                for (ptrdiff_t w = 0; w < W; w++) out[w] += row[w + padW];
-            } else {
-                memcpy(out, row + padW, sizeof(float) * (size_t)W);
-            }
+            abn_copy_row(dx + (c * H + h) * W, row + padW, W, accumulate);
         }
     }
 }

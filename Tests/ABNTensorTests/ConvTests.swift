@@ -55,7 +55,7 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [2, 8, 3, 2], outChannels: 4, kernel: 3, padding: 3, dilation: 3),
     Conv2DGeometry(input: [2, 16, 6, 5], outChannels: 5, kernel: 3, padding: 6, dilation: 6),
     Conv2DGeometry(input: [2, 2, 3, 4], outChannels: 3, kernel: 3, padding: 4, dilation: 4),
-    // strided with 8 channels (im2col, col2im)
+    // strided with 8 channels (split rows; im2col and col2im where dilated)
     Conv2DGeometry(input: [2, 8, 9, 8], outChannels: 5, kernel: 3, stride: 2, padding: 1),
     Conv2DGeometry(input: [2, 6, 11, 10], outChannels: 4, kernel: (3, 3), stride: (3, 2), padding: (1, 1), dilation: (2, 1)),
     Conv2DGeometry(input: [2, 8, 9, 9], outChannels: 3, kernel: 3, stride: 2, padding: 2, dilation: 2),
@@ -86,6 +86,9 @@ let convCases: [Conv2DGeometry] = [
     // 8 channels to 2, stride 1: the input gradient is a direct convolution of planes of 100
     // pixels (a last vector overlapping the one before), added to the existing gradient when asked
     Conv2DGeometry(input: [2, 8, 5, 20], outChannels: 2, kernel: 3, padding: 1),
+    // stride 2 on rows of 21 pixels: split rows copied in vectors, the last overlapping the one
+    // before, also when the input gradient is added to an existing one
+    Conv2DGeometry(input: [2, 4, 9, 21], outChannels: 3, kernel: 3, stride: 2, padding: 1),
 ]
 
 /// Column budgets: one output row per item, several images per item, the whole batch at once.
@@ -159,7 +162,7 @@ struct ConvTests {
 
     @Test("the input gradient can be added to an existing one (every lowering)",
           arguments: [convCases[1], convCases[7], convCases[9], convCases[11], convCases[18], convCases[20], convCases[22], convCases[33],
-                      convCases[34]])
+                      convCases[34], convCases[35]])
     func accumulateInput(g: Conv2DGeometry) {
         let workspace = Workspace(columnBudget: 200)
         let x = randomTensor(g.inputShape, seed: 15), w = randomTensor(g.weightShape, seed: 16)
