@@ -40,8 +40,9 @@ public struct EvaluationResult: Sendable {
 /// rank evaluates its shard; the sums are reduced), `batch` samples at a time. Segmentation
 /// works on whole images, batching consecutive images of one size, at most `pixels` input
 /// pixels per forward pass (at least one image; see `TrainingConfig.evaluationPixels`), and
-/// loads as many images at a time as `pixels` holds at the size of the shard's first. Eval
-/// mode makes no collective inside the layers, so shards of different sizes are fine.
+/// loads the shard's first image alone, then as many images at a time as `pixels` holds at the
+/// size of the previous load's first. Eval mode makes no collective inside the layers, so
+/// shards of different sizes are fine.
 public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100, pixels: Int = .max) throws -> EvaluationResult {
     let comm = replica.comm
     let data = loader.dataset
@@ -53,15 +54,13 @@ public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100, 
     let segmentation = data.task == .segmentation
     var sums = [Double](repeating: 0, count: 2 + (segmentation ? k * k : 0))  // loss sum, correct or valid pixels, confusion
     var confusion = [Double](repeating: 0, count: segmentation ? k * k : 0)
-    var chunk = batch
-    if segmentation, !shard.isEmpty {
-        let first = try loader.samples([shard.lowerBound])[0].image
-        chunk = max(1, min(batch, pixels / max(1, first.width * first.height)))
-    }
+    var chunk = segmentation ? 1 : batch
     var start = shard.lowerBound
     while start < shard.upperBound {
         let indices = Array(start..<min(start + chunk, shard.upperBound))
         let samples = try loader.samples(indices)
+        start += indices.count
+        if segmentation { chunk = max(1, min(batch, pixels / max(1, samples[0].image.width * samples[0].image.height))) }
         var first = 0
         while first < samples.count {
             // segmentation works on whole images: a batch holds consecutive images of one size
@@ -86,7 +85,6 @@ public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100, 
             }
             first = end
         }
-        start += chunk
     }
     if segmentation { sums.replaceSubrange(2..., with: confusion) }
     sums.withUnsafeMutableBufferPointer { comm.allreduceSum($0.baseAddress!, count: $0.count, what: "the evaluation sums") }
