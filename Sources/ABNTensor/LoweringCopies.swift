@@ -44,40 +44,29 @@ func scatterAddEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Flo
 }
 
 /// y (images, C, P) = (accumulate ? y : 0) + s + bias, s (C, ld) holding image b's channel c
-/// at s + c * ld + b * imageStride, in rows of `width` values `pitch` apart (default: the whole
-/// plane as one row).
+/// at s + c * ld + b * imageStride.
 func scatterChunk(_ y: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, ld: Int, imageStride: Int,
-                  images: Int, channels: Int, pixels P: Int, width: Int? = nil, pitch: Int? = nil,
-                  bias: UnsafePointer<Float>?, accumulate: Bool) {
-    let width = width ?? P, pitch = pitch ?? width
+                  images: Int, channels: Int, pixels P: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
     for b in 0..<images {
         for o in 0..<channels {
             let v = bias?[o] ?? 0
-            for row in 0..<P / width {
-                let src = s + o * ld + b * imageStride + row * pitch, dst = y + (b * channels + o) * P + row * width
-                if accumulate {
-                    for p in 0..<width { dst[p] += src[p] + v }
-                } else {
-                    for p in 0..<width { dst[p] = src[p] + v }
-                }
+            let src = s + o * ld + b * imageStride, dst = y + (b * channels + o) * P
+            if accumulate {
+                for p in 0..<P { dst[p] += src[p] + v }
+            } else {
+                for p in 0..<P { dst[p] = src[p] + v }
             }
         }
     }
 }
 
 /// dst (C, ld) = src (images, C, P): a chunk of NCHW images as one matrix for a GEMM, image b's
-/// channel c at dst + c * ld + b * imageStride, in rows of `width` values `pitch` apart with
-/// zeros between (default: the whole plane as one row, images P apart).
+/// channel c at dst + c * ld + b * P.
 func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, ld: Int,
-                        images: Int, channels: Int, pixels P: Int, width: Int? = nil, pitch: Int? = nil) {
-    let width = width ?? P, pitch = pitch ?? width, rows = P / width
+                        images: Int, channels: Int, pixels P: Int) {
     for b in 0..<images {
         for c in 0..<channels {
-            for row in 0..<rows {
-                let target = dst + c * ld + b * rows * pitch + row * pitch
-                target.update(from: src + (b * channels + c) * P + row * width, count: width)
-                (target + width).update(repeating: 0, count: pitch - width)
-            }
+            (dst + c * ld + b * P).update(from: src + (b * channels + c) * P, count: P)
         }
     }
 }
