@@ -10,21 +10,6 @@ enum { ABN_BASELINE = 1, ABN_AVX2 = 2, ABN_AVX512 = 3 };
 #else
 #define ABN_TARGET_AVX512
 #define ABN_TARGET_AVX2
-/// As ABN_DISPATCH, with the level passed first to NAME_body (a constant in each copy), for
-/// kernels whose blocking depends on the level's registers.
-#define ABN_UNPARENTHESIZED(...) __VA_ARGS__
-#define ABN_DISPATCH_LEVEL(NAME, PARAMS, ARGS) \
-    ABN_TARGET_AVX512 static void NAME##_avx512 PARAMS { NAME##_body(ABN_AVX512, ABN_UNPARENTHESIZED ARGS); } \
-    ABN_TARGET_AVX2 static void NAME##_avx2 PARAMS { NAME##_body(ABN_AVX2, ABN_UNPARENTHESIZED ARGS); } \
-    static void NAME##_baseline PARAMS { NAME##_body(ABN_BASELINE, ABN_UNPARENTHESIZED ARGS); } \
-    void NAME PARAMS { \
-        switch (abn_simd_level()) { \
-        case ABN_AVX512: NAME##_avx512 ARGS; break; \
-        case ABN_AVX2: NAME##_avx2 ARGS; break; \
-        default: NAME##_baseline ARGS; break; \
-        } \
-    }
-
 #endif
 #define ABN_INLINE static inline __attribute__((always_inline))
 
