@@ -87,26 +87,25 @@ func convWeightGradientByPhases(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafeP
     sumPartials(dW, partials.prefix(plan.groups), count: OC * K, accumulate: accumulate)
 }
 
-/// dInput by dCols (K, columns) = W^T x dY_item, added back into split rows and interleaved
-/// into the images; items are whole images, so no two workers add into the same image. As in
-/// the forward, the GEMM adds into dCols, zeroed once per call and left zero by the col2im.
+/// dInput by dCols (K, columns) = W^T x dY_item, added back into split rows and joined into the
+/// images; items are whole images, so no two workers add into the same image. The columns sit
+/// `splitRowSlack` floats into their buffer: the col2im reads that far around each row.
 func convInputGradientByPhases(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
                                _ w: UnsafePointer<Float>, _ g: Conv2DGeometry, _ workspace: Workspace, accumulate: Bool) {
-    let K = g.patchSize, OC = g.outChannels, C = g.inChannels, P = g.outPixels
+    let K = g.patchSize, OC = g.outChannels, C = g.inChannels, P = g.outPixels, slack = ConvolutionPlan.splitRowSlack
     let plan = ConvolutionPlan(g, budget: workspace.columnBudget, lowering: .phases)
     let workers = Parallel.workers(for: plan.items)
-    let cols = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // (K, columns)
+    let buffers = workspace.buffers(.columns, workers: workers, count: slack + plan.loweredCount)
     let staging = workspace.buffers(.staging, workers: workers, count: OC * plan.maxColumns)  // (OC, columns)
     let rows = workspace.buffers(.phasePlanes, workers: workers, count: g.splitRowScratch)
-    for c in cols { c.update(repeating: 0, count: plan.loweredCount) }
     Parallel.forEachClaimed(plan.items, workers: workers) { worker, index in
         let (n0, nb, _) = plan.item(index, g)
-        let ld = nb * P, ldCols = ld + ConvolutionPlan.splitRowSlack
+        let ld = nb * P, ldCols = ld + slack, cols = buffers[worker] + slack  // (K, columns)
         gatherChannelMajor(staging[worker], dy + n0 * OC * P, ld: ld, images: nb, channels: OC, pixels: P)
         BLAS.sgemm(transA: true, m: K, n: ld, k: OC, a: w, lda: K, b: staging[worker], ldb: ld,
-                   beta: 1, c: cols[worker], ldc: ldCols)
+                   beta: 0, c: cols, ldc: ldCols)
         for b in 0..<nb {
-            abn_stride2_col2im(dx + (n0 + b) * C * g.inPixels, cols[worker] + b * P, ldCols, C, g.inHeight, g.inWidth,
+            abn_stride2_col2im(dx + (n0 + b) * C * g.inPixels, cols + b * P, ldCols, C, g.inHeight, g.inWidth,
                                g.kernelHeight, g.kernelWidth, g.padHeight, g.padWidth, accumulate ? 1 : 0, rows[worker])
         }
     }

@@ -2,9 +2,10 @@
 // kernel tap j reads input column 2 ow + j - padW: a stride-2 gather. Splitting each (zero-
 // padded) input row once into its even and odd columns makes every tap's OW values one
 // contiguous slice of one half: j even reads even[j/2 + ow], j odd odd[(j-1)/2 + ow]. Rows are
-// split and joined with vector shuffles, and slices move 16 values at a time: a copy may write
-// up to 15 values past its slice, which the next slice of the same row (or the row's slack of
-// 16 columns after the last image) takes.
+// split and joined with vector shuffles, and slices move 16 values at a time: an im2col copy may
+// write up to 15 values past its slice, which the next slice of the same row (or the row's slack
+// of 16 columns after the last image) takes; col2im reads up to 15 values around a slice (the
+// columns need 16 of slack on both sides).
 #include "CKernels.h"
 #include "Levels.h"
 
@@ -127,39 +128,41 @@ ABN_DISPATCH(abn_stride2_im2col,
               ptrdiff_t padW, float *scratch),
              (cols, ld, x, C, H, W, kH, kW, padH, padW, scratch))
 
-/// half[0 ..< n] += slice[0 ..< n] and slice[0 ..< n] = 0, in vectors of 16 whose lanes past n
-/// leave both as they are.
-ABN_INLINE void abn_move_slice(float *restrict half, float *restrict slice, ptrdiff_t n) {
-    for (ptrdiff_t k = 0; k < n; k += 16) {
-        const abn_i16 mask = abn_lanes16 < (int)(n - k);
-        abn_f16 v, t;
-        memcpy(&v, slice + k, sizeof v);
-        memcpy(&t, half + k, sizeof t);
-        t += (abn_f16)((abn_i16)v & mask);
-        v = (abn_f16)((abn_i16)v & ~mask);
-        memcpy(half + k, &t, sizeof t);
-        memcpy(slice + k, &v, sizeof v);
+/// half[k ..< k + 16] = block k of one half of padded row r, summed in a register over the
+/// slices that land in it: tap j of parity `parity` and output row oh (kernel row r - 2 oh) puts column
+/// slice value ow at half position j/2 + ow. Each slice is loaded shifted by j/2 and masked to
+/// its own lanes, so every add goes to the same register (no store-to-load chains in memory).
+ABN_INLINE void abn_half_block(float *restrict half, const float *restrict cols, ptrdiff_t ld, ptrdiff_t c, ptrdiff_t r, ptrdiff_t first,
+                                ptrdiff_t last, ptrdiff_t k, int parity, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t OW) {
+    abn_f16 sum = {0};
+    for (ptrdiff_t oh = first; oh <= last; oh++) {
+        const float *rows = cols + (c * kH + r - 2 * oh) * kW * ld + oh * OW;
+        for (ptrdiff_t j = parity; j < kW; j += 2) {
+            const ptrdiff_t shift = j / 2;
+            if (k + 16 <= shift || k >= shift + OW) continue;
+            const abn_i16 position = abn_lanes16 + (int)k;
+            const abn_i16 mine = (position >= (int)shift) & (position < (int)(shift + OW));
+            abn_f16 v;
+            memcpy(&v, rows + j * ld + k - shift, sizeof v);
+            sum += (abn_f16)((abn_i16)v & mine);
+        }
     }
+    memcpy(half + k, &sum, sizeof sum);
 }
 
-ABN_INLINE void abn_stride2_col2im_body(float *dx, float *cols, ptrdiff_t ld, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH,
+ABN_INLINE void abn_stride2_col2im_body(float *dx, const float *cols, ptrdiff_t ld, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH,
                                         ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW, int accumulate, float *scratch) {
     const ptrdiff_t OH = (H + 2 * padH - kH) / 2 + 1, OW = (W + 2 * padW - kW) / 2 + 1, halves16 = abn_halves16(W, padW);
     float *restrict row = scratch, *restrict even = row + 2 * halves16, *restrict odd = even + halves16 + 16;
     for (ptrdiff_t c = 0; c < C; c++) {
-        for (ptrdiff_t r = 0; r < H + 2 * padH; r++) {
-            // a padding row's values are dropped, but its slices zeroed like the others
+        for (ptrdiff_t h = 0; h < H; h++) {
+            const ptrdiff_t r = h + padH;
             ptrdiff_t first, last;
             abn_rows_reading(r, kH, OH, &first, &last);
-            abn_zero_halves(even, halves16);
-            for (ptrdiff_t oh = first; oh <= last; oh++) {
-                const ptrdiff_t i = r - 2 * oh;
-                for (ptrdiff_t j = 0; j < kW; j++) {
-                    abn_move_slice((j % 2 == 0 ? even : odd) + j / 2, cols + ((c * kH + i) * kW + j) * ld + oh * OW, OW);
-                }
+            for (ptrdiff_t k = 0; k < halves16; k += 16) {
+                abn_half_block(even, cols, ld, c, r, first, last, k, 0, kH, kW, OW);
+                abn_half_block(odd, cols, ld, c, r, first, last, k, 1, kH, kW, OW);
             }
-            const ptrdiff_t h = r - padH;
-            if (h < 0 || h >= H) continue;
             abn_join_row(row, even, odd, halves16);
             abn_copy_row(dx + (c * H + h) * W, row + padW, W, accumulate);
         }
@@ -167,6 +170,6 @@ ABN_INLINE void abn_stride2_col2im_body(float *dx, float *cols, ptrdiff_t ld, pt
 }
 
 ABN_DISPATCH(abn_stride2_col2im,
-             (float *dx, float *cols, ptrdiff_t ld, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH,
-              ptrdiff_t padW, int accumulate, float *scratch),
+             (float *dx, const float *cols, ptrdiff_t ld, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW,
+              ptrdiff_t padH, ptrdiff_t padW, int accumulate, float *scratch),
              (dx, cols, ld, C, H, W, kH, kW, padH, padW, accumulate, scratch))

@@ -59,8 +59,8 @@ ptrdiff_t abn_direct_weight_scratch(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdi
 void abn_stride2_im2col(float *cols, ptrdiff_t ld, const float *x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW,
                         ptrdiff_t padH, ptrdiff_t padW, float *scratch);
 /// Its transpose: dx (C, H, W) = (accumulate ? dx : 0) + the sum of the columns over the taps
-/// each pixel feeds; leaves the columns it reads (all OH * OW of each row) zero.
-void abn_stride2_col2im(float *dx, float *cols, ptrdiff_t ld, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW,
+/// each pixel feeds. Reads up to 15 floats before and after each row's columns.
+void abn_stride2_col2im(float *dx, const float *cols, ptrdiff_t ld, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW,
                         ptrdiff_t padH, ptrdiff_t padW, int accumulate, float *scratch);
 ptrdiff_t abn_stride2_scratch(ptrdiff_t W, ptrdiff_t padW);
 
