@@ -18,8 +18,8 @@ extension Conv2DGeometry {
             && kernelHeight * kernelWidth > 1
     }
 
-    /// Scratch floats of one worker's split rows.
-    var splitRowScratch: Int { abn_stride2_scratch(inWidth, padWidth) }
+    /// Scratch floats of one worker's split rows (a channel's).
+    var splitRowScratch: Int { abn_stride2_scratch(inHeight, inWidth, padHeight, padWidth) }
 }
 
 extension ConvolutionPlan {

@@ -20,7 +20,8 @@ public final class Workspace {
         /// or Winograd-transformed: (16, outC, C).
         case kernelRows
         /// A chunk's input stacked by phases (dilation): (images, C, stackedHeight, Wp), or a
-        /// worker's split rows (stride 2): a padded input row and its even and odd halves.
+        /// worker's split rows (stride 2): a channel's padded input rows and their even and odd
+        /// halves.
         case phasePlanes
         /// A chunk's output or output gradient stacked by phases: (images, outC, stackedHeight, Wp).
         case stackedOutput

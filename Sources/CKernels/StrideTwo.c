@@ -14,9 +14,14 @@
 /// Values per half of a padded row of Wp, rounded up to whole vectors.
 ABN_INLINE ptrdiff_t abn_halves16(ptrdiff_t W, ptrdiff_t padW) { return ((W + 2 * padW + 1) / 2 + 15) / 16 * 16; }
 
-/// Scratch: the padded row (2 halves16, zero past the row) and the halves (halves16 + 16 each,
-/// room for a last copy's over-read).
-ptrdiff_t abn_stride2_scratch(ptrdiff_t W, ptrdiff_t padW) { return 4 * abn_halves16(W, padW) + 32; }
+/// Floats of one padded row's halves (halves16 + 16 each: room for a last copy's over-read).
+ABN_INLINE ptrdiff_t abn_halves_pitch(ptrdiff_t W, ptrdiff_t padW) { return 2 * abn_halves16(W, padW) + 32; }
+
+/// Scratch: a channel's padded rows (2 halves16 each, zero past the row) and their halves; the
+/// col2im uses one of each.
+ptrdiff_t abn_stride2_scratch(ptrdiff_t H, ptrdiff_t W, ptrdiff_t padH, ptrdiff_t padW) {
+    return (H + 2 * padH) * (2 * abn_halves16(W, padW) + abn_halves_pitch(W, padW));
+}
 
 /// The output rows oh (with kernel row i = r - 2 oh) that read padded row r: oh from
 /// *first through *last (empty when *first > *last).
@@ -64,12 +69,6 @@ ABN_INLINE void abn_copy_row(float *restrict dst, const float *restrict src, ptr
     for (; k < n; k++) dst[k] = (accumulate ? dst[k] : 0) + src[k];
 }
 
-/// Zeroes both halves (halves16 + 16 values each, contiguous).
-ABN_INLINE void abn_zero_halves(float *even, ptrdiff_t halves16) {
-    const abn_f16 zero = {0};
-    for (ptrdiff_t k = 0; k < 2 * halves16 + 32; k += 16) memcpy(even + k, &zero, sizeof zero);
-}
-
 /// even[k] = row[2k], odd[k] = row[2k + 1] for k < halves16.
 ABN_INLINE void abn_split_row(float *restrict even, float *restrict odd, const float *restrict row, ptrdiff_t halves16) {
     for (ptrdiff_t k = 0; k < halves16; k += 16) {
@@ -98,26 +97,26 @@ ABN_INLINE void abn_join_row(float *restrict row, const float *restrict even, co
 
 ABN_INLINE void abn_stride2_im2col_body(float *cols, ptrdiff_t ld, const float *x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH,
                                         ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW, float *scratch) {
-    const ptrdiff_t OH = (H + 2 * padH - kH) / 2 + 1, OW = (W + 2 * padW - kW) / 2 + 1, halves16 = abn_halves16(W, padW);
-    float *restrict row = scratch, *restrict even = row + 2 * halves16, *restrict odd = even + halves16 + 16;
-    memset(row, 0, sizeof(float) * (size_t)(2 * halves16));
+    const ptrdiff_t Hp = H + 2 * padH, OH = (Hp - kH) / 2 + 1, OW = (W + 2 * padW - kW) / 2 + 1, halves16 = abn_halves16(W, padW);
+    const ptrdiff_t pitch = abn_halves_pitch(W, padW);
+    float *restrict padded = scratch, *restrict halves = scratch + Hp * 2 * halves16;
+    memset(padded, 0, sizeof(float) * (size_t)(Hp * 2 * halves16));
     for (ptrdiff_t c = 0; c < C; c++) {
-        for (ptrdiff_t r = 0; r < H + 2 * padH; r++) {
-            ptrdiff_t first, last;
-            abn_rows_reading(r, kH, OH, &first, &last);
-            if (first > last) continue;
-            const ptrdiff_t h = r - padH;
-            if (h >= 0 && h < H) {
-                abn_copy_row(row + padW, x + (c * H + h) * W, W, 0);
-                abn_split_row(even, odd, row, halves16);
-            } else {
-                abn_zero_halves(even, halves16);
-            }
-            for (ptrdiff_t oh = first; oh <= last; oh++) {
-                const ptrdiff_t i = r - 2 * oh;
-                for (ptrdiff_t j = 0; j < kW; j++) {
-                    abn_copy_slice(cols + ((c * kH + i) * kW + j) * ld + oh * OW, (j % 2 == 0 ? even : odd) + j / 2, OW);
-                }
+        // three passes over the channel, so that no pass loads what the one before just stored
+        // (a load overlapping a recent store of another size or offset stalls)
+        for (ptrdiff_t h = 0; h < H; h++) abn_copy_row(padded + (h + padH) * 2 * halves16 + padW, x + (c * H + h) * W, W, 0);
+        for (ptrdiff_t r = 0; r < Hp; r++) {
+            float *even = halves + r * pitch;
+            abn_split_row(even, even + halves16 + 16, padded + r * 2 * halves16, halves16);
+        }
+        // the next channel's input fetched meanwhile (the next image's after the last channel);
+        // each row of cols written front to back
+        for (ptrdiff_t k = 0; k < H * W; k += 16) __builtin_prefetch(x + (c + 1) * H * W + k);
+        for (ptrdiff_t i = 0; i < kH; i++) {
+            for (ptrdiff_t j = 0; j < kW; j++) {
+                float *target = cols + ((c * kH + i) * kW + j) * ld;
+                const float *source = halves + i * pitch + (j % 2 == 0 ? 0 : halves16 + 16) + j / 2;
+                for (ptrdiff_t oh = 0; oh < OH; oh++) abn_copy_slice(target + oh * OW, source + 2 * oh * pitch, OW);
             }
         }
     }
