@@ -102,8 +102,7 @@ ABN_INLINE void abn_stride2_im2col_body(float *cols, ptrdiff_t ld, const float *
     float *restrict padded = scratch, *restrict halves = scratch + Hp * 2 * halves16;
     memset(padded, 0, sizeof(float) * (size_t)(Hp * 2 * halves16));
     for (ptrdiff_t c = 0; c < C; c++) {
-        // three passes over the channel, so that no pass loads what the one before just stored
-        // (a load overlapping a recent store of another size or offset stalls)
+        // three passes over the channel: its rows padded, split, and cols written row by row
         for (ptrdiff_t h = 0; h < H; h++) abn_copy_row(padded + (h + padH) * 2 * halves16 + padW, x + (c * H + h) * W, W, 0);
         for (ptrdiff_t r = 0; r < Hp; r++) {
             float *even = halves + r * pitch;
