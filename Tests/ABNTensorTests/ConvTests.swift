@@ -205,7 +205,8 @@ struct ConvTests {
     @Test("every vector level the processor runs gives bit-identical results, equal to a direct convolution",
           arguments: [Conv2DGeometry(input: [3, 16, 7, 7], outChannels: 16, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [2, 17, 6, 9], outChannels: 20, kernel: 3, padding: 1),
-                      Conv2DGeometry(input: [2, 16, 31, 29], outChannels: 18, kernel: 3, padding: 1)])
+                      Conv2DGeometry(input: [2, 16, 31, 29], outChannels: 18, kernel: 3, padding: 1),
+                      Conv2DGeometry(input: [2, 8, 21, 20], outChannels: 6, kernel: 3, stride: 2, padding: 1)])  // split rows
     func vectorLevels(g: Conv2DGeometry) {
         let x = randomTensor(g.inputShape, seed: 21), w = randomTensor(g.weightShape, seed: 22), b = randomTensor([g.outChannels], seed: 23)
         let dy = randomTensor(g.outputShape, seed: 24)
