@@ -25,24 +25,24 @@ enum { ABN_STEM_Q = 3, ABN_STEM_GRAD_Q = 3, ABN_DIRECT_Q = 4, ABN_DIRECT_GRAD_Q 
 ABN_INLINE ptrdiff_t abn_copy_rows(ptrdiff_t H, ptrdiff_t padH) { return H + 2 * padH; }
 
 /// Floats of one image's shifted copies (C, kW, H + 2 padH, OW).
-ABN_INLINE ptrdiff_t abn_copies_count(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW) {
+ABN_INLINE ptrdiff_t abn_copies_count(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW) {
     return C * kW * abn_copy_rows(H, padH) * (W + 2 * padW - kW + 1);
 }
 
 ptrdiff_t abn_direct_scratch(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW) {
-    return abn_copies_count(C, H, W, kH, kW, padH, padW);
+    return abn_copies_count(C, H, W, kW, padH, padW);
 }
 
 ptrdiff_t abn_direct_weight_scratch(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW) {
-    return abn_copies_count(C, H, W, kH, kW, padH, padW) + 16 + 16 * ABN_DIRECT_GRAD_Q * C * kH * kW;
+    return abn_copies_count(C, H, W, kW, padH, padW) + 16 + 16 * ABN_DIRECT_GRAD_Q * C * kH * kW;
 }
 
 /// The shifted copies of one image's input planes x (C, H, W): copy (c, j) holds at row r,
 /// column ow the pixel x[c][r - padH][ow + j - padW] (zero outside the image), with OW columns
 /// per row. Tap (i, j) of output pixel p = oh * OW + ow is then copy (c, j) at flat index
 /// p + i * OW.
-ABN_INLINE void abn_shifted_copies(float *restrict copies, const float *restrict x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH,
-                                   ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW) {
+ABN_INLINE void abn_shifted_copies(float *restrict copies, const float *restrict x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kW,
+                                   ptrdiff_t padH, ptrdiff_t padW) {
     const ptrdiff_t rows = abn_copy_rows(H, padH), OW = W + 2 * padW - kW + 1;
     for (ptrdiff_t c = 0; c < C; c++) {
         for (ptrdiff_t j = 0; j < kW; j++) {
@@ -66,6 +66,12 @@ ABN_INLINE void abn_shifted_copies(float *restrict copies, const float *restrict
     }
 }
 
+/// Where tap (i, j) of channel c reads output pixel p's input: copy (c, j) at p + i * OW.
+ABN_INLINE const float *abn_tap(const float *copies, ptrdiff_t c, ptrdiff_t i, ptrdiff_t j, ptrdiff_t p, ptrdiff_t kW, ptrdiff_t rows,
+                                ptrdiff_t OW) {
+    return copies + (c * kW + j) * rows * OW + p + i * OW;
+}
+
 /// The start of vector k of a plane of P >= 16 pixels: 16 k, or P - 16 for a remainder
 /// (overlapping the vector before it).
 ABN_INLINE ptrdiff_t abn_vector_start(ptrdiff_t k, ptrdiff_t P) { return 16 * k + 16 <= P ? 16 * k : P - 16; }
@@ -86,7 +92,7 @@ ABN_INLINE void abn_direct_block(float *restrict y, const float *restrict copies
 #pragma clang loop unroll(full)
             for (ptrdiff_t j = 0; j < kW; j++) {
                 abn_f16 v;
-                memcpy(&v, copies + (c * kW + j) * rows * OW + p + i * OW, sizeof v);
+                memcpy(&v, abn_tap(copies, c, i, j, p, kW, rows, OW), sizeof v);
                 for (int q = 0; q < Q; q++) acc[q] += wb[q * T + (c * kH + i) * kW + j] * v;
             }
         }
@@ -126,7 +132,7 @@ ABN_INLINE void abn_direct_conv_image(float *restrict y, const float *restrict x
                                       int accumulate, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t OC, ptrdiff_t kH, ptrdiff_t kW,
                                       ptrdiff_t padH, ptrdiff_t padW, float *restrict copies, const int Q) {
     const ptrdiff_t rows = abn_copy_rows(H, padH), OH = rows - kH + 1, OW = W + 2 * padW - kW + 1, P = OH * OW, T = C * kH * kW;
-    abn_shifted_copies(copies, x, C, H, W, kH, kW, padH, padW);
+    abn_shifted_copies(copies, x, C, H, W, kW, padH, padW);
     if (P >= 16) {
         ptrdiff_t o0 = 0;
         for (; o0 + Q <= OC; o0 += Q) abn_direct_channels(y, copies, w, bias, accumulate, o0, C, rows, OH, OW, kH, kW, Q);
@@ -138,7 +144,7 @@ ABN_INLINE void abn_direct_conv_image(float *restrict y, const float *restrict x
             float sum = 0;
             for (ptrdiff_t t = 0; t < T; t++) {
                 const ptrdiff_t c = t / (kH * kW), i = t / kW % kH, j = t % kW;
-                sum += w[o * T + t] * copies[(c * kW + j) * rows * OW + p + i * OW];
+                sum += w[o * T + t] * *abn_tap(copies, c, i, j, p, kW, rows, OW);
             }
             y[o * P + p] = (accumulate ? y[o * P + p] : 0) + sum + (bias != NULL ? bias[o] : 0);
         }
@@ -183,7 +189,7 @@ ABN_INLINE void abn_direct_weight_block(abn_f16 *restrict acc, const float *rest
 #pragma clang loop unroll(full)
             for (ptrdiff_t j = 0; j < kW; j++) {
                 abn_f16 v;
-                memcpy(&v, copies + (c * kW + j) * rows * OW + p + i * OW, sizeof v);
+                memcpy(&v, abn_tap(copies, c, i, j, p, kW, rows, OW), sizeof v);
                 for (int q = 0; q < Q; q++) acc[q * T + (c * kH + i) * kW + j] += d[q] * v;
             }
         }
@@ -217,7 +223,7 @@ ABN_INLINE void abn_direct_weight_image(float *restrict dW, const float *restric
                                         ptrdiff_t W, ptrdiff_t OC, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW,
                                         float *restrict copies, abn_f16 *restrict acc, const int Q) {
     const ptrdiff_t rows = abn_copy_rows(H, padH), OH = rows - kH + 1, OW = W + 2 * padW - kW + 1, P = OH * OW, T = C * kH * kW;
-    abn_shifted_copies(copies, x, C, H, W, kH, kW, padH, padW);
+    abn_shifted_copies(copies, x, C, H, W, kW, padH, padW);
     if (P >= 16) {
         ptrdiff_t o0 = 0;
         for (; o0 + Q <= OC; o0 += Q) abn_direct_weight_channels(dW, dy, copies, acc, o0, C, rows, OH, OW, kH, kW, Q);
@@ -228,7 +234,7 @@ ABN_INLINE void abn_direct_weight_image(float *restrict dW, const float *restric
         for (ptrdiff_t t = 0; t < T; t++) {
             const ptrdiff_t c = t / (kH * kW), i = t / kW % kH, j = t % kW;
             double sum = 0;  // one long chain: in Double
-            for (ptrdiff_t p = 0; p < P; p++) sum += (double)(dy[o * P + p] * copies[(c * kW + j) * rows * OW + p + i * OW]);
+            for (ptrdiff_t p = 0; p < P; p++) sum += (double)(dy[o * P + p] * *abn_tap(copies, c, i, j, p, kW, rows, OW));
             dW[o * T + t] += (float)sum;
         }
     }
@@ -245,7 +251,7 @@ ABN_INLINE void abn_direct_conv_weight_gradient_body(int level, float *dW, const
             abn_direct_weight_image(dW, dy, x, 1, H, W, OC, 3, 3, padH, padW, scratch, acc, ABN_DIRECT_GRAD_Q);
         }
     } else {  // tap sums after the copies, 64-byte aligned
-        abn_f16 *acc = (abn_f16 *)(((size_t)(scratch + abn_copies_count(C, H, W, kH, kW, padH, padW)) + 63) & ~(size_t)63);
+        abn_f16 *acc = (abn_f16 *)(((size_t)(scratch + abn_copies_count(C, H, W, kW, padH, padW)) + 63) & ~(size_t)63);
         abn_direct_weight_image(dW, dy, x, C, H, W, OC, kH, kW, padH, padW, scratch, acc, ABN_DIRECT_GRAD_Q);
     }
 }
