@@ -1,16 +1,16 @@
 import CKernels
 
-// Lowering of stride-2 convolutions (dilation 1) by split rows.
+// Lowering of stride-2 convolutions (dilation 1), in StrideTwo.c.
 //
 // im2col gathers every other input pixel: a short strided copy per output row and kernel tap.
-// Splitting each zero-padded input row once into its even and odd columns turns every tap's
-// output row into one contiguous slice of one half: output column ow of tap j reads padded
-// column 2 ow + j, that is even[j/2 + ow] or odd[(j-1)/2 + ow] (StrideTwo.c). The lowered
-// matrix is plain im2col (C*kH*kW, images*outH*outW), without junk columns, built in one pass
-// over the input; the input gradient adds the columns back into split rows and interleaves them.
+// Each 16 values of such a slice are the even lanes of two vector loads of the input row, so the
+// lowered matrix is written in one pass over the input, as plain im2col (C*kH*kW, images*outH*outW)
+// without junk columns. The input gradient adds the columns back into rows split into their even
+// and odd columns (where every tap's output row is one contiguous slice of one half) and joins
+// the halves.
 
 extension Conv2DGeometry {
-    /// Whether the convolution is lowered by split rows: stride 2 and dilation 1 in both
+    /// Whether the convolution is lowered by StrideTwo.c: stride 2 and dilation 1 in both
     /// directions, more than one kernel tap (a 1x1 kernel reads one phase: im2col's single
     /// gather is cheaper).
     var lowersByPhases: Bool {
@@ -18,8 +18,8 @@ extension Conv2DGeometry {
             && kernelHeight * kernelWidth > 1
     }
 
-    /// Scratch floats of one worker's split rows (a channel's).
-    var splitRowScratch: Int { abn_stride2_scratch(inHeight, inWidth, padHeight, padWidth) }
+    /// Scratch floats of one worker's col2im (a row and its halves).
+    var splitRowScratch: Int { abn_stride2_col2im_scratch(inWidth, padWidth) }
 }
 
 extension ConvolutionPlan {
@@ -28,18 +28,17 @@ extension ConvolutionPlan {
 }
 
 /// cols (C*kH*kW, ld) = im2col of images of x, image b's columns at b * outPixels; ld leaves
-/// `splitRowSlack` columns after the last image (StrideTwo.c's copies may write into them).
-func lowerSplitRows(_ cols: UnsafeMutablePointer<Float>, ld: Int, _ x: UnsafePointer<Float>, images: Int,
-                    _ g: Conv2DGeometry, scratch: UnsafeMutablePointer<Float>) {
+/// `splitRowSlack` columns after the last image (StrideTwo.c's stores may write into them).
+func lowerStrideTwo(_ cols: UnsafeMutablePointer<Float>, ld: Int, _ x: UnsafePointer<Float>, images: Int, _ g: Conv2DGeometry) {
     for b in 0..<images {
         abn_stride2_im2col(cols + b * g.outPixels, ld, x + b * g.inChannels * g.inPixels, g.inChannels, g.inHeight, g.inWidth,
-                           g.kernelHeight, g.kernelWidth, g.padHeight, g.padWidth, scratch)
+                           g.kernelHeight, g.kernelWidth, g.padHeight, g.padWidth)
     }
 }
 
 // MARK: - Convolution and gradients
 
-/// Per item: lower by split rows, one GEMM into a staging buffer, and the output planes into y.
+/// Per item: lower, one GEMM into a staging buffer, and the output planes into y.
 /// The GEMM adds into the staging buffer (beta 1), which is zeroed once per call and left zero
 /// after each item: with beta 0, OpenBLAS would clear it in a separate pass.
 func convolveByPhases(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
@@ -49,12 +48,11 @@ func convolveByPhases(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
     let workers = Parallel.workers(for: plan.items)
     let cols = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // (K, columns)
     let staging = workspace.buffers(.staging, workers: workers, count: OC * plan.maxColumns)  // (OC, columns)
-    let rows = workspace.buffers(.phasePlanes, workers: workers, count: g.splitRowScratch)
     for s in staging { s.update(repeating: 0, count: OC * plan.maxColumns) }
     Parallel.forEachClaimed(plan.items, workers: workers) { worker, index in
         let (n0, nb, _) = plan.item(index, g)
         let ld = nb * P, ldCols = ld + ConvolutionPlan.splitRowSlack, s = staging[worker]
-        lowerSplitRows(cols[worker], ld: ldCols, x + n0 * g.inChannels * g.inPixels, images: nb, g, scratch: rows[worker])
+        lowerStrideTwo(cols[worker], ld: ldCols, x + n0 * g.inChannels * g.inPixels, images: nb, g)
         BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ldCols, beta: 1, c: s, ldc: ld)
         scatterChunk(y + n0 * OC * P, s, ld: ld, imageStride: P, images: nb, channels: OC, pixels: P, bias: bias,
                      accumulate: accumulate)
@@ -72,14 +70,13 @@ func convWeightGradientByPhases(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafeP
     let workers = Parallel.workers(for: plan.items)
     let cols = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // (K, columns)
     let staging = workspace.buffers(.staging, workers: workers, count: OC * plan.maxColumns)  // (OC, columns)
-    let rows = workspace.buffers(.phasePlanes, workers: workers, count: g.splitRowScratch)
     let partials = workspace.buffers(.weightGradient, workers: plan.groups, count: OC * K)  // (K, OC)
     Parallel.forEachClaimed(plan.groups, workers: workers) { worker, group in
         let items = plan.items(ofGroup: group)
         for index in items {
             let (n0, nb, _) = plan.item(index, g)
             let ld = nb * P, ldCols = ld + ConvolutionPlan.splitRowSlack
-            lowerSplitRows(cols[worker], ld: ldCols, x + n0 * g.inChannels * g.inPixels, images: nb, g, scratch: rows[worker])
+            lowerStrideTwo(cols[worker], ld: ldCols, x + n0 * g.inChannels * g.inPixels, images: nb, g)
             gatherChannelMajor(staging[worker], dy + n0 * OC * P, ld: ld, images: nb, channels: OC, pixels: P)
             BLAS.sgemm(transB: true, m: K, n: OC, k: ld, a: cols[worker], lda: ldCols, b: staging[worker], ldb: ld,
                        beta: index == items.lowerBound ? 0 : 1, c: partials[group], ldc: OC)

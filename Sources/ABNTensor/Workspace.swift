@@ -20,7 +20,7 @@ public final class Workspace {
         /// or Winograd-transformed: (16, outC, C).
         case kernelRows
         /// A chunk's input stacked by phases (dilation): (images, C, stackedHeight, Wp), or a
-        /// worker's split rows (stride 2): a channel's padded input rows and their even and odd
+        /// worker's split row (the stride-2 input gradient): a padded row and its even and odd
         /// halves.
         case phasePlanes
         /// A chunk's output or output gradient stacked by phases: (images, outC, stackedHeight, Wp).

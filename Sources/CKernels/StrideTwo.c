@@ -1,11 +1,12 @@
-// Im2col and col2im of stride-2 convolutions (dilation 1) by split rows. Output column ow of
-// kernel tap j reads input column 2 ow + j - padW: a stride-2 gather. Splitting each (zero-
-// padded) input row once into its even and odd columns makes every tap's OW values one
-// contiguous slice of one half: j even reads even[j/2 + ow], j odd odd[(j-1)/2 + ow]. Rows are
-// split and joined with vector shuffles, and slices move 16 values at a time: an im2col copy may
-// write up to 15 values past its slice, which the next slice of the same row (or the row's slack
-// of 16 columns after the last image) takes; col2im reads up to 15 values around a slice (the
-// columns need 16 of slack on both sides).
+// Im2col and col2im of stride-2 convolutions (dilation 1). Output column ow of kernel tap j
+// reads input column 2 ow + j - padW: a stride-2 gather. The im2col makes each 16 values of a
+// slice from two loads of the input row and one shuffle (the even lanes), masked to the row's
+// columns, and stores them whole: a slice's last vector may write up to 15 values past it, which
+// the next slice of the same row (or the row's slack of 16 columns after the last image) takes.
+// The col2im splits each (zero-padded) row into its even and odd columns, so that every tap's
+// OW values are one contiguous slice of one half (j even: even[j/2 + ow], j odd: odd[(j-1)/2 +
+// ow]), sums each 16-value block of a half in a register and joins the halves with shuffles; it
+// reads up to 15 values around a slice (the columns need 16 of slack on both sides).
 #include "CKernels.h"
 #include "Levels.h"
 
@@ -14,29 +15,15 @@
 /// Values per half of a padded row of Wp, rounded up to whole vectors.
 ABN_INLINE ptrdiff_t abn_halves16(ptrdiff_t W, ptrdiff_t padW) { return ((W + 2 * padW + 1) / 2 + 15) / 16 * 16; }
 
-/// Floats of one padded row's halves (halves16 + 16 each: room for a last copy's over-read).
-ABN_INLINE ptrdiff_t abn_halves_pitch(ptrdiff_t W, ptrdiff_t padW) { return 2 * abn_halves16(W, padW) + 32; }
-
-/// Scratch: a channel's padded rows (2 halves16 each, zero past the row) and their halves; the
-/// col2im uses one of each.
-ptrdiff_t abn_stride2_scratch(ptrdiff_t H, ptrdiff_t W, ptrdiff_t padH, ptrdiff_t padW) {
-    return (H + 2 * padH) * (2 * abn_halves16(W, padW) + abn_halves_pitch(W, padW));
-}
+/// Scratch of the col2im: a padded row (2 halves16) and its two halves (halves16 + 16 each:
+/// room for a last block's reads).
+ptrdiff_t abn_stride2_col2im_scratch(ptrdiff_t W, ptrdiff_t padW) { return 4 * abn_halves16(W, padW) + 32; }
 
 /// The output rows oh (with kernel row i = r - 2 oh) that read padded row r: oh from
 /// *first through *last (empty when *first > *last).
 ABN_INLINE void abn_rows_reading(ptrdiff_t r, ptrdiff_t kH, ptrdiff_t OH, ptrdiff_t *first, ptrdiff_t *last) {
     *first = r - kH + 1 > 0 ? (r - kH + 2) / 2 : 0;
     *last = r / 2 < OH - 1 ? r / 2 : OH - 1;
-}
-
-/// dst[0 ..< n] = src[0 ..< n], in vectors of 16 (the last may reach 15 values past n on both).
-ABN_INLINE void abn_copy_slice(float *restrict dst, const float *restrict src, ptrdiff_t n) {
-    for (ptrdiff_t k = 0; k < n; k += 16) {
-        abn_f16 v;
-        memcpy(&v, src + k, sizeof v);
-        memcpy(dst + k, &v, sizeof v);
-    }
 }
 
 /// dst[0 ..< n] = src[0 ..< n] (plus dst's values when accumulate), writing nothing past n: in
@@ -69,19 +56,6 @@ ABN_INLINE void abn_copy_row(float *restrict dst, const float *restrict src, ptr
     for (; k < n; k++) dst[k] = (accumulate ? dst[k] : 0) + src[k];
 }
 
-/// even[k] = row[2k], odd[k] = row[2k + 1] for k < halves16.
-ABN_INLINE void abn_split_row(float *restrict even, float *restrict odd, const float *restrict row, ptrdiff_t halves16) {
-    for (ptrdiff_t k = 0; k < halves16; k += 16) {
-        abn_f16 a, b;
-        memcpy(&a, row + 2 * k, sizeof a);
-        memcpy(&b, row + 2 * k + 16, sizeof b);
-        const abn_f16 e = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        const abn_f16 o = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        memcpy(even + k, &e, sizeof e);
-        memcpy(odd + k, &o, sizeof o);
-    }
-}
-
 /// row[2k] = even[k], row[2k + 1] = odd[k] for k < halves16.
 ABN_INLINE void abn_join_row(float *restrict row, const float *restrict even, const float *restrict odd, ptrdiff_t halves16) {
     for (ptrdiff_t k = 0; k < halves16; k += 16) {
@@ -95,27 +69,54 @@ ABN_INLINE void abn_join_row(float *restrict row, const float *restrict even, co
     }
 }
 
+/// dst[m] = x[at + 2m] for m < 16 where first + 2m is a column of the row ([0, W)), else 0. With
+/// edge set it reads nothing outside x[0 ..< size] (rows at the image's ends).
+ABN_INLINE void abn_every_other(float *restrict dst, const float *restrict x, ptrdiff_t at, ptrdiff_t first, ptrdiff_t W,
+                                ptrdiff_t size, int edge) {
+    abn_f16 a, b;
+    if (edge) {
+        float window[32] = {0};
+        for (ptrdiff_t m = 0; m < 32; m++)
+            if (at + m >= 0 && at + m < size) window[m] = x[at + m];
+        memcpy(&a, window, sizeof a);
+        memcpy(&b, window + 16, sizeof b);
+    } else {
+        memcpy(&a, x + at, sizeof a);
+        memcpy(&b, x + at + 16, sizeof b);
+    }
+    const abn_i16 column = abn_lanes16 * 2 + (int)first, inside = (column >= 0) & (column < (int)W);
+    const abn_f16 even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const abn_f16 v = (abn_f16)((abn_i16)even & inside);
+    memcpy(dst, &v, sizeof v);
+}
+
 ABN_INLINE void abn_stride2_im2col_body(float *cols, ptrdiff_t ld, const float *x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH,
-                                        ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW, float *scratch) {
-    const ptrdiff_t Hp = H + 2 * padH, OH = (Hp - kH) / 2 + 1, OW = (W + 2 * padW - kW) / 2 + 1, halves16 = abn_halves16(W, padW);
-    const ptrdiff_t pitch = abn_halves_pitch(W, padW);
-    float *restrict padded = scratch, *restrict halves = scratch + Hp * 2 * halves16;
-    memset(padded, 0, sizeof(float) * (size_t)(Hp * 2 * halves16));
+                                        ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW) {
+    const ptrdiff_t OH = (H + 2 * padH - kH) / 2 + 1, OW = (W + 2 * padW - kW) / 2 + 1, size = C * H * W;
+    const abn_f16 zero = {0};
     for (ptrdiff_t c = 0; c < C; c++) {
-        // three passes over the channel: its rows padded, split, and cols written row by row
-        for (ptrdiff_t h = 0; h < H; h++) abn_copy_row(padded + (h + padH) * 2 * halves16 + padW, x + (c * H + h) * W, W, 0);
-        for (ptrdiff_t r = 0; r < Hp; r++) {
-            float *even = halves + r * pitch;
-            abn_split_row(even, even + halves16 + 16, padded + r * 2 * halves16, halves16);
-        }
-        // the next channel's input fetched meanwhile (the next image's after the last channel);
-        // each row of cols written front to back
-        for (ptrdiff_t k = 0; k < H * W; k += 16) __builtin_prefetch(x + (c + 1) * H * W + k);
         for (ptrdiff_t i = 0; i < kH; i++) {
+            // output rows lo ..< hi read input rows 2 oh + i - padH inside the image, the others padding
+            ptrdiff_t lo = 0, hi = OH;
+            while (lo < OH && 2 * lo + i < padH) lo++;
+            while (hi > lo && 2 * (hi - 1) + i - padH >= H) hi--;
             for (ptrdiff_t j = 0; j < kW; j++) {
                 float *target = cols + ((c * kH + i) * kW + j) * ld;
-                const float *source = halves + i * pitch + (j % 2 == 0 ? 0 : halves16 + 16) + j / 2;
-                for (ptrdiff_t oh = 0; oh < OH; oh++) abn_copy_slice(target + oh * OW, source + 2 * oh * pitch, OW);
+                for (ptrdiff_t k0 = 0; k0 < OW; k0 += 16) {
+                    // output columns k ..< k + 16 (a last block moved back to end at OW), whose
+                    // values for output row oh are every other of the 32 floats from base + 2 oh W
+                    const ptrdiff_t k = OW >= 16 && k0 + 16 > OW ? OW - 16 : k0, first = 2 * k + j - padW;
+                    const ptrdiff_t base = (c * H + i - padH) * W + first;
+                    ptrdiff_t from = lo, to = hi;  // rows whose 32 floats lie inside the image
+                    while (from < to && base + 2 * from * W < 0) from++;
+                    while (to > from && base + 2 * (to - 1) * W + 32 > size) to--;
+                    float *dst = target + k;
+                    for (ptrdiff_t oh = 0; oh < lo; oh++) memcpy(dst + oh * OW, &zero, sizeof zero);
+                    for (ptrdiff_t oh = lo; oh < from; oh++) abn_every_other(dst + oh * OW, x, base + 2 * oh * W, first, W, size, 1);
+                    for (ptrdiff_t oh = from; oh < to; oh++) abn_every_other(dst + oh * OW, x, base + 2 * oh * W, first, W, size, 0);
+                    for (ptrdiff_t oh = to; oh < hi; oh++) abn_every_other(dst + oh * OW, x, base + 2 * oh * W, first, W, size, 1);
+                    for (ptrdiff_t oh = hi; oh < OH; oh++) memcpy(dst + oh * OW, &zero, sizeof zero);
+                }
             }
         }
     }
@@ -123,8 +124,8 @@ ABN_INLINE void abn_stride2_im2col_body(float *cols, ptrdiff_t ld, const float *
 
 ABN_DISPATCH(abn_stride2_im2col,
              (float *cols, ptrdiff_t ld, const float *x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW, ptrdiff_t padH,
-              ptrdiff_t padW, float *scratch),
-             (cols, ld, x, C, H, W, kH, kW, padH, padW, scratch))
+              ptrdiff_t padW),
+             (cols, ld, x, C, H, W, kH, kW, padH, padW))
 
 /// half[k ..< k + 16] = block k of one half of padded row r, summed in a register over the
 /// slices that land in it: tap j of parity `parity` and output row oh (kernel row r - 2 oh) puts column

@@ -65,7 +65,7 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [2, 17, 6, 9], outChannels: 20, kernel: 3, padding: 1),
     Conv2DGeometry(input: [5, 16, 3, 4], outChannels: 18, kernel: 3, padding: 1),
     Conv2DGeometry(input: [2, 16, 31, 29], outChannels: 16, kernel: 3, padding: 1),  // blocks of tile rows
-    // stride 2, dilation 1: phase lowering, with even and odd kernels, sizes and paddings
+    // stride 2, dilation 1: StrideTwo.c's lowering, with even and odd kernels, sizes and paddings
     Conv2DGeometry(input: [3, 5, 11, 10], outChannels: 6, kernel: 5, stride: 2, padding: 2),
     Conv2DGeometry(input: [2, 4, 9, 7], outChannels: 3, kernel: 2, stride: 2),
     Conv2DGeometry(input: [2, 6, 7, 8], outChannels: 5, kernel: (4, 3), stride: (2, 2), padding: (3, 0)),
@@ -89,6 +89,10 @@ let convCases: [Conv2DGeometry] = [
     // stride 2 on rows of 21 pixels: split rows copied in vectors, the last overlapping the one
     // before, also when the input gradient is added to an existing one
     Conv2DGeometry(input: [2, 4, 9, 21], outChannels: 3, kernel: 3, stride: 2, padding: 1),
+    // stride 2 with 19 output columns: the im2col's slices take two vectors, the second moved
+    // back to end at the slice's end; an image's first and last rows read 32-float windows that
+    // would leave it
+    Conv2DGeometry(input: [2, 3, 7, 37], outChannels: 4, kernel: 3, stride: 2, padding: 1),
 ]
 
 /// Column budgets: one output row per item, several images per item, the whole batch at once.
@@ -162,7 +166,7 @@ struct ConvTests {
 
     @Test("the input gradient can be added to an existing one (every lowering)",
           arguments: [convCases[1], convCases[7], convCases[9], convCases[11], convCases[18], convCases[20], convCases[22], convCases[33],
-                      convCases[34], convCases[35]])
+                      convCases[34], convCases[35], convCases[36]])
     func accumulateInput(g: Conv2DGeometry) {
         let workspace = Workspace(columnBudget: 200)
         let x = randomTensor(g.inputShape, seed: 15), w = randomTensor(g.weightShape, seed: 16)
@@ -206,7 +210,8 @@ struct ConvTests {
           arguments: [Conv2DGeometry(input: [3, 16, 7, 7], outChannels: 16, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [2, 17, 6, 9], outChannels: 20, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [2, 16, 31, 29], outChannels: 18, kernel: 3, padding: 1),
-                      Conv2DGeometry(input: [2, 8, 21, 20], outChannels: 6, kernel: 3, stride: 2, padding: 1)])  // split rows
+                      Conv2DGeometry(input: [2, 8, 21, 20], outChannels: 6, kernel: 3, stride: 2, padding: 1),  // StrideTwo.c
+                      Conv2DGeometry(input: [2, 3, 7, 37], outChannels: 4, kernel: 3, stride: 2, padding: 1)])
     func vectorLevels(g: Conv2DGeometry) {
         let x = randomTensor(g.inputShape, seed: 21), w = randomTensor(g.weightShape, seed: 22), b = randomTensor([g.outChannels], seed: 23)
         let dy = randomTensor(g.outputShape, seed: 24)

@@ -55,14 +55,16 @@ ptrdiff_t abn_direct_weight_scratch(ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdi
 
 /// Im2col of one image x (C, H, W) for a stride-2 convolution (dilation 1): row (c, i, j) of cols
 /// (C*kH*kW rows, ld apart) gets at column oh * OW + ow the pixel x[c][2 oh + i - padH][2 ow + j -
-/// padW] (zero outside). scratch holds abn_stride2_scratch(H, W, padH, padW) floats.
+/// padW] (zero outside), and may write up to 15 columns past each image's (the next image's, or
+/// slack after the last).
 void abn_stride2_im2col(float *cols, ptrdiff_t ld, const float *x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW,
-                        ptrdiff_t padH, ptrdiff_t padW, float *scratch);
+                        ptrdiff_t padH, ptrdiff_t padW);
 /// Its transpose: dx (C, H, W) = (accumulate ? dx : 0) + the sum of the columns over the taps
-/// each pixel feeds. Reads up to 15 floats before and after each row's columns.
+/// each pixel feeds. Reads up to 15 floats before and after each row's columns; scratch holds
+/// abn_stride2_col2im_scratch(W, padW) floats.
 void abn_stride2_col2im(float *dx, const float *cols, ptrdiff_t ld, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH, ptrdiff_t kW,
                         ptrdiff_t padH, ptrdiff_t padW, int accumulate, float *scratch);
-ptrdiff_t abn_stride2_scratch(ptrdiff_t H, ptrdiff_t W, ptrdiff_t padH, ptrdiff_t padW);
+ptrdiff_t abn_stride2_col2im_scratch(ptrdiff_t W, ptrdiff_t padW);
 
 /// Winograd kernel transform for kernels first..<first + count of weight (pairs, 3, 3): position
 /// xi of kernel p, (G g G^T)[xi], at u[xi * pairs + p].
