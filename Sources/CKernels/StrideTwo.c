@@ -69,32 +69,54 @@ ABN_INLINE void abn_join_row(float *restrict row, const float *restrict even, co
     }
 }
 
-/// dst[m] = x[at + 2m] for m < 16 where first + 2m is a column of the row ([0, W)), else 0. With
-/// edge set it reads nothing outside x[0 ..< size] (rows at the image's ends).
-ABN_INLINE void abn_every_other(float *restrict dst, const float *restrict x, ptrdiff_t at, ptrdiff_t first, ptrdiff_t W,
-                                ptrdiff_t size, int edge) {
+typedef int abn_i8 __attribute__((vector_size(32)));
+
+/// dst[m] = src[2m] for m < 16 where first + 2m is a column of the row ([0, W)), else 0 (src:
+/// 32 floats).
+ABN_INLINE void abn_every_other16(float *restrict dst, const float *restrict src, ptrdiff_t first, ptrdiff_t W) {
     abn_f16 a, b;
-    if (edge) {
-        float window[32] = {0};
-        for (ptrdiff_t m = 0; m < 32; m++)
-            if (at + m >= 0 && at + m < size) window[m] = x[at + m];
-        memcpy(&a, window, sizeof a);
-        memcpy(&b, window + 16, sizeof b);
-    } else {
-        memcpy(&a, x + at, sizeof a);
-        memcpy(&b, x + at + 16, sizeof b);
-    }
+    memcpy(&a, src, sizeof a);
+    memcpy(&b, src + 16, sizeof b);
     const abn_i16 column = abn_lanes16 * 2 + (int)first, inside = (column >= 0) & (column < (int)W);
     const abn_f16 even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const abn_f16 v = (abn_f16)((abn_i16)even & inside);
     memcpy(dst, &v, sizeof v);
 }
 
+/// The same for m < 8 (src: 16 floats): rows of at most 8 output columns.
+ABN_INLINE void abn_every_other8(float *restrict dst, const float *restrict src, ptrdiff_t first, ptrdiff_t W) {
+    abn_f16 a;
+    memcpy(&a, src, sizeof a);
+    const abn_i8 lanes = {0, 1, 2, 3, 4, 5, 6, 7};
+    const abn_i8 column = lanes * 2 + (int)first, inside = (column >= 0) & (column < (int)W);
+    const abn_f8 even = __builtin_shufflevector(a, a, 0, 2, 4, 6, 8, 10, 12, 14);
+    const abn_f8 v = (abn_f8)((abn_i8)even & inside);
+    memcpy(dst, &v, sizeof v);
+}
+
+/// One slice block: the values of x from at, every other (16, or 8 when narrow), masked to the
+/// row's columns. With edge set, reads nothing outside x[0 ..< size] (rows at the image's ends).
+ABN_INLINE void abn_slice_block(float *restrict dst, const float *restrict x, ptrdiff_t at, ptrdiff_t first, ptrdiff_t W,
+                                ptrdiff_t size, int narrow, int edge) {
+    float window[32] = {0};
+    const float *src = x + at;
+    if (edge) {
+        for (ptrdiff_t m = 0; m < 32; m++)
+            if (at + m >= 0 && at + m < size) window[m] = x[at + m];
+        src = window;
+    }
+    if (narrow) abn_every_other8(dst, src, first, W);
+    else abn_every_other16(dst, src, first, W);
+}
+
 ABN_INLINE void abn_stride2_im2col_body(float *cols, ptrdiff_t ld, const float *x, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kH,
                                         ptrdiff_t kW, ptrdiff_t padH, ptrdiff_t padW) {
     const ptrdiff_t OH = (H + 2 * padH - kH) / 2 + 1, OW = (W + 2 * padW - kW) / 2 + 1, size = C * H * W;
+    const int narrow = OW <= 8;  // slices of 8 values from 16 floats
     const abn_f16 zero = {0};
     for (ptrdiff_t c = 0; c < C; c++) {
+        // the next channel's input fetched meanwhile (the next image's after the last channel)
+        for (ptrdiff_t k = 0; k < H * W; k += 16) __builtin_prefetch(x + (c + 1) * H * W + k);
         for (ptrdiff_t i = 0; i < kH; i++) {
             // output rows lo ..< hi read input rows 2 oh + i - padH inside the image, the others padding
             ptrdiff_t lo = 0, hi = OH;
@@ -112,9 +134,9 @@ ABN_INLINE void abn_stride2_im2col_body(float *cols, ptrdiff_t ld, const float *
                     while (to > from && base + 2 * (to - 1) * W + 32 > size) to--;
                     float *dst = target + k;
                     for (ptrdiff_t oh = 0; oh < lo; oh++) memcpy(dst + oh * OW, &zero, sizeof zero);
-                    for (ptrdiff_t oh = lo; oh < from; oh++) abn_every_other(dst + oh * OW, x, base + 2 * oh * W, first, W, size, 1);
-                    for (ptrdiff_t oh = from; oh < to; oh++) abn_every_other(dst + oh * OW, x, base + 2 * oh * W, first, W, size, 0);
-                    for (ptrdiff_t oh = to; oh < hi; oh++) abn_every_other(dst + oh * OW, x, base + 2 * oh * W, first, W, size, 1);
+                    for (ptrdiff_t oh = lo; oh < from; oh++) abn_slice_block(dst + oh * OW, x, base + 2 * oh * W, first, W, size, narrow, 1);
+                    for (ptrdiff_t oh = from; oh < to; oh++) abn_slice_block(dst + oh * OW, x, base + 2 * oh * W, first, W, size, narrow, 0);
+                    for (ptrdiff_t oh = to; oh < hi; oh++) abn_slice_block(dst + oh * OW, x, base + 2 * oh * W, first, W, size, narrow, 1);
                     for (ptrdiff_t oh = hi; oh < OH; oh++) memcpy(dst + oh * OW, &zero, sizeof zero);
                 }
             }
