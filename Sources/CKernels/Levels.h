@@ -19,6 +19,7 @@ enum { ABN_BASELINE = 1, ABN_AVX2 = 2, ABN_AVX512 = 3 };
 typedef float abn_f4 __attribute__((vector_size(16)));
 typedef float abn_f8 __attribute__((vector_size(32)));
 typedef float abn_f16 __attribute__((vector_size(64)));
+typedef int abn_i8 __attribute__((vector_size(32)));
 typedef int abn_i16 __attribute__((vector_size(64)));
 typedef double abn_d16 __attribute__((vector_size(128)));
 

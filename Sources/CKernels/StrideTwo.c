@@ -1,8 +1,9 @@
 // Im2col and col2im of stride-2 convolutions (dilation 1). Output column ow of kernel tap j
 // reads input column 2 ow + j - padW: a stride-2 gather. The im2col makes each 16 values of a
-// slice from two loads of the input row and one shuffle (the even lanes), masked to the row's
-// columns, and stores them whole: a slice's last vector may write up to 15 values past it, which
-// the next slice of the same row (or the row's slack of 16 columns after the last image) takes.
+// slice from two loads of the input row and one shuffle (the even lanes), or a slice of at most
+// 8 values from one load, masked to the row's columns, and stores them whole: a slice's last
+// vector may write up to 15 values past it, which the next slice of the same row (or the row's
+// slack of 16 columns after the last image) takes.
 // The col2im splits each (zero-padded) row into its even and odd columns, so that every tap's
 // OW values are one contiguous slice of one half (j even: even[j/2 + ow], j odd: odd[(j-1)/2 +
 // ow]), sums each 16-value block of a half in a register and joins the halves with shuffles; it
@@ -68,8 +69,6 @@ ABN_INLINE void abn_join_row(float *restrict row, const float *restrict even, co
         memcpy(row + 2 * k + 16, &high, sizeof high);
     }
 }
-
-typedef int abn_i8 __attribute__((vector_size(32)));
 
 /// dst[m] = src[2m] for m < 16 where first + 2m is a column of the row ([0, W)), else 0 (src:
 /// 32 floats).

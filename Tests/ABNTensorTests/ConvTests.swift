@@ -86,13 +86,15 @@ let convCases: [Conv2DGeometry] = [
     // 8 channels to 2, stride 1: the input gradient is a direct convolution of planes of 100
     // pixels (a last vector overlapping the one before), added to the existing gradient when asked
     Conv2DGeometry(input: [2, 8, 5, 20], outChannels: 2, kernel: 3, padding: 1),
-    // stride 2 on rows of 21 pixels: split rows copied in vectors, the last overlapping the one
-    // before, also when the input gradient is added to an existing one
+    // stride 2 on rows of 21 pixels: the input gradient's split rows copied in vectors, the last
+    // overlapping the one before, also when added to an existing gradient
     Conv2DGeometry(input: [2, 4, 9, 21], outChannels: 3, kernel: 3, stride: 2, padding: 1),
     // stride 2 with 19 output columns: the im2col's slices take two vectors, the second moved
     // back to end at the slice's end; an image's first and last rows read 32-float windows that
     // would leave it
     Conv2DGeometry(input: [2, 3, 7, 37], outChannels: 4, kernel: 3, stride: 2, padding: 1),
+    // stride 2 with 8 output columns: slices of 8 values, every lane of the vector used
+    Conv2DGeometry(input: [2, 5, 6, 16], outChannels: 3, kernel: 3, stride: 2, padding: 1),
 ]
 
 /// Column budgets: one output row per item, several images per item, the whole batch at once.
