@@ -1,11 +1,17 @@
+import Foundation
 import ABNLayers
 import ABNTensor
 
 /// The cross-rank `StatisticsReducer`: one collective per norm layer in forward (the Chan
 /// merge of [count, mean (C), M2 (C)]) and one in backward (the sum of [sum dy, sum dy*xhat]).
 /// It records the seconds spent in these collectives.
+///
+/// `ABN_SKIP_REDUCTION=LAYER` breaks the synchronization of one layer on purpose, for showing
+/// that `abn verify` catches it: the layer takes part in its forward collective but keeps its
+/// own rank's statistics.
 public final class SynchronizedStatistics: StatisticsReducer {
     private let comm: Communicator
+    private static let skipped = ProcessInfo.processInfo.environment["ABN_SKIP_REDUCTION"]
     /// (1 + 2C) packed moments, reused.
     private var packed: [Double] = []
     /// Seconds spent in the collectives since the last `resetTimer()`.
@@ -31,6 +37,7 @@ public final class SynchronizedStatistics: StatisticsReducer {
             (b + 1).update(from: mean, count: channels)
             (b + 1 + channels).update(from: m2, count: channels)
             comm.allreduceMoments(b, channels: channels, what: "the batch statistics of \(layer) (forward)")
+            if layer == Self.skipped { return }
             count = b[0]
             mean.update(from: b + 1, count: channels)
             m2.update(from: b + 1 + channels, count: channels)

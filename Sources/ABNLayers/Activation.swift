@@ -35,6 +35,16 @@ public enum Activation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The derivative just below and just above the kink at 0, where rounding alone can choose
+    /// the branch; nil for identity, which has none.
+    public var kinkDerivatives: (below: Float, above: Float)? {
+        switch self {
+        case .leakyReLU(let slope): (slope, 1)
+        case .elu(let alpha): (alpha, 1)
+        case .identity: nil
+        }
+    }
+
     public var name: String {
         switch self {
         case .leakyReLU: "leaky_relu"

@@ -49,6 +49,14 @@ public final class NormAct {
     /// Called with the layer's output at the end of forward and with its input gradient at the
     /// end of backward (for checks such as `abn verify`); the tensor is only valid during the call.
     public var probe: ((NormAct, NormProbe, Tensor) -> Void)?
+    /// Multiplies the incoming gradient at these elements (flat indices into the output) by these
+    /// factors at the start of the next backward pass, then forgets them: `abn verify` uses it to
+    /// take the activation's derivative from the side of its kink that another run's rounding chose.
+    public var gradientFactors: [(index: Int, factor: Float)] = []
+    /// Computes the batch statistics image by image, merged with Chan's formula as ranks merge
+    /// theirs, instead of over the whole batch at once: the same values in another valid
+    /// summation order, for measuring rounding noise (`abn verify`).
+    public var momentsByImage = false
 
     // What the forward pass keeps for backward, by mode: inplace z; standard x and z; checkpoint x.
     private var savedInput: Tensor?
@@ -134,7 +142,20 @@ public final class NormAct {
         mean.withUnsafeMutableBufferPointer { meanBuffer in
             variance.withUnsafeMutableBufferPointer { m2Buffer in
                 let meanOut = meanBuffer.baseAddress!, m2Out = m2Buffer.baseAddress!
+                let byImage = momentsByImage
                 Parallel.forEach(C) { c in
+                    if byImage {
+                        var merged: [Double] = [0, 0, 0], image: [Double] = [Double(hw), 0, 0]
+                        for i in 0..<n {
+                            let plane = data + (i * C + c) * hw
+                            image[1] = laneSum(plane, count: hw) / Double(hw)
+                            image[2] = laneSumOfSquares(plane, count: hw, around: Float(image[1]))
+                            mergeMomentsChan(into: &merged, image, channels: 1)
+                        }
+                        meanOut[c] = merged[1]
+                        m2Out[c] = merged[2]
+                        return
+                    }
                     var sum = 0.0
                     for i in 0..<n { sum += laneSum(data + (i * C + c) * hw, count: hw) }
                     let m = count > 0 ? sum / count : 0
@@ -195,6 +216,8 @@ public final class NormAct {
         guard let reference else { preconditionFailure("\(name): backward without forward") }
         checkShape(dz.shape == reference.shape, "\(name): gradient shape \(dz.shape) does not match the output shape \(reference.shape)")
         let n = dz.shape[0], C = channels, hw = dz.count / max(1, n * C)
+        for (index, factor) in gradientFactors { dz.data[index] *= factor }
+        gradientFactors = []
         let recovery = PlaneRecovery(
             mode: mode, activation: activation, pixels: hw, z: savedOutput?.data, x: savedInput?.data, dz: dz.data,
             beta: (0..<C).map { bias.value[flat: $0] }, inverseGamma: (0..<C).map { Float(1 / effectiveGamma($0)) },

@@ -17,6 +17,9 @@ public enum GEMMChoice {
         install(Dictionary(timings.map { ($0.shape, $0.choice()) }, uniquingKeysWith: { first, _ in first }))
     }
 
+    /// The library of shapes the table does not hold.
+    public static var defaultLibrary: GEMMLibrary { BLAS.forced ?? state.withLock { $0.otherwise } }
+
     /// The installed choices.
     public static var installed: [GEMMShape: GEMMLibrary] { state.withLock { $0.table } }
 

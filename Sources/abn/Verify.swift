@@ -7,12 +7,16 @@ struct Verify: ParsableCommand {
         abstract: "Check that synchronized InPlace-ABN across the current ranks equals one process on the whole batch.",
         discussion: """
         Runs --steps training steps of the config on every rank with synchronized norm layers, runs \
-        the same global batches in one replica on rank 0, and prints per layer the largest absolute \
-        and relative differences of the norm layers' outputs and input gradients (first step) and of \
-        every parameter and running statistic after the last step. It then repeats the distributed \
-        run with unsynchronized norm layers: a negative control that must differ. Exits with 1 when a \
-        difference is outside the tolerance, the replicas disagree, or the control does not differ. \
-        Run it under mpirun (launch/verify.sh -n N CONFIG) or alone (one rank).
+        the same global batches in one replica on rank 0, and compares per layer the norm layers' \
+        outputs and input gradients (first step) and every parameter and running statistic after the \
+        last step. The noise floor of each quantity is measured on the spot: a second one-process \
+        reference computes the same steps in another valid order (the batch reversed, the products on \
+        the other GEMM library), and the distance between the two references is what rounding alone \
+        makes on this processor for this model. N ranks pass within --floor-multiple floors plus \
+        --atol times the quantity's largest magnitude. The same ranks with unsynchronized norm \
+        layers, a negative control, must miss that tolerance by --decisive-margin times somewhere, or \
+        the check says it cannot decide. Exits with 1 when N ranks are outside, the replicas disagree, \
+        or the control does not decide. Run it under mpirun (launch/verify.sh -n N CONFIG) or alone.
         """)
 
     @Option(help: "The YAML config (model and data).") var config: String
@@ -21,13 +25,17 @@ struct Verify: ParsableCommand {
     @Option(parsing: .unconditional, help: "Training steps to compare.") var steps = 5
     @Option(help: "Samples per rank, comma-separated (default: train.global_batch split as evenly as possible).")
     var slices: String?
-    @Option(parsing: .unconditional, help: "Relative tolerance.") var rtol = 1e-4
-    @Option(parsing: .unconditional, help: "Absolute tolerance.") var atol = 1e-5
+    @Option(parsing: .unconditional, help: "How many noise floors a difference may reach.") var floorMultiple = 10.0
+    @Option(parsing: .unconditional, help: "A difference may also reach this times the quantity's largest magnitude.") var atol = 1e-6
+    @Option(parsing: .unconditional, help: "How many tolerances the negative control must exceed somewhere.") var decisiveMargin = 100.0
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps).") }
+        guard floorMultiple >= 1, atol >= 0, decisiveMargin >= 1 else {
+            throw ValidationError("--floor-multiple and --decisive-margin must be at least 1 and --atol at least 0.")
+        }
         if let slices, parseCounts(slices) == nil {
             throw ValidationError("--slices must be non-negative integers separated by commas, e.g. 2,3,4; got '\(slices)'.")
         }
@@ -40,7 +48,8 @@ struct Verify: ParsableCommand {
             let config = try coordinator.loadConfig(path: self.config, overrides: overrides)
             try coordinator.requireAgreement("config", try config.yaml())
             let counts = slices.flatMap(parseCounts) ?? BatchSlices(even: config.train.globalBatch, ranks: coordinator.comm.size).counts
-            let check = SynchronizationCheck(config: config, steps: steps, slices: BatchSlices(counts: counts), rtol: rtol, atol: atol)
+            let check = SynchronizationCheck(config: config, steps: steps, slices: BatchSlices(counts: counts),
+                                             floorMultiple: floorMultiple, atol: atol, decisiveMargin: decisiveMargin)
             let result = try check.run(coordinator, progress: { if !json { coordinator.say("verify: " + $0) } })
             guard coordinator.isRoot else { return }
             report(result, check)
@@ -49,42 +58,53 @@ struct Verify: ParsableCommand {
     }
 
     private func report(_ result: SynchronizationCheck.Result, _ check: SynchronizationCheck) {
+        let verdict: String
+        switch result.control {
+        case nil: verdict = "not applicable with one rank (unsynchronized equals synchronized)"
+        case .differs?: verdict = String(format: "differs by up to %.3g tolerances, as it must", result.controlMargin ?? 0)
+        case .undecided?: verdict = String(format: "CANNOT DECIDE: it differs by at most %.3g tolerances, under the %.3g needed",
+                                           result.controlMargin ?? 0, check.decisiveMargin)
+        case .matches?: verdict = "DOES NOT DIFFER: the check cannot tell synchronization apart"
+        }
         if json {
-            for (kind, rows) in [("synchronized", result.synchronized), ("control", result.control ?? [])] {
-                for r in rows {
-                    printJSONLine(["kind": kind, "layer": r.layer, "quantity": r.quantity, "max_abs": r.maxAbs, "scale": r.scale,
-                                   "max_rel": r.maxRel, "within_tolerance": r.withinTolerance])
-                }
+            for r in result.rows {
+                var line: [String: Any] = ["kind": "row", "layer": r.layer, "quantity": r.quantity, "scale": r.scale, "floor": r.floor,
+                                           "distance": r.distance, "tolerance": r.tolerance, "within_tolerance": r.withinTolerance]
+                if let c = r.controlDistance { line["control_distance"] = c }
+                printJSONLine(line)
             }
             var summary: [String: Any] = ["kind": "summary", "world_size": check.slices.counts.count, "slices": check.slices.counts,
-                                          "steps": check.steps, "rtol": check.rtol, "atol": check.atol, "passed": result.passed,
-                                          "synchronized_matches": result.synchronizedMatches,
-                                          "replicas_identical": result.replicasIdentical,
-                                          "synchronized_worst_rel": result.synchronized.map(\.maxRel).max() ?? 0]
-            if let differs = result.controlDiffers {
-                summary["control_differs"] = differs
-                summary["control_worst_rel"] = result.control!.map(\.maxRel).max() ?? 0
+                                          "steps": check.steps, "floor_order": result.floorOrder, "floor_multiple": check.floorMultiple,
+                                          "atol": check.atol, "passed": result.passed, "synchronized_matches": result.synchronizedMatches,
+                                          "replicas_identical": result.replicasIdentical, "worst_ratio": result.worstRatio,
+                                          "kink_values": result.kinkValues, "aligned_reference": result.aligned.reference,
+                                          "aligned_floor": result.aligned.floor]
+            if let control = result.control {
+                summary["control"] = control.rawValue
+                summary["control_differs"] = control == .differs
+                summary["control_margin"] = result.controlMargin ?? 0
             }
             printJSONLine(summary)
             return
         }
-        print("layer".padding(toLength: 18, withPad: " ", startingAt: 0) + "quantity".padding(toLength: 30, withPad: " ", startingAt: 0)
-              + "max |want|".leftPadded(12) + "max abs".leftPadded(12) + "max rel".leftPadded(12) + "  ok")
-        for r in result.synchronized {
-            print(r.layer.padding(toLength: 18, withPad: " ", startingAt: 0) + r.quantity.padding(toLength: 30, withPad: " ", startingAt: 0)
-                  + String(format: "%12.3e%12.3e%12.3e", r.scale, r.maxAbs, r.maxRel) + (r.withinTolerance ? "  yes" : "  NO"))
+        let width = max(18, (result.rows.map(\.layer.count).max() ?? 0) + 2), quantityWidth = 28
+        let control = result.control != nil
+        print("layer".padding(toLength: width, withPad: " ", startingAt: 0) + "quantity".padding(toLength: quantityWidth, withPad: " ", startingAt: 0)
+              + "max |want|".leftPadded(11) + "floor".leftPadded(11) + "N ranks".leftPadded(11) + (control ? "control".leftPadded(11) : "") + "  ok")
+        for r in result.rows {
+            print(r.layer.padding(toLength: width, withPad: " ", startingAt: 0) + r.quantity.padding(toLength: quantityWidth, withPad: " ", startingAt: 0)
+                  + String(format: "%11.3e%11.3e%11.3e", r.scale, r.floor, r.distance)
+                  + (r.controlDistance.map { String(format: "%11.3e", $0) } ?? "") + (r.withinTolerance ? "  yes" : "  NO"))
         }
-        let tolerance = "rtol \(check.rtol), atol \(check.atol) x min(1, max |want|)"
-        print("synchronized vs one process: " + (result.synchronizedMatches ? "all within \(tolerance)" : "OUTSIDE \(tolerance)"))
+        print("noise floor: one process in another valid order (\(result.floorOrder)); distances are the largest |difference| from one process")
+        print("activation kinks: \(result.kinkValues) output value(s) of the synchronized run within \(check.kinkWindow) x their layer's largest "
+              + "of the kink; \(result.aligned.reference) of the reference's and \(result.aligned.floor) of the floor's lay on the other side "
+              + "and took the synchronized run's derivative")
+        let tolerance = "\(String(format: "%g", check.floorMultiple)) x floor + \(check.atol) x max |want|"
+        print(String(format: "synchronized vs one process: %@ (worst %.3g of the tolerance)",
+                     result.synchronizedMatches ? "all within \(tolerance)" : "OUTSIDE \(tolerance)", result.worstRatio))
         print("replicas after \(check.steps) steps: " + (result.replicasIdentical ? "bit-identical on every rank" : "DIFFER between ranks"))
-        if let control = result.control {
-            let outside = control.filter { !$0.withinTolerance }.count
-            let worst = control.map(\.maxRel).max() ?? 0
-            print("negative control (unsynchronized norm layers): \(outside) of \(control.count) quantities outside tolerance, worst rel \(String(format: "%.3e", worst)) -> "
-                  + (outside > 0 ? "differs, as it must" : "DOES NOT DIFFER: the check cannot tell synchronization apart"))
-        } else {
-            print("negative control: not applicable with one rank (unsynchronized equals synchronized)")
-        }
+        print("negative control (unsynchronized norm layers): " + verdict)
         print(result.passed ? "verify: PASSED" : "verify: FAILED")
     }
 }
