@@ -55,8 +55,10 @@ public final class NormAct {
     public var gradientFactors: [(index: Int, factor: Float)] = []
     /// Computes the batch statistics image by image, merged with Chan's formula as ranks merge
     /// theirs, instead of over the whole batch at once: the same values in another valid
-    /// summation order, for measuring rounding noise (`abn verify`).
-    public var momentsByImage = false
+    /// summation order, for measuring rounding noise (`abn verify`; `ABN_MOMENTS_BY_IMAGE=1`
+    /// sets it for every layer of a run).
+    public var momentsByImage = NormAct.momentsByImageFromEnvironment
+    private static let momentsByImageFromEnvironment = ProcessInfo.processInfo.environment["ABN_MOMENTS_BY_IMAGE"] == "1"
 
     // What the forward pass keeps for backward, by mode: inplace z; standard x and z; checkpoint x.
     private var savedInput: Tensor?
