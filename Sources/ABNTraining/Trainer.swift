@@ -34,11 +34,13 @@ public final class Trainer {
     @discardableResult
     public func run(resume: Bool, stopAfterStep: Int? = nil, allowConfigChange: Bool = false) throws -> Outcome {
         let checkpoints = CheckpointDirectory(runDirectory: runDirectory)
+        var resumable: Checkpoint?
         if coordinator.isRoot {
             if !resume, let newest = checkpoints.list().first {
                 throw TrainingError("\(runDirectory) holds checkpoints of an earlier run (the newest is at step \(newest.step)); continue it with --resume, or start afresh in another directory with --run-dir DIR (or remove \(checkpoints.path)).")
             }
             for name in checkpoints.removeStaleTemporaries() { coordinator.say("train: removed \(name), left by an interrupted checkpoint write") }
+            if resume { resumable = try newestValidCheckpoint(checkpoints) }
         }
         try coordinator.prepareData(config)
         let data = try DataSource(config: config)
@@ -56,7 +58,8 @@ public final class Trainer {
         coordinator.broadcastInitialState(replica.net.parameters)
 
         var step = 0
-        if resume { step = try restore(replica, from: checkpoints, allowConfigChange: allowConfigChange) }
+        if resume { step = try restore(replica, from: resumable, allowConfigChange: allowConfigChange) }
+        resumable = nil  // its tensors are in the replica now
         guard step <= totalSteps else {
             throw TrainingError("the checkpoint is at step \(step), beyond this run's \(totalSteps) steps; resume with the config it was written with, or start afresh in another run directory.")
         }
@@ -168,13 +171,26 @@ public final class Trainer {
         return try evaluate(replica, loader: loader, pixels: config.evaluationPixels(ranks: comm.size))
     }
 
-    /// Loads the newest valid checkpoint on rank 0 and gives its state to every rank; returns
-    /// the step to continue from (0 when there is none).
-    private func restore(_ replica: Replica, from checkpoints: CheckpointDirectory, allowConfigChange: Bool) throws -> Int {
+    /// The checkpoint `--resume` continues from (rank 0): the newest valid one, after saying
+    /// which newer ones it skips; nil when there is none at all. Checkpoints of which none is
+    /// valid are refused, so that a fresh start never overwrites them.
+    private func newestValidCheckpoint(_ checkpoints: CheckpointDirectory) throws -> Checkpoint? {
+        let (found, skipped) = checkpoints.newestValid()
+        if found == nil && !skipped.isEmpty {
+            throw TrainingError("--resume found checkpoints in \(checkpoints.path), but none is valid:\n  " + skipped.joined(separator: "\n  ")
+                                + "\nThey are left as they are. To start afresh, give another run directory with --run-dir DIR, or remove them ("
+                                + (["rm"] + checkpoints.list().map(\.path)).joined(separator: " ") + ") and run without --resume.")
+        }
+        for reason in skipped { coordinator.say("train: skipping a checkpoint: \(reason)") }
+        if found == nil { coordinator.say("train: --resume found no checkpoint in \(checkpoints.path); starting from step 0") }
+        return found
+    }
+
+    /// Gives every rank the state of rank 0's checkpoint `found` (nil: none, the run starts
+    /// afresh); returns the step to continue from.
+    private func restore(_ replica: Replica, from found: Checkpoint?, allowConfigChange: Bool) throws -> Int {
         var step: Int64 = 0
         if coordinator.isRoot {
-            let (found, skipped) = checkpoints.newestValid()
-            for reason in skipped { coordinator.say("train: skipping a checkpoint: \(reason)") }
             if let found {
                 let stored = try TrainingConfig.parse(yaml: found.metadata["config"] ?? "", source: "the config stored in \(found.source)")
                 let changes = try config.runChanges(from: stored)
@@ -187,8 +203,6 @@ public final class Trainer {
                 try found.apply(to: replica)
                 step = Int64(found.step)
                 coordinator.say("train: resuming from \(found.source) (step \(found.step), written by \(found.metadata["world_size"] ?? "?") rank(s))")
-            } else {
-                coordinator.say("train: --resume found no valid checkpoint in \(checkpoints.path); starting from step 0")
             }
         }
         comm.broadcast(&step, bytes: 8, root: 0, what: "the step to resume from")
