@@ -10,12 +10,15 @@ public final class Trainer {
     public let config: TrainingConfig
     public let runDirectory: String
     private let coordinator: Coordinator
+    /// How rank 0 shows progress.
+    private let progressStyle: ProgressStyle
     private var comm: Communicator { coordinator.comm }
 
-    public init(config: TrainingConfig, runDirectory: String, coordinator: Coordinator) {
+    public init(config: TrainingConfig, runDirectory: String, coordinator: Coordinator, progress: ProgressStyle = .auto) {
         self.config = config
         self.runDirectory = runDirectory
         self.coordinator = coordinator
+        progressStyle = progress
     }
 
     /// How a run ended.
@@ -42,7 +45,7 @@ public final class Trainer {
             for name in checkpoints.removeStaleTemporaries() { coordinator.say("train: removed \(name), left by an interrupted checkpoint write") }
             if resume { resumable = try newestValidCheckpoint(checkpoints) }
         }
-        try coordinator.prepareData(config)
+        try coordinator.prepareData(config, progress: progressStyle)
         let data = try DataSource(config: config)
         let train = BatchLoader(dataset: data.train, pipeline: data.pipeline)
         let test = BatchLoader(dataset: data.test, pipeline: data.pipeline)
@@ -77,7 +80,8 @@ public final class Trainer {
         coordinator.say("train: \(data.task.rawValue) of \(data.train.count) images (\(data.channels) channel(s), \(data.classNames.count) classes) from \(config.data.root); model \(replica.net.summary)")
         let gemm = GEMMSelection(config: config, runDirectory: runDirectory, coordinator: coordinator)
         var choosingProducts = try gemm.prepare(resume: resume)
-        let progress = coordinator.isRoot ? ProgressLine(total: totalSteps) : nil
+        let progress = coordinator.isRoot ? TrainingProgress(style: progressStyle, firstStep: step, lastStep: lastStep, totalSteps: totalSteps,
+                                                             stepsPerEpoch: batches.stepsPerEpoch) : nil
         var permutation: [Int] = []
         var permutationEpoch = -1
         var window = (loss: 0.0, steps: 0, start: monotonicSeconds())
@@ -120,6 +124,7 @@ public final class Trainer {
             window.loss += loss; window.steps += 1
             timings.total += t.total; timings.normSynchronization += t.normSynchronization
             timings.exposedGradientAveraging += t.exposedGradientAveraging
+            progress?.stepped(to: step, loss: window.loss / Double(window.steps))
             let endOfEpoch = step % batches.stepsPerEpoch == 0
             if step % config.train.logEvery == 0 || step == lastStep || endOfEpoch {
                 let elapsed = monotonicSeconds() - window.start
@@ -131,7 +136,7 @@ public final class Trainer {
                     "exposed_grad_avg_s": timings.exposedGradientAveraging / Double(window.steps),
                 ]
                 try metrics?.append(line)
-                progress?.show(line)
+                progress?.logged(line)
                 window = (0, 0, monotonicSeconds())
                 timings = StepTimings()
             }
@@ -141,7 +146,7 @@ public final class Trainer {
                 var line: [String: Any] = ["step": step, "epoch": Double(step) / Double(batches.stepsPerEpoch)]
                 line.merge(result.jsonFields) { $1 }
                 try metrics?.append(line)
-                progress?.show(line)
+                progress?.evaluated(line)
                 window.start = monotonicSeconds()
             }
             let checkpointDue = step == lastStep || (config.checkpoint.every > 0 && step % config.checkpoint.every == 0)
@@ -245,49 +250,5 @@ final class MetricsLog {
         var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         data.append(0x0A)
         handle.write(data)
-    }
-}
-
-/// Rank 0's progress: a bar redrawn in place on a terminal, plain lines otherwise.
-final class ProgressLine {
-    private let total: Int
-    // mpirun gives every rank a pseudo-terminal whatever its own output is, so ranks print lines
-    private let terminal = isatty(STDOUT_FILENO) == 1 && !MPICommunicator.launchedByMPI
-    private var last: [String: Any] = [:]
-
-    init(total: Int) { self.total = total }
-
-    func show(_ line: [String: Any]) {
-        if line["test_accuracy"] != nil {
-            var text = String(format: "eval  step %d  epoch %.2f  test loss %.4f  %@ %.2f%%", line["step"] as! Int,
-                              line["epoch"] as! Double, line["test_loss"] as! Double,
-                              line["test_miou"] == nil ? "test accuracy" : "pixel accuracy", 100 * (line["test_accuracy"] as! Double))
-            if let miou = line["test_miou"] as? Double { text += String(format: "  mIoU %.4f", miou) }
-            emit(text, keep: true)
-            return
-        }
-        last = line
-        let step = line["step"] as! Int
-        let text = String(format: "step %d/%d  epoch %.2f  loss %.4f  lr %.4g  %.0f img/s", step, total, line["epoch"] as! Double,
-                          line["loss"] as! Double, line["lr"] as! Double, line["images_per_s"] as! Double)
-        if terminal {
-            let width = 24, filled = width * step / max(1, total)
-            emit("[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] " + text, keep: false)
-        } else {
-            emit(text, keep: true)
-        }
-    }
-
-    func note(_ text: String) { emit(text, keep: true) }
-
-    func finish() { if terminal { print("") } }
-
-    private func emit(_ text: String, keep: Bool) {
-        if terminal {
-            print("\r\u{1B}[2K" + text, terminator: keep ? "\n" : "")
-        } else {
-            print(text)
-        }
-        fflush(nil)
     }
 }
