@@ -166,6 +166,8 @@ run_mpi() {
         fi
     fi
     flags+=(-x "OPENBLAS_NUM_THREADS=$threads")
+    # the ranks write through mpirun's relay, not to this terminal: tell rank 0 it is one (its bar)
+    if [ -t 1 ]; then flags+=(-x "ABN_PROGRESS=${ABN_PROGRESS:-bar}" -x "COLUMNS=$(tput cols 2>/dev/null || echo 80)"); fi
     local var
     for var in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do [ -n "${!var:-}" ] && flags+=(-x "$var"); done
     if ! ${STOPPABLE:-false}; then

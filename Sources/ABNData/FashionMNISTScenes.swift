@@ -13,6 +13,8 @@ public struct FashionMNISTScenes: Sendable {
     /// Background, then the ten Fashion-MNIST classes.
     public static let classNames = ["background", "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    /// Channels of a scene's image (RGB).
+    public static let channels = 3
     /// Canvas side in pixels.
     public let size: Int
     public let seed: UInt64

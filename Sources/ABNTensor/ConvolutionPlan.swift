@@ -42,9 +42,10 @@ struct ConvolutionPlan {
     /// forces for it where that one applies, else the automatic choice.
     ///
     /// Stacked phases beat row shifts where most of the stacked tiles' outputs are wanted:
-    /// measured on 24x24 maps, 96 channels, as a training rank runs them (Zen 5, one thread,
-    /// 8 images, `abn bench kernels --network deeplab`), dilation 2 and 4 (92% and 86% of the
-    /// outputs wanted) ran at 90-130% of sgemm against row shifts' 64-92% in every direction;
+    /// measured on 24x24 maps, 96 channels, as a training rank runs them (a Zen 4, AMD EPYC
+    /// family 25 model 17; one thread, 8 images, `abn bench kernels --network deeplab`),
+    /// dilation 2 and 4 (92% and 86% of the outputs wanted) ran at 90-130% of sgemm against
+    /// row shifts' 64-92% in every direction;
     /// dilation 8 and 12 (56%, 67%) ran forward at 55-63% against 78-90%, but their weight
     /// gradients at 50-56% against 30-37%. (With 2 threads at 16 images the forward pass and
     /// input gradient were even, the weight gradients still ahead.)

@@ -62,12 +62,13 @@ public struct Coordinator {
         return config
     }
 
-    /// Makes the config's synthetic data set where it is missing: rank 0 first, then the
-    /// other ranks, which find it there when the file system is shared.
-    public func prepareData(_ config: TrainingConfig) throws {
-        if isRoot { try DataSource.generateIfMissing(config, say: say) }
+    /// Makes the config's synthetic data set where it is missing: rank 0 first, showing its
+    /// progress in `progress`, then the other ranks, which find it there when the file system
+    /// is shared.
+    public func prepareData(_ config: TrainingConfig, progress: ProgressStyle = .auto) throws {
+        if isRoot { try DataSource.generateIfMissing(config, progress: progress) }
         comm.barrier(what: "rank 0 checks or makes the data set")
-        if !isRoot { try DataSource.generateIfMissing(config) { _ in } }
+        if !isRoot { try DataSource.generateIfMissing(config, progress: nil) }
     }
 
     /// True when every rank holds bit-identical parameters and buffers.

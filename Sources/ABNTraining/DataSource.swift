@@ -68,18 +68,18 @@ public struct DataSource {
     }
 
     /// Makes the synthetic set `config.data.generate` names at `data.root` when the folder is
-    /// missing, with progress lines through `say`. Call it on every rank, rank 0 first: ranks
-    /// on a node without the folder (no shared file system) make their own copy.
-    public static func generateIfMissing(_ config: TrainingConfig, say: (String) -> Void) throws {
+    /// missing, showing its progress in `progress` (nil: silently). Call it on every rank,
+    /// rank 0 first: ranks on a node without the folder (no shared file system) make their own copy.
+    public static func generateIfMissing(_ config: TrainingConfig, progress: ProgressStyle?) throws {
         let g = config.data.generate
         guard g.kind == "fmnist-scenes", !FileManager.default.fileExists(atPath: config.data.root) else { return }
-        say("data: \(config.data.root) is missing; making \(g.train) + \(g.test) Fashion-MNIST scenes of \(g.size)x\(g.size) there (data.generate)")
+        let bar = progress.map { ProgressBar(total: g.train + g.test, style: $0) }
+        bar?.line("data: \(config.data.root) is missing; making \(g.train) + \(g.test) Fashion-MNIST scenes of \(g.size)x\(g.size) there (data.generate)")
+        defer { bar?.finish() }
         let scenes = FashionMNISTScenes(size: g.size, seed: UInt64(g.seed))
-        var lastTenth = -1
         do {
-            try scenes.write(to: config.data.root, train: g.train, test: g.test, fashionRoot: g.fashionMnist) { done, total in
-                let tenth = 10 * done / max(1, total)
-                if tenth != lastTenth { say("data: \(done)/\(total) scenes"); lastTenth = tenth }
+            try scenes.write(to: config.data.root, train: g.train, test: g.test, fashionRoot: g.fashionMnist) { done, _ in
+                bar?.count(done, label: "data: scenes")
             }
         } catch where FileManager.default.fileExists(atPath: config.data.root) {
             // another rank of this node finished first: its copy is the same, byte for byte

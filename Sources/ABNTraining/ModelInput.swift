@@ -17,6 +17,15 @@ public struct ModelInput: Sendable, Equatable {
     public init(_ data: DataSource) {
         self.init(channels: data.channels, classes: data.classNames.count, task: data.task)
     }
+
+    /// The input of the set `config.data.generate` makes, known without making it (as
+    /// `DataSource` would read it: `data.channels` and `model.classes` win when set); nil when
+    /// the config makes no set that a segmentation folder reads.
+    public init?(generatedBy config: TrainingConfig) {
+        guard config.data.generate.kind == "fmnist-scenes", config.data.format == "segmentation-folder" else { return nil }
+        self.init(channels: config.data.channels > 0 ? config.data.channels : FashionMNISTScenes.channels,
+                  classes: config.model.classes > 0 ? config.model.classes : FashionMNISTScenes.classNames.count, task: .segmentation)
+    }
 }
 
 extension TrainingConfig {

@@ -10,12 +10,15 @@ public final class Trainer {
     public let config: TrainingConfig
     public let runDirectory: String
     private let coordinator: Coordinator
+    /// How rank 0 shows progress.
+    private let progressStyle: ProgressStyle
     private var comm: Communicator { coordinator.comm }
 
-    public init(config: TrainingConfig, runDirectory: String, coordinator: Coordinator) {
+    public init(config: TrainingConfig, runDirectory: String, coordinator: Coordinator, progress: ProgressStyle = .auto) {
         self.config = config
         self.runDirectory = runDirectory
         self.coordinator = coordinator
+        progressStyle = progress
     }
 
     /// How a run ended.
@@ -34,13 +37,15 @@ public final class Trainer {
     @discardableResult
     public func run(resume: Bool, stopAfterStep: Int? = nil, allowConfigChange: Bool = false) throws -> Outcome {
         let checkpoints = CheckpointDirectory(runDirectory: runDirectory)
+        var resumable: Checkpoint?
         if coordinator.isRoot {
             if !resume, let newest = checkpoints.list().first {
                 throw TrainingError("\(runDirectory) holds checkpoints of an earlier run (the newest is at step \(newest.step)); continue it with --resume, or start afresh in another directory with --run-dir DIR (or remove \(checkpoints.path)).")
             }
             for name in checkpoints.removeStaleTemporaries() { coordinator.say("train: removed \(name), left by an interrupted checkpoint write") }
+            if resume { resumable = try newestValidCheckpoint(checkpoints) }
         }
-        try coordinator.prepareData(config)
+        try coordinator.prepareData(config, progress: progressStyle)
         let data = try DataSource(config: config)
         let train = BatchLoader(dataset: data.train, pipeline: data.pipeline)
         let test = BatchLoader(dataset: data.test, pipeline: data.pipeline)
@@ -56,7 +61,8 @@ public final class Trainer {
         coordinator.broadcastInitialState(replica.net.parameters)
 
         var step = 0
-        if resume { step = try restore(replica, from: checkpoints, allowConfigChange: allowConfigChange) }
+        if resume { step = try restore(replica, from: resumable, allowConfigChange: allowConfigChange) }
+        resumable = nil  // its tensors are in the replica now
         guard step <= totalSteps else {
             throw TrainingError("the checkpoint is at step \(step), beyond this run's \(totalSteps) steps; resume with the config it was written with, or start afresh in another run directory.")
         }
@@ -74,7 +80,8 @@ public final class Trainer {
         coordinator.say("train: \(data.task.rawValue) of \(data.train.count) images (\(data.channels) channel(s), \(data.classNames.count) classes) from \(config.data.root); model \(replica.net.summary)")
         let gemm = GEMMSelection(config: config, runDirectory: runDirectory, coordinator: coordinator)
         var choosingProducts = try gemm.prepare(resume: resume)
-        let progress = coordinator.isRoot ? ProgressLine(total: totalSteps) : nil
+        let progress = coordinator.isRoot ? TrainingProgress(style: progressStyle, firstStep: step, lastStep: lastStep, totalSteps: totalSteps,
+                                                             stepsPerEpoch: batches.stepsPerEpoch) : nil
         var permutation: [Int] = []
         var permutationEpoch = -1
         var window = (loss: 0.0, steps: 0, start: monotonicSeconds())
@@ -117,6 +124,7 @@ public final class Trainer {
             window.loss += loss; window.steps += 1
             timings.total += t.total; timings.normSynchronization += t.normSynchronization
             timings.exposedGradientAveraging += t.exposedGradientAveraging
+            progress?.stepped(to: step, loss: window.loss / Double(window.steps))
             let endOfEpoch = step % batches.stepsPerEpoch == 0
             if step % config.train.logEvery == 0 || step == lastStep || endOfEpoch {
                 let elapsed = monotonicSeconds() - window.start
@@ -128,7 +136,7 @@ public final class Trainer {
                     "exposed_grad_avg_s": timings.exposedGradientAveraging / Double(window.steps),
                 ]
                 try metrics?.append(line)
-                progress?.show(line)
+                progress?.logged(line)
                 window = (0, 0, monotonicSeconds())
                 timings = StepTimings()
             }
@@ -138,7 +146,7 @@ public final class Trainer {
                 var line: [String: Any] = ["step": step, "epoch": Double(step) / Double(batches.stepsPerEpoch)]
                 line.merge(result.jsonFields) { $1 }
                 try metrics?.append(line)
-                progress?.show(line)
+                progress?.evaluated(line)
                 window.start = monotonicSeconds()
             }
             let checkpointDue = step == lastStep || (config.checkpoint.every > 0 && step % config.checkpoint.every == 0)
@@ -168,13 +176,26 @@ public final class Trainer {
         return try evaluate(replica, loader: loader, pixels: config.evaluationPixels(ranks: comm.size))
     }
 
-    /// Loads the newest valid checkpoint on rank 0 and gives its state to every rank; returns
-    /// the step to continue from (0 when there is none).
-    private func restore(_ replica: Replica, from checkpoints: CheckpointDirectory, allowConfigChange: Bool) throws -> Int {
+    /// The checkpoint `--resume` continues from (rank 0): the newest valid one, after saying
+    /// which newer ones it skips; nil when there is none at all. Checkpoints of which none is
+    /// valid are refused, so that a fresh start never overwrites them.
+    private func newestValidCheckpoint(_ checkpoints: CheckpointDirectory) throws -> Checkpoint? {
+        let (found, skipped) = checkpoints.newestValid()
+        if found == nil && !skipped.isEmpty {
+            throw TrainingError("--resume found checkpoints in \(checkpoints.path), but none is valid:\n  " + skipped.joined(separator: "\n  ")
+                                + "\nThey are left as they are. To start afresh, give another run directory with --run-dir DIR, or remove them ("
+                                + (["rm"] + checkpoints.list().map(\.path)).joined(separator: " ") + ") and run without --resume.")
+        }
+        for reason in skipped { coordinator.say("train: skipping a checkpoint: \(reason)") }
+        if found == nil { coordinator.say("train: --resume found no checkpoint in \(checkpoints.path); starting from step 0") }
+        return found
+    }
+
+    /// Gives every rank the state of rank 0's checkpoint `found` (nil: none, the run starts
+    /// afresh); returns the step to continue from.
+    private func restore(_ replica: Replica, from found: Checkpoint?, allowConfigChange: Bool) throws -> Int {
         var step: Int64 = 0
         if coordinator.isRoot {
-            let (found, skipped) = checkpoints.newestValid()
-            for reason in skipped { coordinator.say("train: skipping a checkpoint: \(reason)") }
             if let found {
                 let stored = try TrainingConfig.parse(yaml: found.metadata["config"] ?? "", source: "the config stored in \(found.source)")
                 let changes = try config.runChanges(from: stored)
@@ -187,8 +208,6 @@ public final class Trainer {
                 try found.apply(to: replica)
                 step = Int64(found.step)
                 coordinator.say("train: resuming from \(found.source) (step \(found.step), written by \(found.metadata["world_size"] ?? "?") rank(s))")
-            } else {
-                coordinator.say("train: --resume found no valid checkpoint in \(checkpoints.path); starting from step 0")
             }
         }
         comm.broadcast(&step, bytes: 8, root: 0, what: "the step to resume from")
@@ -231,49 +250,5 @@ final class MetricsLog {
         var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         data.append(0x0A)
         handle.write(data)
-    }
-}
-
-/// Rank 0's progress: a bar redrawn in place on a terminal, plain lines otherwise.
-final class ProgressLine {
-    private let total: Int
-    // mpirun gives every rank a pseudo-terminal whatever its own output is, so ranks print lines
-    private let terminal = isatty(STDOUT_FILENO) == 1 && !MPICommunicator.launchedByMPI
-    private var last: [String: Any] = [:]
-
-    init(total: Int) { self.total = total }
-
-    func show(_ line: [String: Any]) {
-        if line["test_accuracy"] != nil {
-            var text = String(format: "eval  step %d  epoch %.2f  test loss %.4f  %@ %.2f%%", line["step"] as! Int,
-                              line["epoch"] as! Double, line["test_loss"] as! Double,
-                              line["test_miou"] == nil ? "test accuracy" : "pixel accuracy", 100 * (line["test_accuracy"] as! Double))
-            if let miou = line["test_miou"] as? Double { text += String(format: "  mIoU %.4f", miou) }
-            emit(text, keep: true)
-            return
-        }
-        last = line
-        let step = line["step"] as! Int
-        let text = String(format: "step %d/%d  epoch %.2f  loss %.4f  lr %.4g  %.0f img/s", step, total, line["epoch"] as! Double,
-                          line["loss"] as! Double, line["lr"] as! Double, line["images_per_s"] as! Double)
-        if terminal {
-            let width = 24, filled = width * step / max(1, total)
-            emit("[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] " + text, keep: false)
-        } else {
-            emit(text, keep: true)
-        }
-    }
-
-    func note(_ text: String) { emit(text, keep: true) }
-
-    func finish() { if terminal { print("") } }
-
-    private func emit(_ text: String, keep: Bool) {
-        if terminal {
-            print("\r\u{1B}[2K" + text, terminator: keep ? "\n" : "")
-        } else {
-            print(text)
-        }
-        fflush(nil)
     }
 }

@@ -2,6 +2,7 @@ import ABNData
 import ABNLayers
 import ABNTensor
 import ABNTraining
+import Foundation
 
 /// The network a benchmark measures and random inputs for it: the reference network, or a
 /// config's model.
@@ -27,6 +28,8 @@ struct BenchNetwork: CustomStringConvertible {
         let task: TaskKind = config.data.format == "segmentation-folder" ? .segmentation : .classification
         if config.data.channels > 0 && config.model.classes > 0 {
             input = ModelInput(channels: config.data.channels, classes: config.model.classes, task: task)
+        } else if !FileManager.default.fileExists(atPath: config.data.root), let generated = ModelInput(generatedBy: config) {
+            input = generated  // what training would make there: a benchmark needs no images
         } else {
             do {
                 input = ModelInput(try DataSource(config: config))

@@ -1,4 +1,5 @@
 import ABNData
+import ABNTraining
 import ArgumentParser
 import Foundation
 
@@ -41,33 +42,9 @@ struct FashionMNISTScenesCommand: ParsableCommand {
 
     func run() throws {
         let scenes = FashionMNISTScenes(size: size, seed: UInt64(seed))
-        let bar = ProgressBar(label: "fmnist-scenes")
-        try scenes.write(to: out, train: train, test: test, fashionRoot: fashionMnist) { bar.show($0, of: $1) }
+        let bar = ProgressBar(total: train + test, style: try ProgressStyle.fromEnvironment())
+        try scenes.write(to: out, train: train, test: test, fashionRoot: fashionMnist) { done, _ in bar.count(done, label: "fmnist-scenes:") }
         bar.finish()
         print("fmnist-scenes: wrote \(train) train and \(test) test scenes of \(size)x\(size) to \(out)")
     }
-}
-
-/// A progress bar on a terminal (redrawn in place), plain percentage lines otherwise.
-final class ProgressBar {
-    private let label: String
-    private let terminal = isatty(STDOUT_FILENO) == 1
-    private var lastPercent = -1
-
-    init(label: String) { self.label = label }
-
-    func show(_ done: Int, of total: Int) {
-        let percent = 100 * done / max(1, total)
-        if terminal {
-            let width = 30, filled = width * done / max(1, total)
-            print("\r\u{1B}[2K\(label) [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(done)/\(total)",
-                  terminator: "")
-        } else if percent / 10 != lastPercent / 10 || done == total {
-            print("\(label): \(done)/\(total) (\(percent)%)")
-        }
-        lastPercent = percent
-        fflush(nil)
-    }
-
-    func finish() { if terminal { print("") } }
 }

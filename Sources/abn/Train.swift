@@ -30,6 +30,8 @@ struct Train: ParsableCommand {
     var allowConfigChange = false
     @Option(parsing: .unconditional, help: "Stop after this global step, with a checkpoint, as if interrupted (the schedule is unchanged; continue with --resume).")
     var stopAfterStep: Int?
+    @Option(help: ArgumentHelp("Progress: bar (redrawn in place after every step), lines (every train.log_every steps), or auto: a bar when the output is a terminal (default: ABN_PROGRESS, else auto; launch/train.sh sets ABN_PROGRESS=bar for the ranks when its output is a terminal).", valueName: "auto|bar|lines"))
+    var progress: ProgressStyle?
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
@@ -47,7 +49,8 @@ struct Train: ParsableCommand {
             let name = ((self.config as NSString).lastPathComponent as NSString).deletingPathExtension
             let directory = runDir ?? "runs/\(name)"
             StopRequest.install()
-            let trainer = Trainer(config: config, runDirectory: directory, coordinator: coordinator)
+            let style = try progress ?? ProgressStyle.fromEnvironment()
+            let trainer = Trainer(config: config, runDirectory: directory, coordinator: coordinator, progress: style)
             let outcome = try trainer.run(resume: resume, stopAfterStep: stopAfterStep, allowConfigChange: allowConfigChange)
             if case .stopped(let signal, let step) = outcome {
                 let ranks = coordinator.comm.size
@@ -136,3 +139,5 @@ struct Eval: ParsableCommand {
         }
     }
 }
+
+extension ProgressStyle: ExpressibleByArgument {}
