@@ -6,7 +6,8 @@
 # catch_stop_signals: from here on SIGTERM, SIGINT and SIGHUP ask the job to stop. SIGHUP stays
 # ignored when the script started with it ignored (nohup, --detach): the job outlives its terminal.
 catch_stop_signals() {
-    STOP_SIGNAL=""; STOP_PIPE=""; JOB_PID=""
+    STOP_SIGNAL=""; STOP_PIPE=""; JOB_PID=""; LAUNCH_DIR=""
+    trap 'end_launch $?' EXIT
     local signal
     for signal in TERM INT HUP; do
         if [ "$signal" = HUP ] && [ "$(trap -p HUP)" = "trap -- '' SIGHUP" ]; then
@@ -16,6 +17,12 @@ catch_stop_signals() {
         # shellcheck disable=SC2064
         trap "stop_requested $signal" "$signal"
     done
+}
+
+# end_launch STATUS: at the script's exit, removes its directory; a detached script logs STATUS.
+end_launch() {
+    if [ -n "$LAUNCH_DIR" ]; then rm -rf "$LAUNCH_DIR"; fi
+    if [ -n "${ABN_DETACHED:-}" ]; then echo "launch: exit code $1" >&2 || true; fi
 }
 
 # stop_requested SIGNAL: the first closes the job's input pipe after a line naming SIGNAL (rank
@@ -42,7 +49,6 @@ stop_requested() {
 # mpirun's code.
 run_stoppable() {
     LAUNCH_DIR="$(mktemp -d "${TMPDIR:-/tmp}/abn-launch.XXXXXX")"
-    trap 'rm -rf "$LAUNCH_DIR"' EXIT
     mkfifo "$LAUNCH_DIR/pipe"
     local writer input
     exec {writer}<>"$LAUNCH_DIR/pipe"  # read-write: opens at once, and writing never raises SIGPIPE
@@ -82,8 +88,8 @@ run_stoppable() {
 }
 
 # detach SCRIPT ARGUMENTS...: starts SCRIPT ARGUMENTS (without --detach) again in a session of
-# its own with SIGHUP ignored and its output appended to RUN_DIR/train.log, prints its PID and
-# exits. RUN_DIR is abn's: --run-dir, else runs/<config name>.
+# its own with SIGHUP ignored and its output appended to RUN_DIR/train.log (ending with its exit
+# code), prints its PID and exits. RUN_DIR is abn's: --run-dir, else runs/<config name>.
 detach() {
     local script="$1"; shift
     local dir="" i name
@@ -96,7 +102,7 @@ detach() {
     if [ -z "$dir" ]; then name="$(basename "${ABN_ARGS[0]}")"; dir="runs/${name%.*}"; fi
     if ! mkdir -p "$dir"; then echo "launch: cannot create the run directory $dir for the log; choose a writable one with --run-dir DIR." >&2; exit 2; fi
     local log="$dir/train.log"
-    (trap '' HUP; exec setsid bash "$script" "$@") < /dev/null >> "$log" 2>&1 &
+    (trap '' HUP; ABN_DETACHED=1 exec setsid bash "$script" "$@") < /dev/null >> "$log" 2>&1 &
     echo "launch: detached as PID $!, output appended to $log; stop it with kill -TERM $! (a checkpoint, and the line that continues the run, in the log)"
     exit 0
 }
