@@ -23,10 +23,14 @@ import Foundation
 public enum Launcher {
     private static var directory: String? { ProcessInfo.processInfo.environment["ABN_LAUNCHER_DIR"] }
 
-    /// Whether the script still runs (a reused process id counts as running: the directory then stays).
+    /// Whether the script still runs: its process exists and is no zombie waiting for its
+    /// parent (a reused process id counts as running: the directory then stays).
     private static var scriptRuns: Bool {
         guard let pid = ProcessInfo.processInfo.environment["ABN_LAUNCHER_PID"].flatMap(Int32.init) else { return true }
-        return kill(pid, 0) == 0 || errno == EPERM
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+        // "PID (NAME) STATE ...", where NAME may hold spaces and parentheses
+        let state = stat.lastIndex(of: ")").flatMap { stat[$0...].dropFirst(2).first }
+        return state != "Z"
     }
 
     /// On rank 0 of a job started by launch/train.sh, starts the thread that reads standard
