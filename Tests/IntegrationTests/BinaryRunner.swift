@@ -161,9 +161,15 @@ func rankProcesses(matching text: String) -> [Int: Int32] {
 /// launch script, mpirun and the ranks of a job).
 func jobProcesses(matching text: String) -> [Int32] {
     ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
-        guard let pid = Int32(entry), let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
-        return String(decoding: cmdline, as: UTF8.self).replacingOccurrences(of: "\0", with: " ").contains(text) ? pid : nil
+        guard let pid = Int32(entry) else { return nil }
+        return processCommand(pid).contains(text) ? pid : nil
     }
+}
+
+/// The command line of a running process, its arguments separated by spaces.
+func processCommand(_ pid: Int32) -> String {
+    String(decoding: FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data(), as: UTF8.self)
+        .split(separator: "\0").joined(separator: " ")
 }
 
 /// The environment of a running process.

@@ -35,6 +35,33 @@ extension FaultTests {
         try Self.expectExactResume(dir, step: try Self.checkpointStep(dir), reference: straight)
     }
 
+    @Test("under nohup, closing the terminal leaves the job running; SIGTERM then stops it with a checkpoint and code 75")
+    func hangUpUnderNohup() throws {
+        try Self.requireSessionTools()
+        let dir = runDirectory("nohup")
+        defer { for pid in jobProcesses(matching: dir) { kill(pid, SIGKILL) } }
+        let terminal = try Terminal()
+        let job = try BinaryRunner.start("/usr/bin/env", ["setsid", "--ctty", "--wait", "nohup", "/bin/bash", "launch/train.sh",
+                                                          "-n", "2", "configs/tiny.yaml", "--run-dir", dir] + Self.long,
+                                         environment: [:], input: terminal.slave)
+        try terminal.slave.close()
+        let started = waitUntil(seconds: 120) { loggedStep(dir) >= 10 && rankProcesses(matching: dir).count == 2 }
+        terminal.hangUp()
+        let before = loggedStep(dir)
+        let trainsOn = waitUntil(seconds: Self.endLimit) { loggedStep(dir) > before + 100 }
+        let script = jobProcesses(matching: dir).first { processCommand($0).hasPrefix("/bin/bash launch/train.sh") }
+        if let script { kill(script, SIGTERM) }
+        let ended = waitUntil(seconds: Self.endLimit) { jobProcesses(matching: dir).isEmpty }
+        let output = job.finish()
+        try #require(started, "the run did not start; stderr: \(output.stderr)")
+        #expect(trainsOn, "the job stopped training after the hang-up (step \(before) then \(loggedStep(dir))); stderr: \(output.stderr)")
+        #expect(output.stderr.contains("SIGHUP is ignored"), "stderr: \(output.stderr)")
+        #expect(script != nil && ended, "the script was not found, or the job still runs: \(jobProcesses(matching: dir))")
+        #expect(output.status == 75, "exit status \(output.status); stderr: \(output.stderr)")
+        #expect(output.stdout.contains("stopped by SIGTERM to launch/train.sh"), "stdout: \(output.stdout)")
+        #expect(try Self.checkpointStep(dir) > before)
+    }
+
     @Test("SIGTERM to the script, mpirun and every rank at once (a batch system's time limit): a checkpoint, the resume line, code 75; resuming is bit-identical")
     func signalToEveryProcess() throws {
         let dir = runDirectory("batch-end"), straight = runDirectory("straight-batch-end")
