@@ -4,6 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ABN="${ABN_BINARY:-$ROOT/.build/release/abn}"
+source "$ROOT/launch/stopping.sh"
 
 ensure_binary() {
     if [ ! -x "$ABN" ]; then
@@ -31,11 +32,12 @@ mpirun_option_values() {
 # parse_launch SCRIPT "$@": the launch options and mpirun options, then the config and abn's
 # options. mpirun options either come before a '--' (any option), or, without '--', are the
 # common ones mpirun_option_values knows, placed before CONFIG. Sets RANKS, HOSTFILE, THREADS
-# (empty: choose), MPI_ARGS, ABN_ARGS.
+# (empty: choose), MPI_ARGS, ABN_ARGS, and, with STOPPABLE=true, DETACH and DETACH_AT (the
+# position of --detach among the arguments).
 parse_launch() {
     local script="$1"; shift
-    RANKS=""; HOSTFILE=""; THREADS=""; MPI_ARGS=(); ABN_ARGS=()
-    local has_separator=false arg values
+    RANKS=""; HOSTFILE=""; THREADS=""; MPI_ARGS=(); ABN_ARGS=(); DETACH=false; DETACH_AT=""
+    local has_separator=false arg values total=$#
     for arg in "$@"; do [ "$arg" = "--" ] && has_separator=true; done
     while [ $# -gt 0 ]; do
         case "$1" in
@@ -43,6 +45,9 @@ parse_launch() {
             -n|--ranks) RANKS="${2:-}"; shift 2 || shift ;;
             --hostfile) HOSTFILE="${2:-}"; shift 2 || shift ;;
             --threads-per-rank) THREADS="${2:-}"; shift 2 || shift ;;
+            --detach)
+                if ! ${STOPPABLE:-false}; then echo "launch: --detach is an option of launch/train.sh only." >&2; exit 2; fi
+                DETACH=true; DETACH_AT=$(( total - $# )); shift ;;
             --) shift; ABN_ARGS+=("$@"); break ;;
             -*)
                 if $has_separator; then MPI_ARGS+=("$1"); shift; continue; fi
@@ -137,8 +142,8 @@ place_ranks() {
 # rank: --threads-per-rank, else OPENBLAS_NUM_THREADS when set, else this node's cores divided
 # by the ranks placed on it; ranks get it as OPENBLAS_NUM_THREADS. Adds root and oversubscribe
 # flags when needed, binds each rank to its cores on a single node, exports the OpenBLAS
-# settings the environment holds. With STOPPABLE=true, a SIGTERM or SIGINT to the script
-# asks the ranks to stop after their step (see the comment inside).
+# settings the environment holds. With STOPPABLE=true, the job can be stopped cleanly (see
+# stopping.sh: catch_stop_signals must come first).
 run_mpi() {
     command -v mpirun >/dev/null || { echo "launch: mpirun not found; run launch/setup.sh (it installs openmpi-bin)." >&2; exit 1; }
     local cores; cores="$(nproc)"
@@ -173,18 +178,14 @@ run_mpi() {
     if ! ${STOPPABLE:-false}; then
         exec mpirun "${flags[@]}" "${MPI_ARGS[@]+"${MPI_ARGS[@]}"}" "$ABN" "$@"
     fi
-    # A stop signal to this script becomes SIGUSR1 to mpirun, which forwards it to every rank: the
-    # ranks stop after the current step with a checkpoint and exit 0 (a rank exiting with another
-    # code makes mpirun kill the ranks still finishing), and the script returns 75. mpirun runs in
-    # a session of its own, so that Ctrl-C reaches only this script: mpirun's own reaction to
-    # SIGINT is to kill the ranks within two seconds.
-    setsid mpirun "${flags[@]}" "${MPI_ARGS[@]+"${MPI_ARGS[@]}"}" "$ABN" "$@" < /dev/null &
-    local pid=$! status stopping=false
-    trap 'stopping=true; echo "launch: stop requested; the ranks finish their step and write a checkpoint" >&2; kill -USR1 "$pid" 2>/dev/null' TERM INT
-    while true; do
-        status=0; wait "$pid" || status=$?
-        kill -0 "$pid" 2>/dev/null && continue  # wait also returns when a trapped signal arrives
-        if $stopping && [ "$status" -eq 0 ]; then exit 75; fi
-        exit "$status"
-    done
+    if mpi_has --stdin -stdin; then
+        echo "launch: remove the mpirun option --stdin: rank 0's standard input carries the stop requests of launch/train.sh." >&2; exit 2
+    fi
+    # On mpirun's own SIGTERM (a batch system's end of job reaches it too), it passes SIGTERM on
+    # to the ranks after this many seconds and sends SIGKILL as many later (Open MPI's default,
+    # 1, leaves no time to finish a step and write a checkpoint).
+    if [ -z "${OMPI_MCA_odls_base_sigkill_timeout:-}" ] && ! mpi_has odls_base_sigkill_timeout; then
+        flags+=(--mca odls_base_sigkill_timeout 10)
+    fi
+    run_stoppable "${flags[@]}" "${MPI_ARGS[@]+"${MPI_ARGS[@]}"}" "$ABN" "$@"
 }

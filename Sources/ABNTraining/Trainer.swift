@@ -27,12 +27,15 @@ public final class Trainer {
         case finished
         /// Asked to stop by `signal` (a `StopRequest`); the checkpoint of `step` was written.
         case stopped(signal: Int32, step: Int)
+        /// Asked to stop by `signal` before the first step, at `step` (where it started): nothing to save.
+        case stoppedBeforeStart(signal: Int32, step: Int)
     }
 
     /// Trains until the end of the last epoch or `train.max_steps`, from the newest valid
     /// checkpoint when `resume` is set. `stopAfterStep` ends the run early at that step, with a
     /// checkpoint, as an interruption would (the schedule still spans the whole run). A
-    /// `StopRequest` on any rank ends it after the current step, with a checkpoint. On resume,
+    /// `StopRequest` on any rank ends it after the current step, with a checkpoint, or before
+    /// the first step when it came during start-up. On resume,
     /// a config that changes the run is refused unless `allowConfigChange`.
     @discardableResult
     public func run(resume: Bool, stopAfterStep: Int? = nil, allowConfigChange: Bool = false) throws -> Outcome {
@@ -100,6 +103,7 @@ public final class Trainer {
             progress?.note("checkpoint \(checkpoints.file(step: step))")
         }
         defer { Watchdog.step = -1 }
+        if let signal = agreedStop() { return .stoppedBeforeStart(signal: signal, step: step) }
         while step < lastStep {
             Watchdog.step = step
             let (indices, epoch) = slice(step)
@@ -151,17 +155,21 @@ public final class Trainer {
             }
             let checkpointDue = step == lastStep || (config.checkpoint.every > 0 && step % config.checkpoint.every == 0)
             if checkpointDue { try saveCheckpoint() }
-            // a signal on any rank stops every rank after the same step
-            var signal = [Double(StopRequest.received)]
-            comm.allreduceMax(&signal, count: 1, what: "the stop requests")
-            if signal[0] > 0 && step < lastStep {
+            if step < lastStep, let signal = agreedStop() {
                 if !checkpointDue { try saveCheckpoint() }
                 progress?.finish()
-                return .stopped(signal: Int32(signal[0]), step: step)
+                return .stopped(signal: signal, step: step)
             }
         }
         progress?.finish()
         return .finished
+    }
+
+    /// The stop request of any rank (the largest code), on every rank: all stop at the same point.
+    private func agreedStop() -> Int32? {
+        var request = [Double(StopRequest.received)]
+        comm.allreduceMax(&request, count: 1, what: "the stop requests")
+        return request[0] > 0 ? Int32(request[0]) : nil
     }
 
     /// Test metrics with rank 0's running statistics on every rank: they are the ones the

@@ -13,9 +13,10 @@ struct Train: ParsableCommand {
         test_accuracy) and DIR/checkpoints/step-NNNNNNNN.safetensors. DIR defaults to \
         runs/<config name>. With --resume, continues from the newest valid checkpoint in DIR, \
         with the same or another number of ranks; a config that would change the run (batches, \
-        schedule, model, data) is refused unless --allow-config-change. SIGTERM or SIGINT (to \
-        mpirun or to any rank) stops every rank after the current step with a checkpoint, prints \
-        how to continue, and exits with code 75; a rank that waits longer than \
+        schedule, model, data) is refused unless --allow-config-change. SIGTERM, SIGINT, SIGHUP or \
+        SIGUSR1 (to launch/train.sh, mpirun or any rank) stops every rank after the current step \
+        with a checkpoint (or before the first step, with nothing to save), prints how to \
+        continue, and exits with code 75; a rank that waits longer than \
         train.collective_timeout_s for the others ends the job with code 124. Use \
         launch/train.sh -n N CONFIG for several ranks and launch/debug.sh CONFIG for one process.
         """)
@@ -40,27 +41,35 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        StopRequest.install()  // first: a stop signal during start-up must find the handlers
         threads.apply()
         let coordinator = Coordinator.launch()
+        Launcher.watch(isRoot: coordinator.isRoot)
         coordinator.run {
             var settings = overrides
             if let maxSteps { settings.append("train.max_steps=\(maxSteps)") }
             let config = try coordinator.loadConfig(path: self.config, overrides: settings)
             let name = ((self.config as NSString).lastPathComponent as NSString).deletingPathExtension
             let directory = runDir ?? "runs/\(name)"
-            StopRequest.install()
             let style = try progress ?? ProgressStyle.fromEnvironment()
             let trainer = Trainer(config: config, runDirectory: directory, coordinator: coordinator, progress: style)
             let outcome = try trainer.run(resume: resume, stopAfterStep: stopAfterStep, allowConfigChange: allowConfigChange)
-            if case .stopped(let signal, let step) = outcome {
-                let ranks = coordinator.comm.size
-                var again = ["launch/train.sh", "-n", String(ranks), self.config] + overrides.flatMap { ["--set", $0] }
-                if let maxSteps { again += ["--max-steps", String(maxSteps)] }
-                if runDir != nil { again += ["--run-dir", directory] }
-                coordinator.say("train: stopped by \(StopRequest.name(signal)) after step \(step), with a checkpoint in \(directory)/checkpoints. Continue with:\n  "
-                                + (again + ["--resume"]).joined(separator: " "))
-                Foundation.exit(StopRequest.processExitCode)
+            let what: String
+            switch outcome {
+            case .finished:
+                return
+            case .stopped(let signal, let step):
+                what = "stopped by \(StopRequest.name(signal)) after step \(step), with a checkpoint in \(directory)/checkpoints."
+            case .stoppedBeforeStart(let signal, let step):
+                what = "stopped by \(StopRequest.name(signal)) during start-up, before step \(step): nothing was lost and there is nothing to save."
             }
+            var again = ["launch/train.sh", "-n", String(coordinator.comm.size), self.config] + overrides.flatMap { ["--set", $0] }
+            if let maxSteps { again += ["--max-steps", String(maxSteps)] }
+            if runDir != nil { again += ["--run-dir", directory] }
+            let message = "train: \(what) Continue with:\n  " + (again + ["--resume"]).joined(separator: " ")
+            coordinator.say(message)
+            Launcher.confirmStop(coordinator.comm, message: message)
+            Foundation.exit(StopRequest.processExitCode)
         }
     }
 }

@@ -58,8 +58,9 @@ enum BinaryRunner {
         try start("/bin/bash", [path] + arguments, environment: [:])
     }
 
-    /// Starts a program as `command` does, without waiting for it.
-    static func start(_ executable: String, _ arguments: [String], environment extra: [String: String]) throws -> Running {
+    /// Starts a program as `command` does, without waiting for it; `input` is its standard
+    /// input (default: the test process's).
+    static func start(_ executable: String, _ arguments: [String], environment extra: [String: String], input: FileHandle? = nil) throws -> Running {
         let process = Process()
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "1"
@@ -69,6 +70,7 @@ enum BinaryRunner {
         process.arguments = arguments
         process.environment = environment
         process.currentDirectoryURL = packageRoot
+        if let input { process.standardInput = input }
         return try Running(process)
     }
 
@@ -149,16 +151,36 @@ func waitUntil(seconds: Double, _ condition: () -> Bool) -> Bool {
 /// The PIDs of the ranks of a running job, by rank, found by a text unique to their command line.
 func rankProcesses(matching text: String) -> [Int: Int32] {
     var ranks: [Int: Int32] = [:]
-    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-        guard let pid = Int32(entry),
-              let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
-              String(decoding: cmdline, as: UTF8.self).replacingOccurrences(of: "\0", with: " ").contains(text),
-              let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
-        for variable in String(decoding: environ, as: UTF8.self).split(separator: "\0") where variable.hasPrefix("OMPI_COMM_WORLD_RANK=") {
-            if let rank = Int(variable.dropFirst("OMPI_COMM_WORLD_RANK=".count)) { ranks[rank] = pid }
-        }
+    for pid in jobProcesses(matching: text) {
+        if let rank = processEnvironment(pid)["OMPI_COMM_WORLD_RANK"].flatMap(Int.init) { ranks[rank] = pid }
     }
     return ranks
+}
+
+/// The PIDs of every process whose command line contains `text` (e.g. a run directory: the
+/// launch script, mpirun and the ranks of a job).
+func jobProcesses(matching text: String) -> [Int32] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+        guard let pid = Int32(entry) else { return nil }
+        return processCommand(pid).contains(text) ? pid : nil
+    }
+}
+
+/// The command line of a running process, its arguments separated by spaces.
+func processCommand(_ pid: Int32) -> String {
+    String(decoding: FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data(), as: UTF8.self)
+        .split(separator: "\0").joined(separator: " ")
+}
+
+/// The environment of a running process.
+func processEnvironment(_ pid: Int32) -> [String: String] {
+    let text = String(decoding: FileManager.default.contents(atPath: "/proc/\(pid)/environ") ?? Data(), as: UTF8.self)
+    var result: [String: String] = [:]
+    for variable in text.split(separator: "\0") {
+        guard let equals = variable.firstIndex(of: "=") else { continue }
+        result[String(variable[..<equals])] = String(variable[variable.index(after: equals)...])
+    }
+    return result
 }
 
 /// The training losses logged in DIR/metrics.jsonl, in order.

@@ -17,19 +17,9 @@ struct FaultTests {
         try #require(started, "the run logged no 10 steps; stderr: \(output.stderr)")
         #expect(output.status == 75, "exit status \(output.status); stderr: \(output.stderr)")
         #expect(output.stdout.contains("stopped by") && output.stdout.contains("--resume"), "stdout: \(output.stdout)")
-        let names = try FileManager.default.contentsOfDirectory(atPath: stopped + "/checkpoints")
-        try #require(names.count == 1, "checkpoints: \(names)")
-        let step = try #require(Int(names[0].dropFirst(5).prefix(8)))
+        let step = try Self.checkpointStep(stopped)
         #expect(step >= 10 && step < 32_000)
-
-        let end = String(step + 5)
-        let resumed = try BinaryRunner.script("launch/train.sh", ["-n", "2", "configs/tiny.yaml", "--run-dir", stopped, "--resume", "--stop-after-step", end] + Self.long)
-        #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
-        let reference = try BinaryRunner.script("launch/train.sh", ["-n", "2", "configs/tiny.yaml", "--run-dir", straight, "--stop-after-step", end] + Self.long)
-        #expect(reference.status == 0, "stderr: \(reference.stderr)")
-        let file = String(format: "/checkpoints/step-%08d.safetensors", step + 5)
-        let a = try #require(FileManager.default.contents(atPath: stopped + file)), b = try #require(FileManager.default.contents(atPath: straight + file))
-        #expect(a == b, "the stopped and resumed run differs from the uninterrupted one")
+        try Self.expectExactResume(stopped, step: step, reference: straight)
     }
 
     @Test("a stopped rank ends the job within the collective limit, naming the collective, the step and the silent rank")
