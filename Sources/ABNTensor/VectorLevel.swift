@@ -10,13 +10,16 @@ public enum VectorLevel {
     /// The vector code in use, ours and OpenBLAS's, for start-up lines: "kernels avx512, OpenBLAS Haswell".
     public static var summary: String { "kernels \(current), OpenBLAS \(BLAS.openBLASCore)" }
 
+    /// Every level the kernels are built for, lowest first.
+    public static var all: [String] { (1...3).map { String(cString: abn_simd_name($0)) } }
+
     /// The levels this processor runs, lowest first.
-    public static var supported: [String] { (1...abn_simd_best_level()).map { String(cString: abn_simd_name($0)) } }
+    public static var supported: [String] { Array(all.prefix(Int(abn_simd_best_level()))) }
 
     /// Runs the kernels at `level` from now on (tests and benchmarks); false when the processor lacks it.
     @discardableResult
     public static func select(_ level: String) -> Bool {
-        guard let index = (1...3).first(where: { String(cString: abn_simd_name($0)) == level }) else { return false }
-        return abn_simd_select(Int32(index)) != 0
+        guard let index = all.firstIndex(of: level) else { return false }
+        return abn_simd_select(Int32(index + 1)) != 0
     }
 }

@@ -104,20 +104,22 @@ struct NormActTests {
 
     @Test("every vector level the processor runs gives bit-identical outputs and gradients", arguments: NormMode.allCases)
     func vectorLevels(mode: NormMode) throws {
-        let x = randomTensor([3, 4, 5, 7], seed: 31)
-        let initial = VectorLevel.current
-        var outputs: [String: [Float]] = [:]
-        for level in VectorLevel.supported {
-            #expect(VectorLevel.select(level))
-            let layer = try NormAct("bn", channels: 4, mode: mode, activation: .leakyReLU(slope: 0.1))
-            let store = ParameterStore(layer.allParameters)
-            let z = try layer.forward(x.clone()).array
-            let dx = layer.backward(randomTensor(x.shape, seed: 32)).array
-            outputs[level] = z + dx + store.gradients.array
+        try withProcessSettings {
+            let x = randomTensor([3, 4, 5, 7], seed: 31)
+            let initial = VectorLevel.current
+            var outputs: [String: [Float]] = [:]
+            for level in VectorLevel.supported {
+                #expect(VectorLevel.select(level))
+                let layer = try NormAct("bn", channels: 4, mode: mode, activation: .leakyReLU(slope: 0.1))
+                let store = ParameterStore(layer.allParameters)
+                let z = try layer.forward(x.clone()).array
+                let dx = layer.backward(randomTensor(x.shape, seed: 32)).array
+                outputs[level] = z + dx + store.gradients.array
+            }
+            VectorLevel.select(initial)
+            for level in VectorLevel.supported { #expect(outputs[level] == outputs["baseline"], "\(level)") }
+            #expect(outputs["baseline"]!.contains { $0 < 0 } && outputs["baseline"]!.contains { $0 > 0 })  // both branches taken
         }
-        VectorLevel.select(initial)
-        for level in VectorLevel.supported { #expect(outputs[level] == outputs["baseline"], "\(level)") }
-        #expect(outputs["baseline"]!.contains { $0 < 0 } && outputs["baseline"]!.contains { $0 > 0 })  // both branches taken
     }
 
     @Test("invalid settings are rejected with a message")

@@ -191,21 +191,23 @@ struct ConvTests {
                       Conv2DGeometry(input: [9, 8, 9, 9], outChannels: 5, kernel: 3, stride: 2, padding: 1),
                       Conv2DGeometry(input: [3, 16, 40, 40], outChannels: 16, kernel: 3, padding: 2, dilation: 2)])
     func threadCountIndependent(g: Conv2DGeometry) {
-        let x = randomTensor(g.inputShape, seed: 12), w = randomTensor(g.weightShape, seed: 13)
-        let dy = randomTensor(g.outputShape, seed: 14)
-        var outputs: [[Float]] = []
-        let saved = Parallel.threadCount
-        for threads in [1, 2, 3] {
-            Parallel.setThreadCount(threads)
-            let y = Tensor(zeros: g.outputShape), dx = Tensor(zeros: g.inputShape), dw = Tensor(zeros: g.weightShape)
-            let workspace = Workspace(columnBudget: 400)
-            conv2dForward(output: y, input: x, weight: w, bias: nil, geometry: g, workspace: workspace)
-            conv2dBackward(dInput: dx, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace)
-            outputs.append(y.array + dx.array + dw.array)
+        withProcessSettings {
+            let x = randomTensor(g.inputShape, seed: 12), w = randomTensor(g.weightShape, seed: 13)
+            let dy = randomTensor(g.outputShape, seed: 14)
+            var outputs: [[Float]] = []
+            let saved = Parallel.threadCount
+            for threads in [1, 2, 3] {
+                Parallel.setThreadCount(threads)
+                let y = Tensor(zeros: g.outputShape), dx = Tensor(zeros: g.inputShape), dw = Tensor(zeros: g.weightShape)
+                let workspace = Workspace(columnBudget: 400)
+                conv2dForward(output: y, input: x, weight: w, bias: nil, geometry: g, workspace: workspace)
+                conv2dBackward(dInput: dx, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace)
+                outputs.append(y.array + dx.array + dw.array)
+            }
+            Parallel.setThreadCount(saved)
+            #expect(outputs[0] == outputs[1])
+            #expect(outputs[0] == outputs[2])
         }
-        Parallel.setThreadCount(saved)
-        #expect(outputs[0] == outputs[1])
-        #expect(outputs[0] == outputs[2])
     }
 
     @Test("every vector level the processor runs gives bit-identical results, equal to a direct convolution",
@@ -215,22 +217,24 @@ struct ConvTests {
                       Conv2DGeometry(input: [2, 8, 21, 20], outChannels: 6, kernel: 3, stride: 2, padding: 1),  // StrideTwo.c
                       Conv2DGeometry(input: [2, 3, 7, 37], outChannels: 4, kernel: 3, stride: 2, padding: 1)])
     func vectorLevels(g: Conv2DGeometry) {
-        let x = randomTensor(g.inputShape, seed: 21), w = randomTensor(g.weightShape, seed: 22), b = randomTensor([g.outChannels], seed: 23)
-        let dy = randomTensor(g.outputShape, seed: 24)
-        let initial = VectorLevel.current
-        var outputs: [String: [Float]] = [:]
-        for level in VectorLevel.supported {
-            #expect(VectorLevel.select(level) && VectorLevel.current == level)
-            let y = Tensor(zeros: g.outputShape), dx = Tensor(zeros: g.inputShape), dw = Tensor(zeros: g.weightShape)
-            let workspace = Workspace(columnBudget: 300)
-            conv2dForward(output: y, input: x, weight: w, bias: b, geometry: g, workspace: workspace)
-            conv2dBackward(dInput: dx, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace)
-            expectClose(y.array.map(Double.init), naiveConvolution(x, w, b, g), rtol: 1e-5, atol: 1e-5, "\(level) \(g)")
-            outputs[level] = y.array + dx.array + dw.array
+        withProcessSettings {
+            let x = randomTensor(g.inputShape, seed: 21), w = randomTensor(g.weightShape, seed: 22), b = randomTensor([g.outChannels], seed: 23)
+            let dy = randomTensor(g.outputShape, seed: 24)
+            let initial = VectorLevel.current
+            var outputs: [String: [Float]] = [:]
+            for level in VectorLevel.supported {
+                #expect(VectorLevel.select(level) && VectorLevel.current == level)
+                let y = Tensor(zeros: g.outputShape), dx = Tensor(zeros: g.inputShape), dw = Tensor(zeros: g.weightShape)
+                let workspace = Workspace(columnBudget: 300)
+                conv2dForward(output: y, input: x, weight: w, bias: b, geometry: g, workspace: workspace)
+                conv2dBackward(dInput: dx, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace)
+                expectClose(y.array.map(Double.init), naiveConvolution(x, w, b, g), rtol: 1e-5, atol: 1e-5, "\(level) \(g)")
+                outputs[level] = y.array + dx.array + dw.array
+            }
+            VectorLevel.select(initial)
+            for level in VectorLevel.supported { #expect(outputs[level] == outputs["baseline"], "\(level) differs from baseline") }
+            #expect(!VectorLevel.select("sse9"))  // the control: an unknown level is refused
         }
-        VectorLevel.select(initial)
-        for level in VectorLevel.supported { #expect(outputs[level] == outputs["baseline"], "\(level) differs from baseline") }
-        #expect(!VectorLevel.select("sse9"))  // the control: an unknown level is refused
     }
 
     @Test("the direct convolution (few input channels) at every vector level: forward and weight gradient equal Double references",
@@ -240,43 +244,45 @@ struct ConvTests {
                       Conv2DGeometry(input: [2, 1, 31, 20], outChannels: 11, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [2, 3, 7, 19], outChannels: 3, kernel: (3, 5), padding: (1, 2))])
     func directAtEveryLevel(g: Conv2DGeometry) {
-        #expect(g.lowering == "direct")
-        let x = randomTensor(g.inputShape, seed: 25), w = randomTensor(g.weightShape, seed: 26), b = randomTensor([g.outChannels], seed: 27)
-        let dy = randomTensor(g.outputShape, seed: 28)
-        // dW[o, c, i, j] = sum over n, oh, ow of dy[n, o, oh, ow] * x[n, c, oh + i - padH, ow + j - padW], in Double
-        var want = [Double](repeating: 0, count: g.weightShape.reduce(1, *))
-        for n in 0..<g.batch {
-            for o in 0..<g.outChannels {
-                for c in 0..<g.inChannels {
-                    for i in 0..<g.kernelHeight {
-                        for j in 0..<g.kernelWidth {
-                            var s = 0.0
-                            for oh in 0..<g.outHeight {
-                                let ih = oh + i - g.padHeight
-                                guard ih >= 0 && ih < g.inHeight else { continue }
-                                for ow in 0..<g.outWidth {
-                                    let iw = ow + j - g.padWidth
-                                    guard iw >= 0 && iw < g.inWidth else { continue }
-                                    s += Double(dy[flat: ((n * g.outChannels + o) * g.outHeight + oh) * g.outWidth + ow])
-                                        * Double(x[flat: ((n * g.inChannels + c) * g.inHeight + ih) * g.inWidth + iw])
+        withProcessSettings {
+            #expect(g.lowering == "direct")
+            let x = randomTensor(g.inputShape, seed: 25), w = randomTensor(g.weightShape, seed: 26), b = randomTensor([g.outChannels], seed: 27)
+            let dy = randomTensor(g.outputShape, seed: 28)
+            // dW[o, c, i, j] = sum over n, oh, ow of dy[n, o, oh, ow] * x[n, c, oh + i - padH, ow + j - padW], in Double
+            var want = [Double](repeating: 0, count: g.weightShape.reduce(1, *))
+            for n in 0..<g.batch {
+                for o in 0..<g.outChannels {
+                    for c in 0..<g.inChannels {
+                        for i in 0..<g.kernelHeight {
+                            for j in 0..<g.kernelWidth {
+                                var s = 0.0
+                                for oh in 0..<g.outHeight {
+                                    let ih = oh + i - g.padHeight
+                                    guard ih >= 0 && ih < g.inHeight else { continue }
+                                    for ow in 0..<g.outWidth {
+                                        let iw = ow + j - g.padWidth
+                                        guard iw >= 0 && iw < g.inWidth else { continue }
+                                        s += Double(dy[flat: ((n * g.outChannels + o) * g.outHeight + oh) * g.outWidth + ow])
+                                            * Double(x[flat: ((n * g.inChannels + c) * g.inHeight + ih) * g.inWidth + iw])
+                                    }
                                 }
+                                want[((o * g.inChannels + c) * g.kernelHeight + i) * g.kernelWidth + j] += s
                             }
-                            want[((o * g.inChannels + c) * g.kernelHeight + i) * g.kernelWidth + j] += s
                         }
                     }
                 }
             }
+            let initial = VectorLevel.current
+            for level in VectorLevel.supported {
+                #expect(VectorLevel.select(level))
+                let y = Tensor(zeros: g.outputShape), dw = Tensor(zeros: g.weightShape)
+                conv2dForward(output: y, input: x, weight: w, bias: b, geometry: g, workspace: Workspace())
+                conv2dBackward(dInput: nil, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: Workspace())
+                expectClose(y.array.map(Double.init), naiveConvolution(x, w, b, g), rtol: 1e-5, atol: 1e-5, "forward, \(level)")
+                expectClose(dw.array.map(Double.init), want, rtol: 1e-5, atol: 1e-4, "weight gradient, \(level)")
+            }
+            VectorLevel.select(initial)
         }
-        let initial = VectorLevel.current
-        for level in VectorLevel.supported {
-            #expect(VectorLevel.select(level))
-            let y = Tensor(zeros: g.outputShape), dw = Tensor(zeros: g.weightShape)
-            conv2dForward(output: y, input: x, weight: w, bias: b, geometry: g, workspace: Workspace())
-            conv2dBackward(dInput: nil, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: Workspace())
-            expectClose(y.array.map(Double.init), naiveConvolution(x, w, b, g), rtol: 1e-5, atol: 1e-5, "forward, \(level)")
-            expectClose(dw.array.map(Double.init), want, rtol: 1e-5, atol: 1e-4, "weight gradient, \(level)")
-        }
-        VectorLevel.select(initial)
     }
 
     @Test("the weight gradient of a batch is the sum of its images' (Winograd, with row blocks and several images per item)",

@@ -50,7 +50,8 @@ struct GEMMTests {
         }
         // (other tests may compute products meanwhile: only these shapes are checked)
         #expect(recorded[shape] == 2 && recorded[Self.shapes[2]] == 1, "\(recorded)")
-        #expect(BLAS.recordingShapes(when: false) { o.multiply(shape) }.isEmpty)
+        var ran = false
+        #expect(BLAS.recordingShapes(when: false) { ran = true; o.multiply(shape) }.isEmpty && ran)
         // a table naming only shapes no other test computes (the choice is global)
         defer { GEMMChoice.install([:]) }
         GEMMChoice.install([shape: .onednn])

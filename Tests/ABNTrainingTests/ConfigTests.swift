@@ -17,9 +17,11 @@ struct ConfigTests {
     @Test("the bundled configs load")
     func bundled() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        for name in ["fmnist-resnet", "fmnist-resnet-standard", "fmnist-resnet-checkpoint", "tiny"] {
-            let config = try TrainingConfig.load(path: root.appendingPathComponent("configs/\(name).yaml").path)
-            #expect(config.train.globalBatch >= 1)
+        let names = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("configs").path).filter { $0.hasSuffix(".yaml") }
+        #expect(names.count >= 6, "configs/ holds \(names)")
+        for name in names {
+            let config = try TrainingConfig.load(path: root.appendingPathComponent("configs/\(name)").path)
+            #expect(config.train.globalBatch >= 1, "\(name)")
         }
         let standard = try TrainingConfig.load(path: root.appendingPathComponent("configs/fmnist-resnet-standard.yaml").path)
         #expect(standard.model.norm == .standard)

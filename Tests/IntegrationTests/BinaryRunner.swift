@@ -35,6 +35,20 @@ enum BinaryRunner {
         try command("/usr/bin/env", mpirunFlags + arguments, environment: [:])
     }
 
+    /// A file under Sources changed after the binary was built (nil when none): the tests would
+    /// run stale code.
+    static let newerSource: String? = {
+        let files = FileManager.default
+        guard let built = (try? files.attributesOfItem(atPath: binary))?[.modificationDate] as? Date else { return nil }
+        let sources = packageRoot.appendingPathComponent("Sources").path
+        guard let enumerator = files.enumerator(atPath: sources) else { return nil }
+        for case let path as String in enumerator {
+            let full = sources + "/" + path
+            if let changed = (try? files.attributesOfItem(atPath: full))?[.modificationDate] as? Date, changed > built { return "Sources/" + path }
+        }
+        return nil
+    }()
+
     static var mpirunFlags: [String] {
         ["mpirun", "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS"] + (getuid() == 0 ? ["--allow-run-as-root"] : [])
     }
@@ -43,6 +57,7 @@ enum BinaryRunner {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw RunnerError("\(binary) is missing: build it with `swift build -c release` (launch/setup.sh does) before the tests.")
         }
+        if let source = newerSource { throw RunnerError("\(binary) is older than \(source): rebuild it with `swift build -c release --product abn`.") }
         if let script { return try command("/bin/bash", [script] + arguments, environment: extra) }
         if let ranks { return try command("/usr/bin/env", mpirunFlags + ["-n", String(ranks), binary] + arguments, environment: extra) }
         return try command(binary, arguments, environment: extra)

@@ -46,6 +46,7 @@ struct TrainingRunTests {
         #expect(output.status == 0, "stderr: \(output.stderr)")
         #expect(output.stdout.contains("skipping a checkpoint") && output.stdout.contains("step 4"), "stdout: \(output.stdout)")
         #expect(FileManager.default.fileExists(atPath: dir + "/checkpoints/step-00000010.safetensors"))
+        #expect(FileManager.default.fileExists(atPath: newest), "the corrupt checkpoint was removed")
     }
 
     @Test("abn eval agrees alone and on 2 ranks, and refuses a truncated checkpoint with a message")
