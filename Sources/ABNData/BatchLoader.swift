@@ -58,7 +58,7 @@ public final class BatchLoader: @unchecked Sendable {
             ?? pipeline.outputSize(height: 1, width: 1, training: true)
         let C = dataset.channels, n = samples.count
         let images = Tensor(uninitialized: [n, C, H, W])
-        let segmentation = dataset.task == .segmentation
+        let segmentation = samples.contains { if case .mask = $0.target { true } else { false } }  // the targets are masks
         var masks = [UInt8](repeating: ignoreLabel, count: segmentation ? n * H * W : 0)
         masks.withUnsafeMutableBufferPointer { maskBuffer in
             nonisolated(unsafe) let maskBuffer = maskBuffer

@@ -33,6 +33,16 @@ public protocol Dataset: Sendable {
     var classNames: [String] { get }
     /// Sample `index` (0..<count), decoded.
     func sample(_ index: Int) throws -> Sample
+    /// (height, width) of sample `index`'s image; sets whose files hold it in a header read
+    /// only that.
+    func imageSize(_ index: Int) throws -> (height: Int, width: Int)
+}
+
+extension Dataset {
+    public func imageSize(_ index: Int) throws -> (height: Int, width: Int) {
+        let image = try sample(index).image
+        return (image.height, image.width)
+    }
 }
 
 /// The value of a mask pixel that takes no part in the loss or the metric.

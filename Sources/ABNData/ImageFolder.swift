@@ -10,6 +10,11 @@ public struct ImageFolder: Dataset {
     public var count: Int { files.count }
     /// Image paths and their class ids, in class order, then name order.
     public let files: [String]
+
+    public func imageSize(_ index: Int) throws -> (height: Int, width: Int) {
+        let info = try ImageFile.info(files[index])
+        return (info.height, info.width)
+    }
     public let labels: [Int]
 
     /// Lists a split. `classNames` (the training split's, for the test split) fixes the class

@@ -14,28 +14,12 @@ public struct DataSource {
     /// Opens both splits of `config.data` (nothing is decoded but one image's header).
     public init(config: TrainingConfig) throws {
         let d = config.data
-        let forced = d.channels > 0 ? d.channels : nil
-        switch d.format {
-        case "fashion-mnist":
-            let train = try FashionMNIST(root: d.root, split: .train, limit: d.trainLimit)
-            self.train = train
-            test = try FashionMNIST(root: d.root, split: .test, limit: d.testLimit, classes: train.classNames.count)
-        case "image-folder":
-            let train = try ImageFolder(root: d.root, split: "train", channels: forced, limit: d.trainLimit)
-            self.train = train
-            test = try ImageFolder(root: d.root, split: "test", classNames: train.classNames, channels: train.channels, limit: d.testLimit)
-        default:
-            let names = config.model.classes > 0 ? (0..<config.model.classes).map(String.init) : nil
-            let train = try SegmentationFolder(root: d.root, split: "train", classNames: try SegmentationFolder.classesFile(root: d.root) ?? names,
-                                               channels: forced, limit: d.trainLimit)
-            self.train = train
-            test = try SegmentationFolder(root: d.root, split: "test", classNames: train.classNames, channels: train.channels, limit: d.testLimit)
-        }
+        (train, test) = try d.layout.open(config)
         task = train.task
         channels = train.channels
         let own = train.classNames
         if config.model.classes > 0, config.model.classes != own.count {
-            guard config.model.classes > own.count || task == .segmentation else {
+            guard config.model.classes > own.count || task.implementation.acceptsFewerClasses else {
                 throw TrainingError("model.classes is \(config.model.classes) but the data set at \(d.root) has \(own.count) classes; set model.classes to 0 (from the data) or at least \(own.count).")
             }
             classNames = (0..<config.model.classes).map { $0 < own.count ? own[$0] : String($0) }
@@ -45,26 +29,9 @@ public struct DataSource {
         guard let mean = d.mean.expanded(to: channels), let std = d.std.expanded(to: channels) else {
             throw TrainingError("data.mean and data.std need one value or \(channels) (one per channel of the images at \(d.root)); got \(d.mean.values.count) and \(d.std.values.count).")
         }
-        let geometry: SamplePipeline.Geometry
-        if task == .segmentation {
-            geometry = .segmentation(cropHeight: d.cropSize[0], cropWidth: d.cropSize[1],
-                                     minScale: Float(d.scaleRange[0]), maxScale: Float(d.scaleRange[1]))
-        } else {
-            let size = d.imageSize.isEmpty ? try Self.firstImageSize(train) : (d.imageSize[0], d.imageSize[1])
-            geometry = .classification(height: size.0, width: size.1, padding: d.cropPadding)
-        }
+        let geometry = try task.implementation.sampleGeometry(d, train: train)
         pipeline = SamplePipeline(geometry: geometry, mean: mean.map(Float.init), std: std.map(Float.init),
                                   augment: d.augment, flip: d.flip, seed: UInt64(config.train.seed))
-    }
-
-    /// (height, width) of the first training image.
-    private static func firstImageSize(_ data: any Dataset) throws -> (Int, Int) {
-        if let folder = data as? ImageFolder {
-            let info = try ImageFile.info(folder.files[0])
-            return (info.height, info.width)
-        }
-        let image = try data.sample(0).image
-        return (image.height, image.width)
     }
 
     /// Makes the synthetic set `config.data.generate` names at `data.root` when the folder is

@@ -22,7 +22,7 @@ public struct ModelInput: Sendable, Equatable {
     /// `DataSource` would read it: `data.channels` and `model.classes` win when set); nil when
     /// the config makes no set that a segmentation folder reads.
     public init?(generatedBy config: TrainingConfig) {
-        guard config.data.generate.kind == "fmnist-scenes", config.data.format == "segmentation-folder" else { return nil }
+        guard config.data.generate.kind == "fmnist-scenes", config.data.layout == .segmentationFolder else { return nil }
         self.init(channels: config.data.channels > 0 ? config.data.channels : FashionMNISTScenes.channels,
                   classes: config.model.classes > 0 ? config.model.classes : FashionMNISTScenes.classNames.count, task: .segmentation)
     }
@@ -31,23 +31,12 @@ public struct ModelInput: Sendable, Equatable {
 extension TrainingConfig {
     /// The network `model` describes for `input`, with its initial weights from `model.init_seed`.
     public func makeNetwork(_ input: ModelInput) throws -> any Network {
-        let norm = try normSettings()
-        let seed = UInt64(model.initSeed)
-        switch model.arch {
-        case "deeplab":
-            guard input.task == .segmentation else {
-                throw TrainingError("model.arch deeplab is a segmentation network, but \(data.root) is a \(input.task.rawValue) set; use model.arch resnet or a segmentation-folder data set.")
-            }
-            let shape = DeepLabShape(inChannels: input.channels, widths: model.widths, blocksPerStage: model.blocksPerStage,
-                                     outputStride: model.outputStride, headWidth: model.headWidth,
-                                     dilations: model.asppDilations, classes: input.classes)
-            return try DeepLab(shape: shape, norm: norm, seed: seed)
-        default:
-            guard input.task == .classification else {
-                throw TrainingError("model.arch resnet is a classifier, but \(data.root) is a segmentation set; use model.arch deeplab.")
-            }
-            let shape = NetworkShape(widths: model.widths, blocksPerStage: model.blocksPerStage, inChannels: input.channels, classes: input.classes)
-            return try PreActResNet(shape: shape, norm: norm, seed: seed)
+        let architecture = model.architecture
+        guard input.task == architecture.task else {
+            let fitting = Architecture.allCases.filter { $0.task == input.task }.map(\.rawValue).joined(separator: " or ")
+            throw TrainingError("model.arch \(model.arch) is a \(architecture.task.rawValue) network, but \(data.root) is a \(input.task.rawValue) set; "
+                                + "use model.arch \(fitting), or a \(architecture.task.rawValue) data set.")
         }
+        return try architecture.build(self, input: input, norm: try normSettings(), seed: UInt64(model.initSeed))
     }
 }

@@ -6,7 +6,9 @@ import Foundation
 /// its ground truth and the model's prediction side by side, masks colored by `MaskPalette`
 /// (ignored pixels white). Runs on the calling rank alone, in eval mode.
 public func savePredictions(_ replica: Replica, loader: BatchLoader, count: Int, directory: String) throws {
-    precondition(loader.dataset.task == .segmentation, "predictions are pictures of masks")
+    guard loader.dataset.count > 0, case .mask = try loader.dataset.sample(0).target else {
+        throw TrainingError("--save-predictions draws masks: it needs a segmentation model and data set.")
+    }
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let wasTraining = replica.net.training
     replica.net.training = false

@@ -20,8 +20,8 @@ public struct StepTimings: Sendable {
 public final class Replica {
     public let comm: Communicator
     public let net: any Network
-    /// Classification (one class per image) or segmentation (one per pixel).
-    public let task: TaskKind
+    /// What the network learns: the loss and its normalizer, the metrics.
+    public let task: any Task
     public let optimizer: SGD
     public let averager: GradientAverager
     /// The norm layers' reducer when batch statistics are synchronized across ranks.
@@ -42,7 +42,7 @@ public final class Replica {
     /// weights; `sync` overrides `model.sync`.
     public init(config: TrainingConfig, input: ModelInput, comm: Communicator, sync: Synchronization? = nil) throws {
         self.comm = comm
-        task = input.task
+        task = input.task.implementation
         net = try config.makeNetwork(input)
         optimizer = SGD(net.parameters, settings: config.sgdSettings)
         let mode = comm.size > 1 ? sync ?? (config.model.sync ? .all : .none) : .none
@@ -56,9 +56,8 @@ public final class Replica {
     }
 
     /// One step on this rank's slice (`batch`, n samples; n may be 0) of a global batch of
-    /// `globalBatch` samples: forward, loss scaled so that the ranks' gradients add up to the
-    /// gradient of the global mean (classification: 1/globalBatch; segmentation: 1/the valid
-    /// pixels of the global batch, learned from one allreduce), backward with gradient
+    /// `globalBatch` samples: forward, the loss over the task's global normalizer (so that the
+    /// ranks' gradients add up to the gradient of the global mean), backward with gradient
     /// averaging, SGD at `learningRate`. Returns the mean loss over the global batch.
     public func step(_ batch: Batch, globalBatch: Int, learningRate: Float) throws -> (loss: Double, timings: StepTimings) {
         let t0 = monotonicSeconds()
@@ -66,12 +65,7 @@ public final class Replica {
         net.training = true
         var loss = [0.0]
         averager.begin()
-        var normalizer = [Double(globalBatch)]
-        if task == .segmentation {
-            normalizer[0] = Double(batch.masks.lazy.filter { $0 != ignoreLabel }.count)
-            comm.allreduceSum(&normalizer, count: 1, what: "the valid pixel count")
-            normalizer[0] = max(1, normalizer[0])
-        }
+        let normalizer = task.lossNormalizer(batch, globalBatch: globalBatch, comm: comm)
         if batch.count == 0 && statistics == nil {
             // nothing to compute, and no collective inside the layers to take part in
             net.parameters.gradients.zero()
@@ -79,13 +73,7 @@ public final class Replica {
         } else {
             let logits = try net.forward(batch.images)
             let dLogits = Tensor(uninitialized: logits.shape)
-            switch task {
-            case .classification:
-                loss[0] = softmaxCrossEntropy(dLogits: dLogits, logits: logits, labels: batch.labels, normalizer: normalizer[0])
-            case .segmentation:
-                loss[0] = upsampledPixelCrossEntropy(dLogits: dLogits, logits: logits, height: batch.images.shape[2], width: batch.images.shape[3],
-                                                     masks: batch.masks, ignore: ignoreLabel, normalizer: normalizer[0])
-            }
+            loss[0] = task.loss(logits: logits, batch: batch, normalizer: normalizer, dLogits: dLogits)
             net.backward(dLogits)
         }
         averager.finish()

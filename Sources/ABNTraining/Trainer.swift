@@ -150,7 +150,7 @@ public final class Trainer {
                 var line: [String: Any] = ["step": step, "epoch": Double(step) / Double(batches.stepsPerEpoch)]
                 line.merge(result.jsonFields) { $1 }
                 try metrics?.append(line)
-                progress?.evaluated(line)
+                progress?.evaluated(result, step: step, epoch: Double(step) / Double(batches.stepsPerEpoch))
                 window.start = monotonicSeconds()
             }
             let checkpointDue = step == lastStep || (config.checkpoint.every > 0 && step % config.checkpoint.every == 0)

@@ -265,10 +265,13 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         func require(_ ok: Bool, _ key: String, _ message: String) throws {
             if !ok { throw TrainingError("\(key): \(message)") }
         }
-        try require(["resnet", "deeplab"].contains(model.arch), "model.arch", "must be resnet or deeplab, got '\(model.arch)'.")
+        let architectures = Architecture.allCases.map(\.rawValue)
+        try require(architectures.contains(model.arch), "model.arch", "must be \(architectures.joined(separator: " or ")), got '\(model.arch)'.")
         try require((1...8).contains(model.widths.count) && model.widths.allSatisfy { (1...16384).contains($0) }, "model.widths",
                     "must list one to eight channel counts in 1...16384, got \(model.widths).")
-        try require(model.arch != "deeplab" || model.widths.count == 4, "model.widths", "deeplab needs four stage widths, got \(model.widths.count).")
+        if let stages = model.architecture.stages {
+            try require(model.widths.count == stages, "model.widths", "\(model.arch) needs \(stages) stage widths, got \(model.widths.count).")
+        }
         try require(model.classes == 0 || (2...255).contains(model.classes), "model.classes", "must be 0 (from the data) or 2...255, got \(model.classes).")
         try require([4, 8, 16].contains(model.outputStride), "model.output_stride", "must be 4, 8 or 16, got \(model.outputStride).")
         try require((1...16384).contains(model.headWidth), "model.head_width", "must be in 1...16384, got \(model.headWidth).")
@@ -288,8 +291,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(data.cropPadding >= 0 && data.cropPadding <= 8, "data.crop_padding", "must be in 0...8, got \(data.cropPadding).")
         try require(data.trainLimit >= 0 && data.testLimit >= 0, "data.train_limit", "limits must be >= 0 (0 means all).")
         try require(data.generate.train <= 10_000_000 && data.generate.test <= 10_000_000, "data.generate.train", "at most 10,000,000 scenes per split.")
-        try require(["fashion-mnist", "image-folder", "segmentation-folder"].contains(data.format), "data.format",
-                    "must be fashion-mnist, image-folder or segmentation-folder, got '\(data.format)'.")
+        let formats = DataFormat.allCases.map(\.rawValue)
+        try require(formats.contains(data.format), "data.format", "must be \(formats.joined(separator: ", ")), got '\(data.format)'.")
         try require([0, 1, 3].contains(data.channels), "data.channels", "must be 0 (from the images), 1 or 3, got \(data.channels).")
         try require(data.imageSize.isEmpty || (data.imageSize.count == 2 && data.imageSize.allSatisfy { (1...8192).contains($0) }),
                     "data.image_size", "must be [] (the first image's size) or [height, width] in 1...8192, got \(data.imageSize).")
@@ -374,9 +377,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             total += 9 * previous * width + 9 * width * width + previous * width + 9 * width * width * 2 * (blocks - 1)
             previous = width
         }
-        let head = Double(model.headWidth)
-        if model.arch == "deeplab" { total += previous * head * 29 + 4 * head * head + head * head * 2 }
-        return total + max(head, previous) * 255
+        return total + model.architecture.estimatedHeadParameters(model, body: previous)
     }
 
     public func activation() throws -> Activation {

@@ -35,13 +35,9 @@ final class TrainingProgress {
         bar.line("\(text)  \(bar.elapsedText)  \(bar.etaText)  \(epochText)")
     }
 
-    /// An evaluation's line (test_loss, test_accuracy, test_miou when segmentation).
-    func evaluated(_ line: [String: Any]) {
-        var text = String(format: "eval  step %d  epoch %.2f  test loss %.4f  %@ %.2f%%", line["step"] as! Int,
-                          line["epoch"] as! Double, line["test_loss"] as! Double,
-                          line["test_miou"] == nil ? "test accuracy" : "pixel accuracy", 100 * (line["test_accuracy"] as! Double))
-        if let miou = line["test_miou"] as? Double { text += String(format: "  mIoU %.4f", miou) }
-        bar.line(text)
+    /// An evaluation's result after `step` (at `epoch`, fractional).
+    func evaluated(_ result: EvaluationResult, step: Int, epoch: Double) {
+        bar.line(String(format: "eval  step %d  epoch %.2f  ", step, epoch) + result.summary)
     }
 
     func note(_ text: String) { bar.line(text) }

@@ -1,3 +1,4 @@
+import ABNComm
 import ABNData
 import ABNLayers
 import ABNTensor
@@ -25,7 +26,7 @@ struct BenchNetwork: CustomStringConvertible {
             return
         }
         config = try TrainingConfig.load(path: configPath, overrides: overrides)
-        let task: TaskKind = config.data.format == "segmentation-folder" ? .segmentation : .classification
+        let task = config.data.layout.task
         if config.data.channels > 0 && config.model.classes > 0 {
             input = ModelInput(channels: config.data.channels, classes: config.model.classes, task: task)
         } else if !FileManager.default.fileExists(atPath: config.data.root), let generated = ModelInput(generatedBy: config) {
@@ -39,7 +40,7 @@ struct BenchNetwork: CustomStringConvertible {
         }
         description = "\(config.model.arch) of \(configPath), \(input.channels)-channel inputs, \(input.classes) classes"
         defaultBatch = config.train.globalBatch
-        defaultCrop = task == .segmentation ? config.data.cropSize[0] : 28
+        defaultCrop = task.implementation.trainingInputSize(config.data)?.height ?? 28  // Fashion-MNIST's
     }
 
     /// A training step of a new network in `mode` on random inputs (batch x channels x crop x
@@ -53,20 +54,14 @@ struct BenchNetwork: CustomStringConvertible {
         var rng = SplitMix64(seed: 1)
         let images = Tensor(uninitialized: [batch, input.channels, crop, crop])
         images.fillNormal(using: &rng)
-        let classes = UInt64(input.classes)
-        let labels = (0..<batch).map { _ in Int(rng.next() % classes) }
-        let masks = input.task == .segmentation ? (0..<batch * crop * crop).map { _ in UInt8(rng.next() % classes) } : []
-        let task = input.task
+        let task = input.task.implementation
+        let targets = task.randomBatch(images: images, classes: input.classes, rng: &rng)
+        let normalizer = task.lossNormalizer(targets, globalBatch: batch, comm: SingleProcess())
         return { afterForward in
             let output = try net.forward(images)
             afterForward(output)
             let dOutput = Tensor(uninitialized: output.shape)
-            if task == .segmentation {
-                upsampledPixelCrossEntropy(dLogits: dOutput, logits: output, height: crop, width: crop, masks: masks, ignore: ignoreLabel,
-                                           normalizer: Double(masks.count))
-            } else {
-                softmaxCrossEntropy(dLogits: dOutput, logits: output, labels: labels, normalizer: Double(batch))
-            }
+            _ = task.loss(logits: output, batch: targets, normalizer: normalizer, dLogits: dOutput)
             net.backward(dOutput)
             optimizer.step()
         }

@@ -127,7 +127,6 @@ struct Eval: ParsableCommand {
             let result = try evaluate(replica, loader: loader, pixels: config.evaluationPixels(ranks: coordinator.comm.size))
             guard coordinator.isRoot else { return }
             if let directory = savePredictions {
-                guard data.task == .segmentation else { throw TrainingError("--save-predictions draws masks: it needs a segmentation model and data set.") }
                 try ABNTraining.savePredictions(replica, loader: loader, count: predictions, directory: directory)
                 if !json { print("eval: wrote \(min(predictions, data.test.count)) pictures (image, ground truth, prediction) to \(directory)") }
             }
