@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // A data-parallel trainer with In-Place Activated BatchNorm (InPlace-ABN), synchronized over MPI.
-// Layering (see README): C bridges -> ABNTensor -> ABNLayers -> ABNComm; ABNTensor -> ABNData; all -> ABNTraining -> abn.
+// Layering (see docs/design.md#layering): C bridges -> ABNTensor -> ABNLayers -> ABNComm; ABNTensor -> ABNData; all -> ABNTraining -> abn.
 import PackageDescription
 
 let package = Package(

@@ -23,9 +23,9 @@ training step beside abn.
       prints one JSON line: median step seconds, images/s, GFLOP/s, activation bytes autograd
       keeps for backward, peak RSS.
 
-The networks are those of the README: the pre-activation ResNet classifier (stem, stages of
+The networks are those of docs/design.md: the pre-activation ResNet classifier (stem, stages of
 blocks, head norm, global average pool, linear) and DeepLabV3 on a pre-activation ResNet body
-(segmentation.md), their norm layers BatchNorm followed by an in-place activation. State-dict
+(docs/design.md#segmentation-network), their norm layers BatchNorm followed by an in-place activation. State-dict
 names are those abn writes: stem.weight, stageS.B.{bn1,conv1,bn2,conv2,proj}.*, head_norm.*,
 fc.*; body_norm.*, head.map_convs.J.weight, head.map_bn.*, head.global_pooling_conv.weight,
 head.global_pooling_bn.*, head.red_conv.weight, head.pool_red_conv.weight, head.red_bn.*, cls.*.

@@ -13,7 +13,7 @@ enum FolderLayout {
             let path = (root as NSString).appendingPathComponent(name)
             if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { return path }
         }
-        throw DataError("\(root) has no \(candidates.joined(separator: "/ or ")) folder; the layout is ROOT/train/... and ROOT/test/... (see the README, Data sets).")
+        throw DataError("\(root) has no \(candidates.joined(separator: "/ or ")) folder; the layout is ROOT/train/... and ROOT/test/... (see docs/data-sets.md).")
     }
 
     /// The PNG and JPEG files directly in `directory`, sorted by name (hidden files skipped).

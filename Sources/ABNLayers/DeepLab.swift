@@ -27,7 +27,7 @@ public struct DeepLabShape: Sendable, Equatable {
 }
 
 /// DeepLabV3 on a pre-activation ResNet body, every norm layer a `NormAct` of the configured
-/// mode (segmentation.md):
+/// mode (docs/design.md#segmentation-network):
 ///
 ///   body: stem (3x3, stride 2) -> stages 1..4 of `PreActBlock`s -> body_norm
 ///   head: map_convs.0 (1x1) and map_convs.1..3 (3x3, dilations d1..d3), concatenated

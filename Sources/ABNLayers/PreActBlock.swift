@@ -19,7 +19,7 @@ public struct NormSettings: Sendable, Equatable {
     }
 }
 
-/// Pre-activation residual block (reference-net.md):
+/// Pre-activation residual block (docs/design.md#reference-network):
 ///   h = bn1(x); shortcut = proj(h) if the shape changes, else x
 ///   out = conv2(bn2(conv1(h))) + shortcut
 /// With an in-place bn1 and an identity shortcut, x is copied before bn1 overwrites it.

@@ -1,6 +1,6 @@
 import ABNTensor
 
-/// Shape of a pre-activation ResNet (reference-net.md): a 3x3 stem, stages of residual
+/// Shape of a pre-activation ResNet (docs/design.md#reference-network): a 3x3 stem, stages of residual
 /// blocks (the first block of every stage after the first has stride 2), and a head of
 /// norm, global average pool and linear classifier.
 public struct NetworkShape: Sendable, Equatable, Codable {

@@ -327,6 +327,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require((1...1_000_000).contains(checkpoint.keep), "checkpoint.keep", "must be in 1...1000000, got \(checkpoint.keep).")
     }
 
+    /// Every key a config accepts, as "section.key" ("train.lr", "data.generate.kind"), sorted:
+    /// the leaves of the defaults, which are the only keys `parse` accepts.
+    public static let keys: [String] = try! flattened(TrainingConfig()).keys.sorted()
+
     // MARK: Comparing runs
 
     /// Keys whose values do not change what a run computes: logging, evaluation, checkpoint

@@ -29,7 +29,7 @@ struct BenchKernels: ParsableCommand {
     @Option(parsing: .unconditional, help: "Batch size.") var batch = 128
     @Option(parsing: .unconditional, help: "Rounds per shape (medians are reported).") var repeats = 7
     @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
-    @Option(help: "reference (the classifier of reference-net.md) or deeplab (the dilated convolutions of the segmentation default).")
+    @Option(help: "reference (the reference classifier, docs/design.md#reference-network) or deeplab (the dilated convolutions of the segmentation default).")
     var network = "reference"
     @Option(parsing: .unconditional, help: "Size of the square sgemm that measures the GEMM limit.") var peakSize = 2048
     @Option(parsing: .unconditional, help: "Elements of one worker's lowered matrix (default: the workspace's).") var columnBudget: Int?
@@ -175,7 +175,7 @@ func parseWidths(_ text: String) -> [Int]? {
     return parts.map { $0! }
 }
 
-/// The distinct convolutions of the reference network (reference-net.md) on 1x28x28 inputs.
+/// The distinct convolutions of the reference network (docs/design.md#reference-network) on 1x28x28 inputs.
 func referenceConvolutions(widths w: [Int], batch: Int) -> [(String, Conv2DGeometry)] {
     var out: [(String, Conv2DGeometry)] = [("stem 3x3", Conv2DGeometry(input: [batch, 1, 28, 28], outChannels: w[0], kernel: 3, padding: 1))]
     var cin = w[0], size = 28

@@ -17,7 +17,7 @@ func stripedMasks(_ n: Int, _ h: Int, _ w: Int, classes: Int) -> [UInt8] {
 
 @Suite("DeepLabV3 network")
 struct DeepLabTests {
-    @Test("parameter names follow segmentation.md; logits come at the output stride; output stride 8 dilates stage 4, 4 stages 3 and 4")
+    @Test("parameter names follow docs/design.md#segmentation-network; logits come at the output stride; output stride 8 dilates stage 4, 4 stages 3 and 4")
     func namesAndShapes() throws {
         let net = try smallDeepLab(mode: .inplace)
         let names = (net.parameters.parameters + net.parameters.buffers).map(\.name)
