@@ -36,9 +36,4 @@ extension Network {
         get { normLayers.first?.training ?? true }
         set { for layer in normLayers { layer.training = newValue } }
     }
-
-    /// Sets the reducer of every norm layer (cross-replica synchronization, or none).
-    public func setReducer(_ reducer: StatisticsReducer) {
-        for layer in normLayers { layer.reducer = reducer }
-    }
 }

@@ -1,24 +1,5 @@
 import ABNTensor
 
-/// Settings shared by every norm layer of a network.
-public struct NormSettings: Sendable, Equatable {
-    public var mode: NormMode
-    public var activation: Activation
-    public var eps: Float
-    public var momentum: Float
-
-    public init(mode: NormMode, activation: Activation = .leakyReLU(slope: 0.01), eps: Float = 1e-5, momentum: Float = 0.1) {
-        self.mode = mode
-        self.activation = activation
-        self.eps = eps
-        self.momentum = momentum
-    }
-
-    public func layer(_ name: String, channels: Int) throws -> NormAct {
-        try NormAct(name, channels: channels, mode: mode, activation: activation, eps: eps, momentum: momentum)
-    }
-}
-
 /// Pre-activation residual block (docs/design.md#reference-network):
 ///   h = bn1(x); shortcut = proj(h) if the shape changes, else x
 ///   out = conv2(bn2(conv1(h))) + shortcut

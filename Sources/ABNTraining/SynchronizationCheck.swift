@@ -142,11 +142,9 @@ public struct SynchronizationCheck {
             throw TrainingError("--slices gives \(slices.counts.count) counts but the job has \(comm.size) ranks; give one count per rank.")
         }
         guard slices.total >= 2 else { throw TrainingError("the global batch must have at least 2 samples, got \(slices.total).") }
-        try coordinator.prepareData(config)
-        let data = try DataSource(config: config)
-        let loader = BatchLoader(dataset: data.train, pipeline: data.pipeline)
-        let input = ModelInput(data)
-        let batches = try GlobalBatches(samples: data.train.count, globalBatch: slices.total, seed: UInt64(config.train.seed))
+        let session = try Session(config: config, coordinator: coordinator)
+        let loader = session.train
+        let batches = try GlobalBatches(samples: session.data.train.count, globalBatch: slices.total, seed: UInt64(config.train.seed))
         let schedule = config.schedule(totalSteps: steps)
 
         /// Trains `replica` for the K steps on positions `positions` of each global batch, in
@@ -211,7 +209,7 @@ public struct SynchronizationCheck {
         /// The distributed run's values, complete on rank 0 (first-step captures and the values
         /// on a kink gathered).
         func distributed(sync: Replica.Synchronization, recordKinks: Bool = false) throws -> (outcome: Outcome, identical: Bool) {
-            let replica = try Replica(config: config, input: input, comm: comm, sync: sync)
+            let replica = try session.replica(sync: sync)
             coordinator.broadcastInitialState(replica.net.parameters)
             let local = try train(replica, positions: slices.range(rank: comm.rank), recordKinks: recordKinks)
             var outcome = local
@@ -244,13 +242,13 @@ public struct SynchronizationCheck {
         if coordinator.isRoot {
             progress("reference: one replica on the whole global batch of \(slices.total)")
             let whole = 0..<slices.total
-            reference = try train(try Replica(config: config, input: input, comm: SingleProcess(), sync: Replica.Synchronization.none),
+            reference = try train(try session.replica(comm: SingleProcess(), sync: Replica.Synchronization.none),
                                   positions: whole, sides: sides)
             progress("noise floor: the same in another valid order (\(floorOrder))")
             let installed = GEMMChoice.installed
             GEMMChoice.install([:], otherwise: otherLibrary)
             defer { GEMMChoice.install(installed, otherwise: library) }
-            let other = try Replica(config: config, input: input, comm: SingleProcess(), sync: Replica.Synchronization.none)
+            let other = try session.replica(comm: SingleProcess(), sync: Replica.Synchronization.none)
             for layer in other.net.normLayers { layer.momentsByImage = true }
             second = try train(other, positions: whole, reversed: true, sides: sides)
         }

@@ -48,10 +48,8 @@ public final class Trainer {
             for name in checkpoints.removeStaleTemporaries() { coordinator.say("train: removed \(name), left by an interrupted checkpoint write") }
             if resume { resumable = try newestValidCheckpoint(checkpoints) }
         }
-        try coordinator.prepareData(config, progress: progressStyle)
-        let data = try DataSource(config: config)
-        let train = BatchLoader(dataset: data.train, pipeline: data.pipeline)
-        let test = BatchLoader(dataset: data.test, pipeline: data.pipeline)
+        let session = try Session(config: config, coordinator: coordinator, progress: progressStyle)
+        let data = session.data, train = session.train, test = session.test
         let batches = try GlobalBatches(samples: data.train.count, globalBatch: config.train.globalBatch, seed: UInt64(config.train.seed))
         let slices = BatchSlices(even: config.train.globalBatch, ranks: comm.size)
         var totalSteps = config.train.epochs * batches.stepsPerEpoch
@@ -59,7 +57,7 @@ public final class Trainer {
         let schedule = config.schedule(totalSteps: totalSteps)
         // before building the replica: its set-up makes collectives that would hang ranks that disagree
         try coordinator.requireAgreement("config", try config.yaml())
-        let replica = try Replica(config: config, input: ModelInput(data), comm: comm)
+        let replica = try session.replica()
         try coordinator.requireAgreement("model size", String(replica.net.parameters.parameterCount))
         coordinator.broadcastInitialState(replica.net.parameters)
 
@@ -223,40 +221,5 @@ public final class Trainer {
         comm.broadcast(replica.net.parameters.bufferValues, what: "the checkpoint's running statistics")
         comm.broadcast(replica.optimizer.velocity, what: "the checkpoint's momentum")
         return Int(step)
-    }
-}
-
-/// DIR/metrics.jsonl (one JSON object per line) and DIR/config.yaml (the resolved config).
-final class MetricsLog {
-    private let handle: FileHandle
-
-    /// Opens the log of a run that continues after `step` (0: a new run): lines of later steps,
-    /// written by the run before it was interrupted, are dropped, so that no step appears twice.
-    init(runDirectory: String, config: TrainingConfig, continuingAfter step: Int) throws {
-        do {
-            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-        } catch {
-            throw TrainingError("cannot create the run directory \(runDirectory): \(error.localizedDescription)")
-        }
-        try config.yaml().write(toFile: (runDirectory as NSString).appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
-        let path = (runDirectory as NSString).appendingPathComponent("metrics.jsonl")
-        let kept = (try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n").filter { line in
-            let logged = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["step"] as? Int
-            return step > 0 && (logged ?? Int.max) <= step
-        } ?? []
-        do {
-            try Data(kept.map { $0 + "\n" }.joined().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw TrainingError("cannot write \(path): \(error.localizedDescription); check that the run directory is writable.")
-        }
-        guard let handle = FileHandle(forWritingAtPath: path) else { throw TrainingError("cannot open \(path) for writing.") }
-        handle.seekToEndOfFile()
-        self.handle = handle
-    }
-
-    func append(_ object: [String: Any]) throws {
-        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        data.append(0x0A)
-        handle.write(data)
     }
 }

@@ -1,3 +1,4 @@
+import ABNTraining
 import Foundation
 
 /// A line chart as a standalone SVG document: one polyline with markers per series, linear
@@ -56,7 +57,7 @@ struct SVGChart {
         do {
             try render().write(toFile: path, atomically: true, encoding: .utf8)
         } catch {
-            throw ValidationErrorMessage("cannot write the chart to \(path): \(error.localizedDescription)")
+            throw TrainingError("cannot write the chart to \(path): \(error.localizedDescription)")
         }
     }
 
@@ -80,10 +81,4 @@ struct SVGChart {
         for m in [1.0, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10] where m * p >= v { return m * p }
         return 10 * p
     }
-}
-
-/// An error with a message for the user.
-struct ValidationErrorMessage: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
 }

@@ -51,9 +51,13 @@ struct Verify: ParsableCommand {
             let check = SynchronizationCheck(config: config, steps: steps, slices: BatchSlices(counts: counts),
                                              floorMultiple: floorMultiple, atol: atol, decisiveMargin: decisiveMargin)
             let result = try check.run(coordinator, progress: { if !json { coordinator.say("verify: " + $0) } })
-            guard coordinator.isRoot else { return }
-            report(result, check)
-            if !result.passed { throw TrainingError("verification failed (see above).") }
+            if coordinator.isRoot { report(result, check) }
+            // every rank learns the verdict and ends normally: an abort here could leave mpirun hanging
+            let verdict = coordinator.broadcast(coordinator.isRoot ? (result.passed ? "passed" : "failed") : "", what: "the verdict")
+            if verdict != "passed" {
+                if coordinator.isRoot { FileHandle.standardError.write(Data("abn: error: verification failed (see above).\n".utf8)) }
+                exit(1)
+            }
         }
     }
 

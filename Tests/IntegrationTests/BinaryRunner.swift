@@ -95,8 +95,12 @@ enum BinaryRunner {
         private var outData = Data(), errData = Data()
         private var readers: [Thread] = []
 
+        /// Signalled when the process ends (no polling while waiting).
+        private let ended = DispatchSemaphore(value: 0)
+
         init(_ process: Process) throws {
             self.process = process
+            process.terminationHandler = { [ended] _ in ended.signal() }
             let out = Pipe(), err = Pipe()
             process.standardOutput = out
             process.standardError = err
@@ -126,12 +130,18 @@ enum BinaryRunner {
             if let failure { throw failure }
         }
 
-        /// Waits for the end and returns the output.
-        func finish() -> Output {
-            process.waitUntilExit()
+        /// Waits for the end (at most `seconds`: then the process is killed and the output says
+        /// so, so that a hung job fails its test instead of the whole run) and returns the output.
+        func finish(seconds: Double = 900) -> Output {
+            var timedOut = false
+            if ended.wait(timeout: .now() + seconds) == .timedOut {
+                timedOut = true
+                kill(process.processIdentifier, SIGKILL)
+                ended.wait()
+            }
             while readers.contains(where: { !$0.isFinished }) { usleep(1000) }
             return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                          stderr: String(decoding: errData, as: UTF8.self))
+                          stderr: String(decoding: errData, as: UTF8.self) + (timedOut ? "\n(killed after \(seconds) s: it did not end)" : ""))
         }
     }
 }

@@ -1,0 +1,78 @@
+import ABNData
+import ABNTensor
+import ABNTraining
+import ArgumentParser
+import Foundation
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Test metrics of a checkpoint, on one process or under mpirun.",
+        discussion: """
+        Classification: test loss and accuracy. Segmentation: test loss per valid pixel, pixel \
+        accuracy, mIoU and the IoU of each class, from a confusion matrix summed over the whole test \
+        images and all ranks. The model and data come from the config stored in the checkpoint, \
+        unless --config is given.
+        """)
+
+    @Option(help: "A checkpoint written by abn train.") var checkpoint: String
+    @Option(help: "A YAML config to use instead of the one stored in the checkpoint.") var config: String?
+    @Option(name: .customLong("set"), help: "Override a config key, e.g. --set data.test_limit=0 (repeatable).")
+    var overrides: [String] = []
+    @Flag(help: "Print one JSON line.") var json = false
+    @Option(help: "Segmentation: write DIR/NNNNN.png (image, ground truth, prediction) for the first test images.")
+    var savePredictions: String?
+    @Option(parsing: .unconditional, help: "How many test images --save-predictions draws.") var predictions = 8
+    @OptionGroup var threads: ThreadOptions
+
+    func validate() throws {
+        guard predictions >= 1 else { throw ValidationError("--predictions must be at least 1, got \(predictions).") }
+    }
+
+    func run() throws {
+        threads.apply()
+        let coordinator = Coordinator.launch()
+        coordinator.run {
+            // rank 0 reads the file and hands config and weights to the others
+            var loaded: Checkpoint?
+            var configText = ""
+            if coordinator.isRoot {
+                let c = try Checkpoint(path: checkpoint)
+                loaded = c
+                configText = try config.map { path in
+                    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                        throw TrainingError("cannot read the config file \(path).")
+                    }
+                    return text
+                } ?? (c.metadata["config"] ?? "")
+            }
+            let text = coordinator.broadcast(configText)
+            let config = try TrainingConfig.parse(yaml: text, source: self.config ?? "the checkpoint's config", overrides: overrides)
+            coordinator.watch(config)
+            let session = try Session(config: config, coordinator: coordinator)
+            let replica = try session.replica()
+            if let loaded { try loaded.apply(to: replica, weightsOnly: true) }
+            coordinator.broadcastInitialState(replica.net.parameters)
+            let loader = session.test, data = session.data
+            let result = try evaluate(replica, loader: loader, pixels: config.evaluationPixels(ranks: coordinator.comm.size))
+            guard coordinator.isRoot else { return }
+            if let directory = savePredictions {
+                try ABNTraining.savePredictions(replica, loader: loader, count: predictions, directory: directory)
+                if !json { print("eval: wrote \(min(predictions, data.test.count)) pictures (image, ground truth, prediction) to \(directory)") }
+            }
+            if json {
+                var line: [String: Any] = ["checkpoint": checkpoint, "step": loaded?.step ?? 0, "samples": result.samples,
+                                           "ranks": coordinator.comm.size, "memory_peak_bytes": MemoryLedger.shared.peakBytes]
+                line.merge(result.jsonFields) { $1 }
+                if result.classIoU != nil { line["classes"] = data.classNames }
+                printJSONLine(line)
+            } else {
+                print("\(checkpoint) (step \(loaded?.step ?? 0)): \(result.summary) on \(result.samples) images")
+                if let iou = result.classIoU {
+                    for (name, value) in zip(data.classNames, iou) {
+                        print("  IoU " + name.padding(toLength: 16, withPad: " ", startingAt: 0) + (value.map { String(format: "%.4f", $0) } ?? "n/a"))
+                    }
+                }
+            }
+        }
+    }
+}
