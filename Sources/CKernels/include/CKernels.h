@@ -97,10 +97,6 @@ void abn_leaky_backward_write(float *q, const float *z, const float *x, ptrdiff_
 void abn_sgd(float *parameters, float *velocity, const float *gradients, ptrdiff_t count, float lr, float momentum,
              float weightDecay, int nesterov);
 
-/// 2x2 max pooling, stride 2, of planes (planes, H, W) into (planes, H / 2, W / 2).
-void abn_max_pool(float *y, const float *x, ptrdiff_t planes, ptrdiff_t H, ptrdiff_t W);
-/// Its backward: dx (planes, H, W) = 0 except each window's first maximum of x, which gets dy.
-void abn_max_pool_backward(float *dx, const float *dy, const float *x, ptrdiff_t planes, ptrdiff_t H, ptrdiff_t W);
 /// y[p] = mean of plane p of x (planes, pixels): 16 Float lanes added in a fixed order.
 void abn_average_planes(float *y, const float *x, ptrdiff_t planes, ptrdiff_t pixels);
 
