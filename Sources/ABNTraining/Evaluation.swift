@@ -77,10 +77,7 @@ public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100, 
             } else {
                 sums[0] += softmaxCrossEntropy(dLogits: nil, logits: logits, labels: group.labels, normalizer: 1)
                 for (i, label) in group.labels.enumerated() {
-                    let row = logits.data + i * k
-                    var best = 0
-                    for j in 1..<k where row[j] > row[best] { best = j }
-                    if best == label { sums[1] += 1 }
+                    if argmax(logits.data + i * k, count: k) == label { sums[1] += 1 }
                 }
             }
             first = end

@@ -42,6 +42,18 @@ struct KernelTests {
                     rtol: 1e-4, atol: 1e-6, "dInput")
     }
 
+    @Test("argmax takes the first of equal maxima, in a row or across strided planes")
+    func argmaxFirstOfEqual() {
+        let values: [Float] = [1, 5, 2, 5, 0, 7]
+        values.withUnsafeBufferPointer { v in
+            #expect(argmax(v.baseAddress!, count: 4) == 1)
+            #expect(argmax(v.baseAddress!, count: 6) == 5)
+            #expect(argmax(v.baseAddress! + 1, count: 3, stride: 2) == 2)  // 5, 5, 7
+            #expect(argmax(v.baseAddress!, count: 2, stride: 3) == 1)  // 1, 5
+            #expect(argmax(v.baseAddress! + 4, count: 1) == 0)
+        }
+    }
+
     @Test("softmax cross-entropy: value, normalizer and gradient")
     func crossEntropy() {
         let logits = randomTensor([4, 5], seed: 9, scale: 3)
