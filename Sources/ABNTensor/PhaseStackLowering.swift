@@ -94,8 +94,8 @@ func unstackPhases(_ target: UnsafeMutablePointer<Float>, _ stacked: UnsafePoint
 }
 
 /// Dilated 3x3 convolutions as Winograd convolutions of stacked phase planes. Its input
-/// gradient is a transposed convolution (stacked phase planes again) wherever it applies;
-/// col2im's were it not.
+/// gradient is the forward pass of a transposed geometry of the same kind wherever it applies
+/// (lowered as that geometry's choice); col2im's were it not.
 enum PhaseStackLowering: ConvolutionLowering {
     static let name = "phase-stack"
     static let inputGradientFallback: (any ConvolutionLowering.Type)? = Im2colLowering.self
