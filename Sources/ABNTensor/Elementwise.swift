@@ -1,13 +1,3 @@
-/// Adds bias (C) to every pixel of x (images, C, pixels), in place.
-func addChannelBias(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>,
-                    images: Int, channels: Int, pixels: Int) {
-    Parallel.forEach(images * channels, minimumPerThread: 16) { task in
-        let v = bias[task % channels]
-        let p = x + task * pixels
-        for i in 0..<pixels { p[i] += v }
-    }
-}
-
 /// sums (C) = sum over images and pixels of x (images, C, pixels); overwritten or, with
 /// `accumulate`, added to. Float lanes within a plane, Double across planes.
 func channelSums(_ sums: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,

@@ -1,5 +1,5 @@
 // im2col and col2im (serial: each worker lowers its own item), and the convolutions that run
-// by them: the one-channel stem, 1x1 projections and dilated strided kernels.
+// by them: 1x1 projections, dilated strided kernels, and whatever no other lowering applies to.
 
 /// cols: (C*kH*kW, ldCols). Fills columns [0, images*rows.count*outW) with the patches of
 /// output rows `rows` of `images` images at `input` (image-major, then row, then column).
@@ -52,7 +52,7 @@ func im2col(_ cols: UnsafeMutablePointer<Float>, ldCols: Int,
 /// Overwrites (or, with `accumulate`, adds to) the `images` input-gradient images at `dInput`
 /// the sum of `dCols` (C*kH*kW, ldCols), all output rows, over the patches each pixel belongs to.
 func col2im(_ dInput: UnsafeMutablePointer<Float>, _ dCols: UnsafePointer<Float>, ldCols: Int,
-            images: Int, _ g: Conv2DGeometry, accumulate: Bool) {
+            accumulate: Bool, images: Int, _ g: Conv2DGeometry) {
     let kH = g.kernelHeight, kW = g.kernelWidth, H = g.inHeight, W = g.inWidth
     let OH = g.outHeight, OW = g.outWidth, P = g.outPixels, C = g.inChannels
     let sh = g.strideHeight, sw = g.strideWidth
@@ -83,90 +83,115 @@ func col2im(_ dInput: UnsafeMutablePointer<Float>, _ dCols: UnsafePointer<Float>
     }
 }
 
-/// Per item: im2col columns times the weight in one GEMM (through a staging buffer when the
-/// item holds several images).
-func convolveByIm2col(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                              _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
-                              _ workspace: Workspace, accumulate: Bool) {
-    let K = g.patchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
-    let workers = Parallel.workers(for: plan.items)
-    let cols = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // (K, columns)
-    let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)  // (OC, columns)
-    func forwardItem(_ worker: Int, _ index: Int) {
-        let (n0, nb, rows) = plan.item(index, g)
-        let ld = nb * rows.count * OW
-        let yImage = y + n0 * OC * P
-        im2col(cols[worker], ldCols: ld, x + n0 * g.inChannels * g.inPixels, images: nb, rows: rows, g)
-        if nb == 1 {  // straight into the image's output rows
-            let yRows = yImage + rows.lowerBound * OW
-            BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ld, beta: accumulate ? 1 : 0, c: yRows, ldc: P)
-            if let bias {
-                for o in 0..<OC { let v = bias[o]; for p in 0..<ld { yRows[o * P + p] += v } }
+/// im2col: one GEMM of depth C*kH*kW per work item, for every geometry (the last resort of
+/// `ConvolutionPlan.lowerings`). The input gradient is col2im.
+enum Im2colLowering: ConvolutionLowering {
+    static let name = "im2col"
+    static let inputGradientName = "col2im"
+
+    static func applies(to g: Conv2DGeometry) -> Bool { true }
+
+    /// Chunks of whole images whose columns fit the budget; an image too large for it is cut
+    /// into blocks of output rows, except for the input gradient (col2im adds whole images).
+    static func plan(for direction: ConvolutionDirection, of g: Conv2DGeometry, budget: Int) -> ConvolutionPlan {
+        let perImage = g.patchSize * g.outPixels
+        let images: Int, rows: Int
+        if perImage <= budget || direction == .inputGradient {
+            images = max(1, min(g.batch, budget / max(1, perImage)))
+            rows = g.outHeight
+        } else {
+            images = 1
+            rows = max(1, min(g.outHeight, budget / (g.patchSize * g.outWidth)))
+        }
+        return ConvolutionPlan(self, g, images: images, rows: rows, maxColumns: images * rows * g.outWidth,
+                               loweredCount: g.patchSize * images * rows * g.outWidth)
+    }
+
+    /// Per item: im2col columns times the weight in one GEMM (through a staging buffer when the
+    /// item holds several images).
+    static func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                        _ bias: UnsafePointer<Float>?, accumulate: Bool, _ workspace: Workspace, _ g: Conv2DGeometry) {
+        let plan = plan(for: .forward, of: g, budget: workspace.columnBudget)
+        let K = g.patchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
+        let workers = Parallel.workers(for: plan.items)
+        let cols = workspace.buffers(.loweredInput, workers: workers, count: plan.loweredCount)  // (K, columns)
+        let staging = workspace.buffers(.loweredOutput, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)  // (OC, columns)
+        func forwardItem(_ worker: Int, _ index: Int) {
+            let (n0, nb, rows) = plan.item(index, g)
+            let ld = nb * rows.count * OW
+            let yImage = y + n0 * OC * P
+            im2col(cols[worker], ldCols: ld, x + n0 * g.inChannels * g.inPixels, images: nb, rows: rows, g)
+            if nb == 1 {  // straight into the image's output rows
+                let yRows = yImage + rows.lowerBound * OW
+                BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ld, beta: accumulate ? 1 : 0, c: yRows, ldc: P)
+                if let bias {
+                    for o in 0..<OC { let v = bias[o]; for p in 0..<ld { yRows[o * P + p] += v } }
+                }
+                return
             }
-            return
+            let s = staging[worker]
+            BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ld, c: s, ldc: ld)
+            scatterChunk(yImage, s, ld: ld, bias: bias, accumulate: accumulate, imageStride: P, images: nb, channels: OC, pixels: P)
         }
-        let s = staging[worker]
-        BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ld, c: s, ldc: ld)
-        scatterChunk(yImage, s, ld: ld, imageStride: P, images: nb, channels: OC, pixels: P, bias: bias, accumulate: accumulate)
+        Parallel.forEachClaimed(plan.items, workers: workers, forwardItem)
     }
-    Parallel.forEachClaimed(plan.items, workers: workers, forwardItem)
-}
 
-/// dW (outC, K) = sum over items of dY_item (outC, columns) * cols_item^T.
-func convWeightGradientByIm2col(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
-                                        _ x: UnsafePointer<Float>, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
-                                        _ accumulate: Bool, _ workspace: Workspace) {
-    let K = g.patchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
-    let workers = Parallel.workers(for: plan.items)
-    let cols = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // (K, columns)
-    let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)  // (OC, columns)
-    let partials = workspace.buffers(.weightGradient, workers: plan.groups, count: OC * K)  // (OC, K)
-    func weightGradientItem(_ worker: Int, _ group: Int, _ index: Int, first: Bool) {
-        let (n0, nb, rows) = plan.item(index, g)
-        let ld = nb * rows.count * OW
-        let dyImage = dy + n0 * OC * P
-        im2col(cols[worker], ldCols: ld, x + n0 * g.inChannels * g.inPixels, images: nb, rows: rows, g)
-        let dyMatrix: UnsafePointer<Float>, lda: Int  // (OC, ld)
-        if nb == 1 {
-            dyMatrix = dyImage + rows.lowerBound * OW
-            lda = P
-        } else {
-            gatherChannelMajor(staging[worker], dyImage, ld: ld, images: nb, channels: OC, pixels: P)
-            dyMatrix = UnsafePointer(staging[worker])
-            lda = ld
+    /// dW (outC, K) = sum over items of dY_item (outC, columns) * cols_item^T.
+    static func weightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                               accumulate: Bool, _ workspace: Workspace, _ g: Conv2DGeometry) {
+        let plan = plan(for: .weightGradient, of: g, budget: workspace.columnBudget)
+        let K = g.patchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
+        let workers = Parallel.workers(for: plan.items)
+        let cols = workspace.buffers(.loweredInput, workers: workers, count: plan.loweredCount)  // (K, columns)
+        let staging = workspace.buffers(.loweredOutput, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)  // (OC, columns)
+        let partials = workspace.buffers(.weightGradientPartials, workers: plan.groups, count: OC * K)  // (OC, K)
+        func weightGradientItem(_ worker: Int, _ group: Int, _ index: Int, first: Bool) {
+            let (n0, nb, rows) = plan.item(index, g)
+            let ld = nb * rows.count * OW
+            let dyImage = dy + n0 * OC * P
+            im2col(cols[worker], ldCols: ld, x + n0 * g.inChannels * g.inPixels, images: nb, rows: rows, g)
+            let dyMatrix: UnsafePointer<Float>, lda: Int  // (OC, ld)
+            if nb == 1 {
+                dyMatrix = dyImage + rows.lowerBound * OW
+                lda = P
+            } else {
+                gatherChannelMajor(staging[worker], dyImage, ld: ld, images: nb, channels: OC, pixels: P)
+                dyMatrix = UnsafePointer(staging[worker])
+                lda = ld
+            }
+            BLAS.sgemm(transB: true, m: OC, n: K, k: ld, a: dyMatrix, lda: lda, b: cols[worker], ldb: ld,
+                       beta: first ? 0 : 1, c: partials[group], ldc: K)
         }
-        BLAS.sgemm(transB: true, m: OC, n: K, k: ld, a: dyMatrix, lda: lda, b: cols[worker], ldb: ld,
-                   beta: first ? 0 : 1, c: partials[group], ldc: K)
+        Parallel.forEachClaimed(plan.groups, workers: workers) { worker, group in
+            let items = plan.items(ofGroup: group)
+            for index in items { weightGradientItem(worker, group, index, first: index == items.lowerBound) }
+        }
+        sumPartials(dW, partials.prefix(plan.groups), accumulate: accumulate, count: OC * K)
     }
-    Parallel.forEachClaimed(plan.groups, workers: workers) { worker, group in
-        let items = plan.items(ofGroup: group)
-        for index in items { weightGradientItem(worker, group, index, first: index == items.lowerBound) }
-    }
-    sumPartials(dW, partials.prefix(plan.groups), count: OC * K, accumulate: accumulate)
-}
 
-/// dInput by dCols (K, columns) = W^T * dY_item, then col2im; items are whole images, so no
-/// two workers add into the same input image.
-func convInputGradientByCol2im(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
-                                       _ w: UnsafePointer<Float>, _ g: Conv2DGeometry, _ workspace: Workspace, accumulate: Bool) {
-    let K = g.patchSize, P = g.outPixels, OC = g.outChannels
-    let plan = ConvolutionPlan(g, budget: workspace.columnBudget, lowering: .im2col(splitRows: false))
-    let workers = Parallel.workers(for: plan.items)
-    let cols = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // (K, columns)
-    let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)  // (OC, columns)
-    func inputGradientItem(_ worker: Int, _ index: Int) {
-        let (n0, nb, _) = plan.item(index, g)
-        let ld = nb * P
-        let dyImage = dy + n0 * OC * P
-        let dyMatrix: UnsafePointer<Float>  // (OC, ld)
-        if nb == 1 {
-            dyMatrix = dyImage
-        } else {
-            gatherChannelMajor(staging[worker], dyImage, ld: ld, images: nb, channels: OC, pixels: P)
-            dyMatrix = UnsafePointer(staging[worker])
+    /// dInput by dCols (K, columns) = W^T * dY_item, then col2im; items are whole images, so no
+    /// two workers add into the same input image.
+    static func inputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                              accumulate: Bool, _ workspace: Workspace, _ g: Conv2DGeometry) {
+        let plan = plan(for: .inputGradient, of: g, budget: workspace.columnBudget)
+        let K = g.patchSize, P = g.outPixels, OC = g.outChannels
+        let workers = Parallel.workers(for: plan.items)
+        let cols = workspace.buffers(.loweredInput, workers: workers, count: plan.loweredCount)  // (K, columns)
+        let staging = workspace.buffers(.loweredOutput, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)  // (OC, columns)
+        func inputGradientItem(_ worker: Int, _ index: Int) {
+            let (n0, nb, _) = plan.item(index, g)
+            let ld = nb * P
+            let dyImage = dy + n0 * OC * P
+            let dyMatrix: UnsafePointer<Float>  // (OC, ld)
+            if nb == 1 {
+                dyMatrix = dyImage
+            } else {
+                gatherChannelMajor(staging[worker], dyImage, ld: ld, images: nb, channels: OC, pixels: P)
+                dyMatrix = UnsafePointer(staging[worker])
+            }
+            BLAS.sgemm(transA: true, m: K, n: ld, k: OC, a: w, lda: K, b: dyMatrix, ldb: ld, c: cols[worker], ldc: ld)
+            col2im(dx + n0 * g.inChannels * g.inPixels, cols[worker], ldCols: ld, accumulate: accumulate, images: nb, g)
         }
-        BLAS.sgemm(transA: true, m: K, n: ld, k: OC, a: w, lda: K, b: dyMatrix, ldb: ld, c: cols[worker], ldc: ld)
-        col2im(dx + n0 * g.inChannels * g.inPixels, cols[worker], ldCols: ld, images: nb, g, accumulate: accumulate)
+        Parallel.forEachClaimed(plan.items, workers: workers, inputGradientItem)
     }
-    Parallel.forEachClaimed(plan.items, workers: workers, inputGradientItem)
 }

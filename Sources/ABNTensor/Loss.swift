@@ -100,9 +100,7 @@ public func accumulateConfusion(_ counts: inout [Double], logits: Tensor, masks:
         for p in 0..<hw {
             let label = masks[image * hw + p]
             if label == ignore { continue }
-            var best = 0
-            for j in 1..<k where x[base + j * hw + p] > x[base + best * hw + p] { best = j }
-            counts[Int(label) * k + best] += 1
+            counts[Int(label) * k + argmax(x + base + p, count: k, stride: hw)] += 1
         }
     }
 }

@@ -45,8 +45,8 @@ func scatterAddEven(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Flo
 
 /// y (images, C, P) = (accumulate ? y : 0) + s + bias, s (C, ld) holding image b's channel c
 /// at s + c * ld + b * imageStride.
-func scatterChunk(_ y: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, ld: Int, imageStride: Int,
-                  images: Int, channels: Int, pixels P: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
+func scatterChunk(_ y: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, ld: Int, bias: UnsafePointer<Float>?,
+                  accumulate: Bool, imageStride: Int, images: Int, channels: Int, pixels P: Int) {
     for b in 0..<images {
         for o in 0..<channels {
             let v = bias?[o] ?? 0
@@ -74,7 +74,7 @@ func gatherChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer
 /// dW (count) = (accumulate ? dW : 0) + the sum, in order, of `partials`; with `transposed`
 /// (rows, columns), dW is (columns, rows) and each partial holds its transpose (rows, columns).
 func sumPartials(_ dW: UnsafeMutablePointer<Float>, _ partials: ArraySlice<UnsafeMutablePointer<Float>>,
-                 count: Int, accumulate: Bool, transposed: (rows: Int, columns: Int)? = nil) {
+                 accumulate: Bool, count: Int, transposed: (rows: Int, columns: Int)? = nil) {
     forBlocks(count) { r in
         for i in r {
             let j = transposed.map { (i % $0.rows) * $0.columns + i / $0.rows } ?? i

@@ -13,13 +13,6 @@
 // output rows between images, which are skipped.
 
 extension Conv2DGeometry {
-    /// Whether the convolution is lowered by row shifts rather than im2col: stride 1, more than
-    /// one kernel row, and GEMMs at least 16 deep (shallower ones, such as the stem's C = 1,
-    /// run far from the GEMM peak, where im2col's single deeper GEMM is faster).
-    var lowersByRowShift: Bool {
-        strideHeight == 1 && strideWidth == 1 && kernelHeight > 1 && shiftedPatchSize >= 16
-    }
-
     /// Rows of the row-shifted matrix E: C * kW.
     var shiftedPatchSize: Int { inChannels * kernelWidth }
 
@@ -103,41 +96,10 @@ func joinKernelRows(_ dW: UnsafeMutablePointer<Float>, _ partials: ArraySlice<Un
     }
 }
 
-/// Per item: kH GEMMs, kernel row i times the row-shifted matrix i*dH rows on, straight into
-/// the output for a single image, else through a staging buffer.
-func convolveByRowShift(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                                _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
-                                _ workspace: Workspace, accumulate: Bool) {
-    let KS = g.shiftedPatchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
-    let workers = Parallel.workers(for: plan.items)
-    let lowered = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)
-    let staging = workspace.buffers(.staging, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)
-    let kernelRows = workspace.buffers(.kernelRows, workers: 1, count: g.weightShape.reduce(1, *))[0]
-    splitKernelRows(kernelRows, w, g)
-    Parallel.forEachClaimed(plan.items, workers: workers) { worker, index in
-        let (n0, nb, rows) = plan.item(index, g)
-        let (e, ld) = lowerItem(lowered[worker], x, firstImage: n0, images: nb, rows: rows, g)
-        let columns = ((nb - 1) * g.rowPeriod + rows.count) * OW
-        let direct = nb == 1
-        let out = direct ? y + n0 * OC * P + rows.lowerBound * OW : staging[worker]
-        for i in 0..<g.kernelHeight {
-            BLAS.sgemm(m: OC, n: columns, k: KS, a: kernelRows + i * OC * KS, lda: KS,
-                       b: e + i * g.dilationHeight * OW, ldb: ld,
-                       beta: i > 0 || (direct && accumulate) ? 1 : 0, c: out, ldc: direct ? P : columns)
-        }
-        if !direct {
-            scatterChunk(y + n0 * OC * P, out, ld: columns, imageStride: g.rowPeriod * OW, images: nb,
-                         channels: OC, pixels: P, bias: bias, accumulate: accumulate)
-        } else if let bias {
-            for o in 0..<OC { let v = bias[o]; for p in 0..<columns { out[o * P + p] += v } }
-        }
-    }
-}
-
 /// Lowers work item (images firstImage..<firstImage+images, output rows `rows`) into e
 /// (C*kW, ld): returns e and ld, image b's rows starting at column b * rowPeriod * outW.
 func lowerItem(_ e: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, firstImage n0: Int, images nb: Int,
-                       rows: Range<Int>, _ g: Conv2DGeometry) -> (UnsafeMutablePointer<Float>, ld: Int) {
+               rows: Range<Int>, _ g: Conv2DGeometry) -> (UnsafeMutablePointer<Float>, ld: Int) {
     let ld = ((nb - 1) * g.rowPeriod + g.paddedRows(outputRows: rows.count)) * g.outWidth
     for b in 0..<nb {
         lowerRows(e + b * g.rowPeriod * g.outWidth, ld: ld, x + (n0 + b) * g.inChannels * g.inPixels, rows: rows, g)
@@ -145,39 +107,107 @@ func lowerItem(_ e: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, firs
     return (e, ld)
 }
 
-/// dW in kernel-row blocks (kH, outC, C*kW) = sum over items of D (kH*outC, ld) x E^T, one GEMM
-/// per item: row (i, o) of D holds dY of channel o shifted i*dH rows on (zeros elsewhere), so
-/// block i is dY times E viewed i*dH rows on.
-func convWeightGradientByRowShift(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
-                                          _ x: UnsafePointer<Float>, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
-                                          _ accumulate: Bool, _ workspace: Workspace) {
-    let KS = g.shiftedPatchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth, kH = g.kernelHeight
-    let workers = Parallel.workers(for: plan.items)
-    let lowered = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)
-    let shifted = workspace.buffers(.staging, workers: workers, count: kH * OC * plan.loweredCount / KS)  // D
-    let partials = workspace.buffers(.weightGradient, workers: plan.groups, count: g.weightShape.reduce(1, *))
-    Parallel.forEachClaimed(plan.groups, workers: workers) { worker, group in
-        let items = plan.items(ofGroup: group)
-        for index in items {
+/// Row-shifted lowering for stride 1: kH GEMMs of depth C*kW per item. The input gradient,
+/// where it is not a transposed convolution (fewer than 8 input channels, or a padding beyond
+/// the kernel's extent), is col2im's.
+enum RowShiftLowering: ConvolutionLowering {
+    static let name = "row-shift"
+    static let inputGradientFallback: (any ConvolutionLowering.Type)? = Im2colLowering.self
+
+    /// Stride 1, more than one kernel row, and GEMMs at least 16 deep (shallower ones, such as
+    /// the stem's C = 1, run far from the GEMM peak, where im2col's single deeper GEMM is faster).
+    static func applies(to g: Conv2DGeometry) -> Bool {
+        g.strideHeight == 1 && g.strideWidth == 1 && g.kernelHeight > 1 && g.shiftedPatchSize >= 16
+    }
+
+    /// Small images are stacked until a GEMM has at least this many columns.
+    static let minimumColumns = 256
+
+    /// One image per item, or as many stacked images as make `minimumColumns` and fit the
+    /// budget; an image too large for it is cut into blocks of output rows.
+    static func plan(for direction: ConvolutionDirection, of g: Conv2DGeometry, budget: Int) -> ConvolutionPlan {
+        let perOutputRow = g.shiftedPatchSize * g.outWidth
+        let perImage = perOutputRow * g.paddedRows(outputRows: g.outHeight)
+        let images: Int, rows: Int
+        if perImage <= budget {
+            rows = g.outHeight
+            let wanted = g.stacksImages ? (minimumColumns + g.outPixels - 1) / g.outPixels : 1
+            let fitting = g.stacksImages ? 1 + (budget - perImage) / (perOutputRow * g.rowPeriod) : 1
+            images = max(1, min(g.batch, wanted, fitting))
+        } else {
+            images = 1
+            rows = max(1, min(g.outHeight, budget / perOutputRow - g.dilationHeight * (g.kernelHeight - 1)))
+        }
+        let stackedRows = (images - 1) * g.rowPeriod
+        return ConvolutionPlan(self, g, images: images, rows: rows, maxColumns: (stackedRows + rows) * g.outWidth,
+                               loweredCount: perOutputRow * (stackedRows + g.paddedRows(outputRows: rows)))
+    }
+
+    /// Per item: kH GEMMs, kernel row i times the row-shifted matrix i*dH rows on, straight into
+    /// the output for a single image, else through a staging buffer.
+    static func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                        _ bias: UnsafePointer<Float>?, accumulate: Bool, _ workspace: Workspace, _ g: Conv2DGeometry) {
+        let plan = plan(for: .forward, of: g, budget: workspace.columnBudget)
+        let KS = g.shiftedPatchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth
+        let workers = Parallel.workers(for: plan.items)
+        let lowered = workspace.buffers(.loweredInput, workers: workers, count: plan.loweredCount)
+        let staging = workspace.buffers(.loweredOutput, workers: workers, count: plan.images > 1 ? OC * plan.maxColumns : 0)
+        let kernelRows = workspace.buffers(.loweredWeight, workers: 1, count: g.weightShape.reduce(1, *))[0]
+        splitKernelRows(kernelRows, w, g)
+        Parallel.forEachClaimed(plan.items, workers: workers) { worker, index in
             let (n0, nb, rows) = plan.item(index, g)
             let (e, ld) = lowerItem(lowered[worker], x, firstImage: n0, images: nb, rows: rows, g)
-            let d = shifted[worker], count = rows.count * OW
-            for i in 0..<kH {
-                for o in 0..<OC {
-                    let row = d + (i * OC + o) * ld
-                    var filled = 0
-                    for b in 0..<nb {
-                        let start = b * g.rowPeriod * OW + i * g.dilationHeight * OW
-                        (row + filled).update(repeating: 0, count: start - filled)
-                        (row + start).update(from: dy + ((n0 + b) * OC + o) * P + rows.lowerBound * OW, count: count)
-                        filled = start + count
-                    }
-                    (row + filled).update(repeating: 0, count: ld - filled)
-                }
+            let columns = ((nb - 1) * g.rowPeriod + rows.count) * OW
+            let direct = nb == 1
+            let out = direct ? y + n0 * OC * P + rows.lowerBound * OW : staging[worker]
+            for i in 0..<g.kernelHeight {
+                BLAS.sgemm(m: OC, n: columns, k: KS, a: kernelRows + i * OC * KS, lda: KS,
+                           b: e + i * g.dilationHeight * OW, ldb: ld,
+                           beta: i > 0 || (direct && accumulate) ? 1 : 0, c: out, ldc: direct ? P : columns)
             }
-            BLAS.sgemm(transB: true, m: kH * OC, n: KS, k: ld, a: d, lda: ld, b: e, ldb: ld,
-                       beta: index == items.lowerBound ? 0 : 1, c: partials[group], ldc: KS)
+            if !direct {
+                scatterChunk(y + n0 * OC * P, out, ld: columns, bias: bias, accumulate: accumulate, imageStride: g.rowPeriod * OW,
+                             images: nb, channels: OC, pixels: P)
+            } else if let bias {
+                for o in 0..<OC { let v = bias[o]; for p in 0..<columns { out[o * P + p] += v } }
+            }
         }
     }
-    joinKernelRows(dW, partials.prefix(plan.groups), accumulate: accumulate, g)
+
+    /// dW in kernel-row blocks (kH, outC, C*kW) = sum over items of D (kH*outC, ld) x E^T, one GEMM
+    /// per item: row (i, o) of D holds dY of channel o shifted i*dH rows on (zeros elsewhere), so
+    /// block i is dY times E viewed i*dH rows on.
+    static func weightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                               accumulate: Bool, _ workspace: Workspace, _ g: Conv2DGeometry) {
+        let plan = plan(for: .weightGradient, of: g, budget: workspace.columnBudget)
+        let KS = g.shiftedPatchSize, P = g.outPixels, OC = g.outChannels, OW = g.outWidth, kH = g.kernelHeight
+        let workers = Parallel.workers(for: plan.items)
+        let lowered = workspace.buffers(.loweredInput, workers: workers, count: plan.loweredCount)
+        let shifted = workspace.buffers(.loweredOutput, workers: workers, count: kH * OC * plan.loweredCount / KS)  // D
+        let partials = workspace.buffers(.weightGradientPartials, workers: plan.groups, count: g.weightShape.reduce(1, *))
+        Parallel.forEachClaimed(plan.groups, workers: workers) { worker, group in
+            let items = plan.items(ofGroup: group)
+            for index in items {
+                let (n0, nb, rows) = plan.item(index, g)
+                let (e, ld) = lowerItem(lowered[worker], x, firstImage: n0, images: nb, rows: rows, g)
+                let d = shifted[worker], count = rows.count * OW
+                for i in 0..<kH {
+                    for o in 0..<OC {
+                        let row = d + (i * OC + o) * ld
+                        var filled = 0
+                        for b in 0..<nb {
+                            let start = b * g.rowPeriod * OW + i * g.dilationHeight * OW
+                            (row + filled).update(repeating: 0, count: start - filled)
+                            (row + start).update(from: dy + ((n0 + b) * OC + o) * P + rows.lowerBound * OW, count: count)
+                            filled = start + count
+                        }
+                        (row + filled).update(repeating: 0, count: ld - filled)
+                    }
+                }
+                BLAS.sgemm(transB: true, m: kH * OC, n: KS, k: ld, a: d, lda: ld, b: e, ldb: ld,
+                           beta: index == items.lowerBound ? 0 : 1, c: partials[group], ldc: KS)
+            }
+        }
+        joinKernelRows(dW, partials.prefix(plan.groups), accumulate: accumulate, g)
+    }
 }

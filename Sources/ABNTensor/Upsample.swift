@@ -34,28 +34,3 @@ public func bilinearUpsampleForward(output: Tensor, input: Tensor) {
         }
     }
 }
-
-/// dInput (N, C, H, W) = the adjoint of `bilinearUpsampleForward` applied to dOutput
-/// (N, C, OH, OW) (overwritten).
-public func bilinearUpsampleBackward(dInput: Tensor, dOutput: Tensor) {
-    let s = dInput.shape, o = dOutput.shape
-    checkShape(s.count == 4 && o.count == 4 && o[0] == s[0] && o[1] == s[1],
-               "bilinear resize: dOutput shape \(o) does not match dInput shape \(s)")
-    let H = s[2], W = s[3], OH = o[2], OW = o[3]
-    let rows = bilinearTaps(outSize: OH, inSize: H), columns = bilinearTaps(outSize: OW, inSize: W)
-    let dx = dInput.data, dy = dOutput.data
-    Parallel.forEach(s[0] * s[1]) { plane in
-        let p = dx + plane * H * W, q = dy + plane * OH * OW
-        p.update(repeating: 0, count: H * W)
-        for oy in 0..<OH {
-            let r = rows[oy]
-            let top = p + r.low * W, bottom = p + r.high * W
-            for ox in 0..<OW {
-                let c = columns[ox], g = q[oy * OW + ox]
-                let upper = g * (1 - r.weight), lower = g * r.weight
-                top[c.low] += upper * (1 - c.weight); top[c.high] += upper * c.weight
-                bottom[c.low] += lower * (1 - c.weight); bottom[c.high] += lower * c.weight
-            }
-        }
-    }
-}

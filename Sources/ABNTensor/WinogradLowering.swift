@@ -21,15 +21,6 @@ import CKernels
 // tiles image-major, then by tile row, then tile column.
 
 extension Conv2DGeometry {
-    /// Whether the convolution runs by Winograd F(2x2, 3x3): a 3x3 kernel, stride 1, dilation
-    /// 1, padding 1, and at least 16 input and output channels (its GEMMs are C deep and outC
-    /// tall; below that they run too far from the GEMM peak to pay for the transforms).
-    var usesWinograd: Bool {
-        kernelHeight == 3 && kernelWidth == 3 && strideHeight == 1 && strideWidth == 1
-            && dilationHeight == 1 && dilationWidth == 1 && padHeight == 1 && padWidth == 1
-            && inChannels >= 16 && outChannels >= 16
-    }
-
     /// Tile rows of an image: ceil(outH / 2).
     var tileRows: Int { (outHeight + 1) / 2 }
     /// Tile columns of an image: ceil(outW / 2).
@@ -84,9 +75,9 @@ func transformInput(_ v: UnsafeMutablePointer<Float>, ld: Int, _ x: UnsafePointe
 
 /// y (images, outC, outH, outW) = (accumulate ? y : 0) + A^T M A + bias in the output rows of
 /// `tileRows`, from m (16, outC, ld) laid out like `transformInput`'s columns; outputs beyond
-/// outH or outW are dropped. Leaves m zero (see `convolveByWinograd`).
-func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, ld: Int, images: Int,
-                     tileRows: Range<Int>, bias: UnsafePointer<Float>?, accumulate: Bool, _ g: Conv2DGeometry) {
+/// outH or outW are dropped. Leaves m zero (see `WinogradLowering.forward`).
+func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, ld: Int, bias: UnsafePointer<Float>?,
+                     accumulate: Bool, images: Int, tileRows: Range<Int>, _ g: Conv2DGeometry) {
     withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * g.tileStride(tileRows: tileRows.count)) { scratch in
         abn_winograd_output(y, m, ld, images, g.outChannels, g.outHeight, g.outWidth, g.tileColumns, tileRows.lowerBound, tileRows.count,
                             bias, accumulate ? 1 : 0, scratch.baseAddress!)
@@ -104,59 +95,99 @@ func transformOutputGradient(_ dm: UnsafeMutablePointer<Float>, ld: Int, _ dy: U
     }
 }
 
-// MARK: - Convolution and weight gradient
+/// Winograd F(2x2, 3x3): 16 GEMMs of depth C per item over transformed tiles. Its input
+/// gradient is a transposed convolution (Winograd again) wherever it applies; col2im's were
+/// it not.
+enum WinogradLowering: ConvolutionLowering {
+    static let name = "winograd"
+    static let inputGradientFallback: (any ConvolutionLowering.Type)? = Im2colLowering.self
+    /// Four partial sums: they hold 16 values per kernel instead of 9.
+    static let weightGradientGroups = 4
 
-/// Per item: the input transform, 16 GEMMs U_ξ x V_ξ, the output transform. The GEMMs add
-/// into M (beta 1), which is zeroed once per call and left zero by each output transform:
-/// with beta 0, OpenBLAS would clear it in a separate pass over memory for every GEMM.
-func convolveByWinograd(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                        _ bias: UnsafePointer<Float>?, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
-                        _ workspace: Workspace, accumulate: Bool) {
-    let C = g.inChannels, OC = g.outChannels, n = winogradPositions
-    let workers = Parallel.workers(for: plan.items)
-    let transformedInput = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // V (16, C, tiles)
-    let products = workspace.buffers(.staging, workers: workers, count: n * OC * plan.maxColumns)  // M (16, outC, tiles)
-    let u = workspace.buffers(.kernelRows, workers: 1, count: n * OC * C)[0]  // U (16, outC, C)
-    transformKernel(u, w, g)
-    for m in products { m.update(repeating: 0, count: n * OC * plan.maxColumns) }
-    Parallel.forEachClaimed(plan.items, workers: workers) { worker, index in
-        let (n0, nb, rows) = plan.item(index, g)
-        let tileRows = g.tileRows(of: rows), tiles = nb * g.tileStride(tileRows: tileRows.count)
-        let v = transformedInput[worker], m = products[worker]
-        transformInput(v, ld: tiles, x + n0 * C * g.inPixels, images: nb, tileRows: tileRows, g)
-        for xi in 0..<n {
-            BLAS.sgemm(m: OC, n: tiles, k: C, a: u + xi * OC * C, lda: C, b: v + xi * C * tiles, ldb: tiles,
-                       beta: 1, c: m + xi * OC * tiles, ldc: tiles)
-        }
-        transformOutput(y + n0 * OC * g.outPixels, m, ld: tiles, images: nb, tileRows: tileRows, bias: bias,
-                        accumulate: accumulate, g)
+    /// A 3x3 kernel, stride 1, dilation 1, padding 1, and at least 16 input and output channels
+    /// (its GEMMs are C deep and outC tall; below that they run too far from the GEMM peak to
+    /// pay for the transforms).
+    static func applies(to g: Conv2DGeometry) -> Bool {
+        g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideHeight == 1 && g.strideWidth == 1
+            && g.dilationHeight == 1 && g.dilationWidth == 1 && g.padHeight == 1 && g.padWidth == 1
+            && g.inChannels >= 16 && g.outChannels >= 16
     }
-}
 
-/// dW = G^T dU G with dU_ξ (outC, C) the sum over items of dM_ξ x V_ξ^T, accumulated per
-/// group of items (`ConvolutionPlan.groups`) and then over the groups in order.
-func convWeightGradientByWinograd(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
-                                  _ x: UnsafePointer<Float>, _ g: Conv2DGeometry, _ plan: ConvolutionPlan,
-                                  _ accumulate: Bool, _ workspace: Workspace) {
-    let C = g.inChannels, OC = g.outChannels, n = winogradPositions
-    let workers = Parallel.workers(for: plan.items)
-    let transformedInput = workspace.buffers(.columns, workers: workers, count: plan.loweredCount)  // V (16, C, tiles)
-    let transformedGradient = workspace.buffers(.staging, workers: workers, count: n * OC * plan.maxColumns)  // dM (16, outC, tiles)
-    let partials = workspace.buffers(.weightGradient, workers: plan.groups, count: n * OC * C)  // dU (16, outC, C)
-    Parallel.forEachClaimed(plan.groups, workers: workers) { worker, group in
-        let items = plan.items(ofGroup: group)
-        for index in items {
+    /// Items hold about this many tiles (the GEMMs' columns): as many whole images as fit, or
+    /// blocks of one image's tile rows, so that a worker's transformed input and products stay
+    /// in its core's cache. (Not the column budget: Winograd items are sized in tiles.)
+    static let tilesPerItem = 200
+
+    static func plan(for direction: ConvolutionDirection, of g: Conv2DGeometry, budget: Int) -> ConvolutionPlan {
+        let perImage = g.tileStride(tileRows: g.tileRows)
+        let images: Int, rows: Int, maxColumns: Int
+        if perImage <= tilesPerItem {
+            images = max(1, min(g.batch, tilesPerItem / perImage))
+            rows = g.outHeight
+            maxColumns = images * perImage
+        } else {  // blocks of tile rows, as even as they can be
+            let blocks = (perImage + tilesPerItem - 1) / tilesPerItem
+            let tileRows = (g.tileRows + blocks - 1) / blocks
+            images = 1
+            rows = 2 * tileRows
+            maxColumns = g.tileStride(tileRows: tileRows)
+        }
+        return ConvolutionPlan(self, g, images: images, rows: rows, maxColumns: maxColumns,
+                               loweredCount: winogradPositions * g.inChannels * maxColumns)
+    }
+
+    /// Per item: the input transform, 16 GEMMs U_ξ x V_ξ, the output transform. The GEMMs add
+    /// into M (beta 1), which is zeroed once per call and left zero by each output transform:
+    /// with beta 0, OpenBLAS would clear it in a separate pass over memory for every GEMM.
+    static func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                        _ bias: UnsafePointer<Float>?, accumulate: Bool, _ workspace: Workspace, _ g: Conv2DGeometry) {
+        let plan = plan(for: .forward, of: g, budget: workspace.columnBudget)
+        let C = g.inChannels, OC = g.outChannels, n = winogradPositions
+        let workers = Parallel.workers(for: plan.items)
+        let transformedInput = workspace.buffers(.loweredInput, workers: workers, count: plan.loweredCount)  // V (16, C, tiles)
+        let products = workspace.buffers(.loweredOutput, workers: workers, count: n * OC * plan.maxColumns)  // M (16, outC, tiles)
+        let u = workspace.buffers(.loweredWeight, workers: 1, count: n * OC * C)[0]  // U (16, outC, C)
+        transformKernel(u, w, g)
+        for m in products { m.update(repeating: 0, count: n * OC * plan.maxColumns) }
+        Parallel.forEachClaimed(plan.items, workers: workers) { worker, index in
             let (n0, nb, rows) = plan.item(index, g)
             let tileRows = g.tileRows(of: rows), tiles = nb * g.tileStride(tileRows: tileRows.count)
-            let v = transformedInput[worker], dm = transformedGradient[worker]
+            let v = transformedInput[worker], m = products[worker]
             transformInput(v, ld: tiles, x + n0 * C * g.inPixels, images: nb, tileRows: tileRows, g)
-            transformOutputGradient(dm, ld: tiles, dy + n0 * OC * g.outPixels, images: nb, tileRows: tileRows, g)
             for xi in 0..<n {
-                BLAS.sgemm(transB: true, m: OC, n: C, k: tiles, a: dm + xi * OC * tiles, lda: tiles,
-                           b: v + xi * C * tiles, ldb: tiles, beta: index == items.lowerBound ? 0 : 1,
-                           c: partials[group] + xi * OC * C, ldc: C)
+                BLAS.sgemm(m: OC, n: tiles, k: C, a: u + xi * OC * C, lda: C, b: v + xi * C * tiles, ldb: tiles,
+                           beta: 1, c: m + xi * OC * tiles, ldc: tiles)
             }
+            transformOutput(y + n0 * OC * g.outPixels, m, ld: tiles, bias: bias, accumulate: accumulate, images: nb,
+                            tileRows: tileRows, g)
         }
     }
-    untransformKernelGradient(dW, partials.prefix(plan.groups), accumulate: accumulate, g)
+
+    /// dW = G^T dU G with dU_ξ (outC, C) the sum over items of dM_ξ x V_ξ^T, accumulated per
+    /// group of items and then over the groups in order.
+    static func weightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                               accumulate: Bool, _ workspace: Workspace, _ g: Conv2DGeometry) {
+        let plan = plan(for: .weightGradient, of: g, budget: workspace.columnBudget)
+        let C = g.inChannels, OC = g.outChannels, n = winogradPositions
+        let workers = Parallel.workers(for: plan.items)
+        let transformedInput = workspace.buffers(.loweredInput, workers: workers, count: plan.loweredCount)  // V (16, C, tiles)
+        let transformedGradient = workspace.buffers(.loweredOutput, workers: workers, count: n * OC * plan.maxColumns)  // dM (16, outC, tiles)
+        let partials = workspace.buffers(.weightGradientPartials, workers: plan.groups, count: n * OC * C)  // dU (16, outC, C)
+        Parallel.forEachClaimed(plan.groups, workers: workers) { worker, group in
+            let items = plan.items(ofGroup: group)
+            for index in items {
+                let (n0, nb, rows) = plan.item(index, g)
+                let tileRows = g.tileRows(of: rows), tiles = nb * g.tileStride(tileRows: tileRows.count)
+                let v = transformedInput[worker], dm = transformedGradient[worker]
+                transformInput(v, ld: tiles, x + n0 * C * g.inPixels, images: nb, tileRows: tileRows, g)
+                transformOutputGradient(dm, ld: tiles, dy + n0 * OC * g.outPixels, images: nb, tileRows: tileRows, g)
+                for xi in 0..<n {
+                    BLAS.sgemm(transB: true, m: OC, n: C, k: tiles, a: dm + xi * OC * tiles, lda: tiles,
+                               b: v + xi * C * tiles, ldb: tiles, beta: index == items.lowerBound ? 0 : 1,
+                               c: partials[group] + xi * OC * C, ldc: C)
+                }
+            }
+        }
+        untransformKernelGradient(dW, partials.prefix(plan.groups), accumulate: accumulate, g)
+    }
 }

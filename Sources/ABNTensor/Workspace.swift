@@ -6,31 +6,34 @@
 public final class Workspace {
     /// What a scratch buffer is used for; each purpose has its own buffer per worker.
     public enum Slot: Int, CaseIterable {
-        /// A work item's lowered input: im2col columns (C*kH*kW, images*outH*outW),
-        /// row-shifted rows (C*kW, paddedRows*outW) or Winograd-transformed tiles (16, C, tiles).
-        case columns
-        /// GEMM output or gathered output gradient of a chunk: (outC, images*outH*outW), or
-        /// Winograd products (16, outC, tiles).
-        case staging
-        /// A worker's partial weight gradient: (outC, C*kH*kW).
-        case weightGradient
+        /// A work item's lowered input: im2col columns (C*kH*kW, images*outH*outW), row-shifted
+        /// rows (C*kW, paddedRows*outW), Winograd-transformed tiles (16, C, tiles) or the direct
+        /// convolution's shifted copies of an image.
+        case loweredInput
+        /// A work item's output or output gradient as a GEMM operand: (outC, images*outH*outW),
+        /// kernel-row-shifted output gradients (kH*outC, columns), or Winograd products and their
+        /// gradients (16, outC, tiles).
+        case loweredOutput
+        /// The weight gradient's partial sums, one per group of items: (outC, C*kH*kW) or the
+        /// lowering's weight layout.
+        case weightGradientPartials
         /// A convolution kernel flipped and transposed for the input gradient: (C, outC, kH, kW).
         case flippedWeight
-        /// A convolution kernel split by kernel row for row-shifted lowering: (kH, outC, C*kW),
-        /// or Winograd-transformed: (16, outC, C).
-        case kernelRows
-        /// A chunk's input stacked by phases (dilation): (images, C, stackedHeight, Wp), or a
-        /// worker's split row (the stride-2 input gradient): a padded row and its even and odd
-        /// halves.
-        case phasePlanes
-        /// A chunk's output or output gradient stacked by phases: (images, outC, stackedHeight, Wp).
+        /// A convolution kernel in a lowering's layout: split by kernel row (kH, outC, C*kW), or
+        /// Winograd-transformed (16, outC, C).
+        case loweredWeight
+        /// A chunk's input stacked by phase planes: (images, C, stackedHeight, Wp).
+        case stackedInput
+        /// A chunk's output or output gradient stacked by phase planes: (images, outC, stackedHeight, Wp).
         case stackedOutput
+        /// A worker's padded input-gradient row and its even and odd halves (the stride-2 col2im).
+        case rowHalves
     }
 
     /// Upper bound, in elements, of one worker's lowered matrix for im2col, row-shifted and
-    /// phase lowering (1 MiB): a convolution processes its batch in chunks of images that fit
+    /// stride-2 lowering (1 MiB): a convolution processes its batch in chunks of images that fit
     /// (at least one image, or a block of its rows). Winograd items are sized in tiles instead
-    /// (`ConvolutionPlan.winogradTiles`).
+    /// (`WinogradLowering.tilesPerItem`).
     public var columnBudget: Int
 
     private var buffers: [Tensor?] = Array(repeating: nil, count: Slot.allCases.count)

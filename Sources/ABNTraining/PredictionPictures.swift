@@ -19,11 +19,7 @@ public func savePredictions(_ replica: Replica, loader: BatchLoader, count: Int,
         let batch = loader.assemble([sample], indices: [index], epoch: nil)
         let logits = upsampled(try replica.net.forward(batch.images), like: batch.images)
         let k = logits.shape[1], plane = truth.width * truth.height
-        let predicted = (0..<plane).map { p -> UInt8 in
-            var best = 0
-            for j in 1..<k where logits.data[j * plane + p] > logits.data[best * plane + p] { best = j }
-            return UInt8(best)
-        }
+        let predicted = (0..<plane).map { p in UInt8(argmax(logits.data + p, count: k, stride: plane)) }
         let picture = MaskPalette.sideBySide([sample.image.converted(toChannels: 3), MaskPalette.colorize(truth),
                                               MaskPalette.colorize(Image8(width: truth.width, height: truth.height, channels: 1, pixels: predicted))])
         let path = (directory as NSString).appendingPathComponent(String(format: "%05d.png", index))

@@ -55,7 +55,7 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [2, 8, 3, 2], outChannels: 4, kernel: 3, padding: 3, dilation: 3),
     Conv2DGeometry(input: [2, 16, 6, 5], outChannels: 5, kernel: 3, padding: 6, dilation: 6),
     Conv2DGeometry(input: [2, 2, 3, 4], outChannels: 3, kernel: 3, padding: 4, dilation: 4),
-    // strided with 8 channels (split rows; im2col and col2im where dilated)
+    // strided with 8 channels (the stride-2 im2col; im2col and col2im where dilated)
     Conv2DGeometry(input: [2, 8, 9, 8], outChannels: 5, kernel: 3, stride: 2, padding: 1),
     Conv2DGeometry(input: [2, 6, 11, 10], outChannels: 4, kernel: (3, 3), stride: (3, 2), padding: (1, 1), dilation: (2, 1)),
     Conv2DGeometry(input: [2, 8, 9, 9], outChannels: 3, kernel: 3, stride: 2, padding: 2, dilation: 2),
@@ -65,7 +65,7 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [2, 17, 6, 9], outChannels: 20, kernel: 3, padding: 1),
     Conv2DGeometry(input: [5, 16, 3, 4], outChannels: 18, kernel: 3, padding: 1),
     Conv2DGeometry(input: [2, 16, 31, 29], outChannels: 16, kernel: 3, padding: 1),  // blocks of tile rows
-    // stride 2, dilation 1: StrideTwo.c's lowering, with even and odd kernels, sizes and paddings
+    // stride 2, dilation 1: the stride-2 im2col (StrideTwo.c), with even and odd kernels, sizes and paddings
     Conv2DGeometry(input: [3, 5, 11, 10], outChannels: 6, kernel: 5, stride: 2, padding: 2),
     Conv2DGeometry(input: [2, 4, 9, 7], outChannels: 3, kernel: 2, stride: 2),
     Conv2DGeometry(input: [2, 6, 7, 8], outChannels: 5, kernel: (4, 3), stride: (2, 2), padding: (3, 0)),
@@ -86,7 +86,7 @@ let convCases: [Conv2DGeometry] = [
     // 8 channels to 2, stride 1: the input gradient is a direct convolution of planes of 100
     // pixels (a last vector overlapping the one before), added to the existing gradient when asked
     Conv2DGeometry(input: [2, 8, 5, 20], outChannels: 2, kernel: 3, padding: 1),
-    // stride 2 on rows of 21 pixels: the input gradient's split rows copied in vectors, the last
+    // stride 2 on rows of 21 pixels: the stride-2 col2im copies its rows in vectors, the last
     // overlapping the one before, also when added to an existing gradient
     Conv2DGeometry(input: [2, 4, 9, 21], outChannels: 3, kernel: 3, stride: 2, padding: 1),
     // stride 2 with 19 output columns: the im2col's slices take two vectors, the second moved

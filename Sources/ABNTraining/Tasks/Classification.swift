@@ -38,12 +38,7 @@ public struct Classification: Task {
         mutating func add(logits: Tensor, batch: Batch) {
             sums[0] += softmaxCrossEntropy(dLogits: nil, logits: logits, labels: batch.labels, normalizer: 1)
             let k = logits.shape[1]
-            for (i, label) in batch.labels.enumerated() {
-                let row = logits.data + i * k
-                var best = 0
-                for j in 1..<k where row[j] > row[best] { best = j }
-                if best == label { sums[1] += 1 }
-            }
+            for (i, label) in batch.labels.enumerated() where argmax(logits.data + i * k, count: k) == label { sums[1] += 1 }
         }
 
         func result(samples: Int) -> EvaluationResult {

@@ -1,7 +1,13 @@
 // Vector kernels in C, each compiled for AVX-512, AVX2+FMA and the x86-64 baseline (per-function
 // target attributes, no build flags) and chosen once, at first use, from the processor.
 // ABN_SIMD=avx2|baseline forces a lower level (a higher one than the processor has is refused).
-// Every level computes bit-identical results: the kernels only add, subtract and copy.
+// Every level computes bit-identical results except the direct convolution: the Winograd
+// transforms, the stride-2 im2col and col2im and the average pool add, subtract, halve, scale
+// or copy, with no multiply-add to fuse, and the plane sums, norm and SGD kernels turn fused
+// multiply-adds off. The direct convolution (DirectConvolution.c) lets its multiply-adds fuse
+// at AVX2 and AVX-512, so those levels round slightly differently from the baseline; each
+// level is deterministic. (The tests compare the levels bit for bit, the direct convolution
+// against Double references.)
 #ifndef ABN_CKERNELS_H
 #define ABN_CKERNELS_H
 
@@ -97,10 +103,6 @@ void abn_leaky_backward_write(float *q, const float *z, const float *x, ptrdiff_
 void abn_sgd(float *parameters, float *velocity, const float *gradients, ptrdiff_t count, float lr, float momentum,
              float weightDecay, int nesterov);
 
-/// 2x2 max pooling, stride 2, of planes (planes, H, W) into (planes, H / 2, W / 2).
-void abn_max_pool(float *y, const float *x, ptrdiff_t planes, ptrdiff_t H, ptrdiff_t W);
-/// Its backward: dx (planes, H, W) = 0 except each window's first maximum of x, which gets dy.
-void abn_max_pool_backward(float *dx, const float *dy, const float *x, ptrdiff_t planes, ptrdiff_t H, ptrdiff_t W);
 /// y[p] = mean of plane p of x (planes, pixels): 16 Float lanes added in a fixed order.
 void abn_average_planes(float *y, const float *x, ptrdiff_t planes, ptrdiff_t pixels);
 
