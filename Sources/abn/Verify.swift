@@ -56,7 +56,7 @@ struct Verify: ParsableCommand {
             let verdict = coordinator.broadcast(coordinator.isRoot ? (result.passed ? "passed" : "failed") : "", what: "the verdict")
             if verdict != "passed" {
                 if coordinator.isRoot { FileHandle.standardError.write(Data("abn: error: verification failed (see above).\n".utf8)) }
-                exit(1)
+                Foundation.exit(1)
             }
         }
     }
