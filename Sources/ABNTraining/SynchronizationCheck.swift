@@ -155,7 +155,7 @@ public struct SynchronizationCheck {
                    recordKinks: Bool = false) throws -> Outcome {
             var outcome = Outcome()
             var step = 0
-            /// The global flat index of local element `i` of a tensor of `samples` samples, and back.
+            /// The flat index over the global batch of local element `i` of a tensor of `samples` samples.
             func global(_ i: Int, size: Int, samples: Int) -> Int {
                 let sample = i / size
                 return (positions.lowerBound + (reversed ? samples - 1 - sample : sample)) * size + i % size
