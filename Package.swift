@@ -44,8 +44,8 @@ let package = Package(
         .testTarget(name: "ABNLayersTests", dependencies: ["ABNLayers", "ABNTensor", "ABNTestSupport"]),
         .testTarget(name: "ABNDataTests", dependencies: ["ABNData", "ABNTensor", "ABNTestSupport"]),
         .testTarget(name: "ABNCommTests", dependencies: ["ABNComm", "ABNLayers", "ABNTensor"]),
-        .testTarget(name: "ABNTrainingTests", dependencies: ["ABNTraining", "ABNData", "ABNLayers", "CZlib"]),
+        .testTarget(name: "ABNTrainingTests", dependencies: ["ABNTraining", "ABNComm", "ABNData", "ABNLayers", "ABNTestSupport", "CZlib"]),
         // Runs the release binary (alone and under mpirun); build it first: swift build -c release.
-        .testTarget(name: "IntegrationTests", dependencies: ["ABNData"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ABNData", "ABNTestSupport"]),
     ]
 )

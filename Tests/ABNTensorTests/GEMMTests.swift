@@ -40,39 +40,43 @@ struct GEMMTests {
 
     @Test("products are recorded with their counts, and the installed choice decides the library")
     func recordingAndChoice() {
-        let shape = Self.shapes[0]
-        var rng = SplitMix64(seed: 4)
-        let o = shape.operands(rng: &rng)
-        let recorded = BLAS.recordingShapes {
-            o.multiply(shape)
-            o.multiply(shape)
-            o.multiply(Self.shapes[2])
+        withProcessSettings {
+            let shape = Self.shapes[0]
+            var rng = SplitMix64(seed: 4)
+            let o = shape.operands(rng: &rng)
+            let recorded = BLAS.recordingShapes {
+                o.multiply(shape)
+                o.multiply(shape)
+                o.multiply(Self.shapes[2])
+            }
+            // (other tests may compute products meanwhile: only these shapes are checked)
+            #expect(recorded[shape] == 2 && recorded[Self.shapes[2]] == 1, "\(recorded)")
+            var ran = false
+            #expect(BLAS.recordingShapes(when: false) { ran = true; o.multiply(shape) }.isEmpty && ran)
+            // a table naming only shapes no other test computes (the choice is global)
+            defer { GEMMChoice.install([:]) }
+            GEMMChoice.install([shape: .onednn])
+            #expect(GEMMChoice.library(for: shape) == (BLAS.forced ?? .onednn))
+            #expect(GEMMChoice.library(for: Self.shapes[1]) == (BLAS.forced ?? .openblas))
         }
-        // (other tests may compute products meanwhile: only these shapes are checked)
-        #expect(recorded[shape] == 2 && recorded[Self.shapes[2]] == 1, "\(recorded)")
-        var ran = false
-        #expect(BLAS.recordingShapes(when: false) { ran = true; o.multiply(shape) }.isEmpty && ran)
-        // a table naming only shapes no other test computes (the choice is global)
-        defer { GEMMChoice.install([:]) }
-        GEMMChoice.install([shape: .onednn])
-        #expect(GEMMChoice.library(for: shape) == (BLAS.forced ?? .onednn))
-        #expect(GEMMChoice.library(for: Self.shapes[1]) == (BLAS.forced ?? .openblas))
     }
 
     @Test("a timing chooses oneDNN only when it is at least 5% faster; measuring gives both libraries' rates")
     func timingChoice() throws {
-        let faster = GEMMChoice.Timing(shape: Self.shapes[0], gflops: ["openblas": 100, "onednn": 106])
-        let close = GEMMChoice.Timing(shape: Self.shapes[0], gflops: ["openblas": 100, "onednn": 104])
-        #expect(faster.choice() == .onednn)
-        #expect(close.choice() == .openblas)
-        GEMMChoice.install(timings: [faster])
-        #expect(GEMMChoice.installed == [Self.shapes[0]: .onednn])
-        GEMMChoice.install([:])
-        let measured = try #require(GEMMChoice.measure([Self.shapes[2]], rounds: 1, seconds: 0.0005).first)
-        #expect(measured.shape == Self.shapes[2])
-        for library in GEMMLibrary.allCases {
-            let rate = try #require(measured.gflops[library.rawValue])
-            #expect(rate > 0 && rate.isFinite, "\(library): \(rate)")
+        try withProcessSettings {
+            let faster = GEMMChoice.Timing(shape: Self.shapes[0], gflops: ["openblas": 100, "onednn": 106])
+            let close = GEMMChoice.Timing(shape: Self.shapes[0], gflops: ["openblas": 100, "onednn": 104])
+            #expect(faster.choice() == .onednn)
+            #expect(close.choice() == .openblas)
+            GEMMChoice.install(timings: [faster])
+            #expect(GEMMChoice.installed == [Self.shapes[0]: .onednn])
+            GEMMChoice.install([:])
+            let measured = try #require(GEMMChoice.measure([Self.shapes[2]], rounds: 1, seconds: 0.0005).first)
+            #expect(measured.shape == Self.shapes[2])
+            for library in GEMMLibrary.allCases {
+                let rate = try #require(measured.gflops[library.rawValue])
+                #expect(rate > 0 && rate.isFinite, "\(library): \(rate)")
+            }
         }
     }
 }

@@ -5,7 +5,7 @@ import Testing
 private let processSettings = NSLock()
 
 /// Runs `body` holding the one lock of the process-wide settings (the vector level, the engine's
-/// thread count): tests run in parallel, so a test that changes a setting, or compares results
+/// thread count, the GEMM choice): tests run in parallel, so a test that changes a setting, or compares results
 /// bit for bit across runs that a changed setting would alter, takes it.
 public func withProcessSettings<T>(_ body: () throws -> T) rethrows -> T {
     processSettings.lock()

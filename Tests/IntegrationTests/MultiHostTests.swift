@@ -1,3 +1,4 @@
+import ABNTestSupport
 import Foundation
 import Testing
 

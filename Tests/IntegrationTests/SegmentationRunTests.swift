@@ -1,4 +1,5 @@
 import ABNData
+import ABNTestSupport
 import Foundation
 import Testing
 
