@@ -5,7 +5,8 @@ public struct DeepLabShape: Sendable, Equatable {
     public var inChannels: Int
     /// Channels of the four body stages.
     public var widths: [Int]
-    public var blocksPerStage: Int
+    /// Residual blocks of each stage, one per width.
+    public var blocks: [Int]
     /// 16: first-block strides (1, 2, 2, 2) after a stride-2 stem; 8: stage 4 keeps stride 1 and
     /// dilates its 3x3 convolutions by 2; 4: stages 3 and 4 keep stride 1, dilated by 2 and 4.
     public var outputStride: Int
@@ -15,10 +16,10 @@ public struct DeepLabShape: Sendable, Equatable {
     public var dilations: [Int]
     public var classes: Int
 
-    public init(inChannels: Int, widths: [Int], blocksPerStage: Int, outputStride: Int, headWidth: Int, dilations: [Int], classes: Int) {
+    public init(inChannels: Int, widths: [Int], blocks: [Int], outputStride: Int, headWidth: Int, dilations: [Int], classes: Int) {
         self.inChannels = inChannels
         self.widths = widths
-        self.blocksPerStage = blocksPerStage
+        self.blocks = blocks
         self.outputStride = outputStride
         self.headWidth = headWidth
         self.dilations = dilations
@@ -70,20 +71,21 @@ public final class DeepLab: Network {
     /// Builds the network with weights drawn from `seed` (He-normal convolutions, classifier
     /// bias 0, norm weight 1 and bias 0).
     public init(shape: DeepLabShape, norm: NormSettings, seed: UInt64 = 0) throws {
-        guard shape.widths.count == 4, shape.widths.allSatisfy({ $0 >= 1 }), shape.blocksPerStage >= 1, shape.inChannels >= 1,
+        guard shape.widths.count == 4, shape.widths.allSatisfy({ $0 >= 1 }), shape.blocks.count == 4, shape.blocks.allSatisfy({ $0 >= 1 }),
+              shape.inChannels >= 1,
               shape.classes >= 2, shape.headWidth >= 1, shape.dilations.count == 3, shape.dilations.allSatisfy({ $0 >= 1 }),
               [4, 8, 16].contains(shape.outputStride) else {
-            throw LayerError.invalidSetting("DeepLab shape \(shape) is invalid: four positive widths, three dilations, output stride 4, 8 or 16, classes >= 2.")
+            throw LayerError.invalidSetting("DeepLab shape \(shape) is invalid: four positive widths and depths, three dilations, output stride 4, 8 or 16, classes >= 2.")
         }
         self.shape = shape
         var rng = SplitMix64(seed: seed)
         stem = Conv2DLayer("stem", inChannels: shape.inChannels, outChannels: shape.widths[0], kernel: 3, stride: 2, padding: 1, rng: &rng)
         var stages: [[PreActBlock]] = []
         var cin = shape.widths[0]
-        for (i, c) in shape.widths.enumerated() {
+        for (i, (c, depth)) in zip(shape.widths, shape.blocks).enumerated() {
             let dilation = Self.dilation(stage: i, outputStride: shape.outputStride)
             let firstStride = i == 0 || dilation > 1 ? 1 : 2
-            stages.append(try (0..<shape.blocksPerStage).map { b in
+            stages.append(try (0..<depth).map { b in
                 try PreActBlock("stage\(i + 1).\(b)", inChannels: b == 0 ? cin : c, outChannels: c, stride: b == 0 ? firstStride : 1,
                                 dilation: dilation, norm: norm, rng: &rng)
             })
@@ -124,7 +126,7 @@ public final class DeepLab: Network {
     public var inChannels: Int { shape.inChannels }
     public var classes: Int { shape.classes }
     public var summary: String {
-        "deeplab widths=\(shape.widths) blocks=\(shape.blocksPerStage) in=\(shape.inChannels) output_stride=\(shape.outputStride) "
+        "deeplab widths=\(shape.widths) blocks=\(stageDepthsSummary(shape.blocks)) in=\(shape.inChannels) output_stride=\(shape.outputStride) "
             + "head=\(shape.headWidth) dilations=\(shape.dilations) classes=\(shape.classes) parameters=\(parameters.parameterCount)"
     }
 

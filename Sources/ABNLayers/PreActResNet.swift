@@ -6,13 +6,14 @@ import ABNTensor
 public struct NetworkShape: Sendable, Equatable, Codable {
     /// Channels of each stage, e.g. [32, 64, 128].
     public var widths: [Int]
-    public var blocksPerStage: Int
+    /// Residual blocks of each stage, one per width.
+    public var blocks: [Int]
     public var inChannels: Int
     public var classes: Int
 
-    public init(widths: [Int] = [32, 64, 128], blocksPerStage: Int = 2, inChannels: Int = 1, classes: Int = 10) {
+    public init(widths: [Int] = [32, 64, 128], blocks: [Int] = [2, 2, 2], inChannels: Int = 1, classes: Int = 10) {
         self.widths = widths
-        self.blocksPerStage = blocksPerStage
+        self.blocks = blocks
         self.inChannels = inChannels
         self.classes = classes
     }
@@ -42,7 +43,8 @@ public final class PreActResNet: Network {
     /// Builds the network with weights drawn from `seed` (He-normal convolutions, PyTorch's
     /// default linear initialization, norm weight 1 and bias 0).
     public init(shape: NetworkShape = NetworkShape(), norm: NormSettings, seed: UInt64 = 0) throws {
-        guard !shape.widths.isEmpty, shape.widths.allSatisfy({ $0 >= 1 }), shape.blocksPerStage >= 1,
+        guard !shape.widths.isEmpty, shape.widths.allSatisfy({ $0 >= 1 }),
+              shape.blocks.count == shape.widths.count, shape.blocks.allSatisfy({ $0 >= 1 }),
               shape.inChannels >= 1, shape.classes >= 2 else {
             throw LayerError.invalidSetting("network shape \(shape) is invalid: widths and counts must be positive and classes >= 2.")
         }
@@ -52,9 +54,9 @@ public final class PreActResNet: Network {
         stem = Conv2DLayer("stem", inChannels: shape.inChannels, outChannels: shape.widths[0], kernel: 3, padding: 1, rng: &rng)
         var stages: [[PreActBlock]] = []
         var cin = shape.widths[0]
-        for (i, c) in shape.widths.enumerated() {
+        for (i, (c, depth)) in zip(shape.widths, shape.blocks).enumerated() {
             var blocks: [PreActBlock] = []
-            for b in 0..<shape.blocksPerStage {
+            for b in 0..<depth {
                 let stride = (i > 0 && b == 0) ? 2 : 1
                 blocks.append(try PreActBlock("stage\(i + 1).\(b)", inChannels: b == 0 ? cin : c, outChannels: c,
                                               stride: stride, norm: norm, rng: &rng))
@@ -74,7 +76,7 @@ public final class PreActResNet: Network {
     public var inChannels: Int { shape.inChannels }
     public var classes: Int { shape.classes }
     public var summary: String {
-        "preact-resnet widths=\(shape.widths) blocks=\(shape.blocksPerStage) in=\(shape.inChannels) classes=\(shape.classes) parameters=\(parameters.parameterCount)"
+        "preact-resnet widths=\(shape.widths) blocks=\(stageDepthsSummary(shape.blocks)) in=\(shape.inChannels) classes=\(shape.classes) parameters=\(parameters.parameterCount)"
     }
 
     /// logits (N, classes) for images (N, inChannels, H, W). The images are kept (not changed)
