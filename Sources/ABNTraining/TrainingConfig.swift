@@ -43,6 +43,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
         /// Residual blocks of each stage: `blocks`, or `blocksPerStage` for every width.
         public var stageBlocks: [Int] { blocks.isEmpty ? Array(repeating: blocksPerStage, count: widths.count) : blocks }
+
+        /// Whether every stage has the same depth.
+        var hasUniformDepths: Bool { Set(stageBlocks).count <= 1 }
     }
 
     public struct DataSettings: Codable, Equatable, Sendable {
@@ -362,23 +365,20 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Stage depths compare however they are spelled: `model.blocks: [2, 2, 2]` and
     /// `model.blocks_per_stage: 2` (as in checkpoints written before `model.blocks`) do not differ.
     public func runChanges(from stored: TrainingConfig) throws -> [String] {
-        let mine = try Self.flattened(depthsSpelledOneWay), theirs = try Self.flattened(stored.depthsSpelledOneWay)
+        let listed = !(model.hasUniformDepths && stored.model.hasUniformDepths)
+        let mine = try Self.flattened(depthsSpelled(listed: listed)), theirs = try Self.flattened(stored.depthsSpelled(listed: listed))
         return mine.keys.sorted().compactMap { key in
             guard !Self.keysThatKeepTheRun.contains(key), let now = mine[key], let before = theirs[key], now != before else { return nil }
             return "\(key): \(before) -> \(now)"
         }
     }
 
-    /// This config with its stage depths spelled one way: `model.blocks_per_stage` when every
-    /// stage has the same depth, else `model.blocks`.
-    private var depthsSpelledOneWay: TrainingConfig {
+    /// This config with its stage depths spelled one way: all in `model.blocks` (`listed`), or
+    /// as the `model.blocks_per_stage` of stages that all have the same depth.
+    private func depthsSpelled(listed: Bool) -> TrainingConfig {
         var spelled = self
         let depths = model.stageBlocks
-        if let first = depths.first, depths.allSatisfy({ $0 == first }) {
-            (spelled.model.blocks, spelled.model.blocksPerStage) = ([], first)
-        } else {
-            (spelled.model.blocks, spelled.model.blocksPerStage) = (depths, Model().blocksPerStage)
-        }
+        (spelled.model.blocks, spelled.model.blocksPerStage) = listed ? (depths, Model().blocksPerStage) : ([], depths[0])
         return spelled
     }
 

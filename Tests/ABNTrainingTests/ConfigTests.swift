@@ -115,7 +115,7 @@ struct ConfigTests {
         let stored = try TrainingConfig.parse(yaml: "model:\n  blocks_per_stage: 2\n")
         #expect(try TrainingConfig.parse(yaml: "model:\n  blocks: [2, 2, 2]\n").runChanges(from: stored).isEmpty)
         let deeper = try TrainingConfig.parse(yaml: "model:\n  blocks: [2, 3, 2]\n").runChanges(from: stored)
-        #expect(deeper.count == 1 && deeper[0].hasPrefix("model.blocks: "), "\(deeper)")
+        #expect(deeper == ["model.blocks: [2,2,2] -> [2,3,2]"], "\(deeper)")
     }
 }
 
