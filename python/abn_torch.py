@@ -89,14 +89,14 @@ class PreActBlock(nn.Module):
 class PreActResNet(nn.Module):
     """The reference classifier: (N, in_channels, H, W) -> (N, classes) logits."""
 
-    def __init__(self, widths=(32, 64, 128), blocks=2, in_channels=1, classes=10, norm=NormAct):
+    def __init__(self, widths=(32, 64, 128), blocks=(2, 2, 2), in_channels=1, classes=10, norm=NormAct):
         super().__init__()
         self.stem = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
         cin = widths[0]
         self.stages = []
-        for i, width in enumerate(widths):
+        for i, (width, depth) in enumerate(zip(widths, blocks)):
             stage = nn.Sequential(*[PreActBlock(cin if j == 0 else width, width, 2 if i > 0 and j == 0 else 1, norm)
-                                    for j in range(blocks)])
+                                    for j in range(depth)])
             setattr(self, f"stage{i + 1}", stage)
             self.stages.append(stage)
             cin = width
@@ -118,12 +118,12 @@ class DeepLab(nn.Module):
         self.stem = nn.Conv2d(in_channels, widths[0], 3, 2, 1, bias=False)
         cin = widths[0]
         self.stages = []
-        for i, width in enumerate(widths):
+        for i, (width, depth) in enumerate(zip(widths, blocks)):
             # below output stride 16 the last stages keep stride 1 and dilate: 8 -> (1, 1, 1, 2), 4 -> (1, 1, 2, 4)
             dilation = {16: (1, 1, 1, 1), 8: (1, 1, 1, 2), 4: (1, 1, 2, 4)}[output_stride][i]
             first_stride = 1 if i == 0 or dilation > 1 else 2
             stage = nn.Sequential(*[PreActBlock(cin if j == 0 else width, width, first_stride if j == 0 else 1, norm,
-                                                dilation) for j in range(blocks)])
+                                                dilation) for j in range(depth)])
             setattr(self, f"stage{i + 1}", stage)
             self.stages.append(stage)
             cin = width
@@ -172,7 +172,8 @@ def network_from_config(config, in_channels, classes):
         return NormAct(c, activation, param, eps, momentum)
 
     widths = tuple(model.get("widths", (32, 64, 128)))
-    blocks = int(model.get("blocks_per_stage", 2))
+    # model.blocks lists each stage's depth; configs without it give one depth for all
+    blocks = [int(b) for b in model.get("blocks") or [model.get("blocks_per_stage", 2)] * len(widths)]
     if model.get("arch", "resnet") == "deeplab":
         return DeepLab(in_channels, widths, blocks, int(model.get("output_stride", 16)), int(model.get("head_width", 64)),
                        tuple(model.get("aspp_dilations", (2, 4, 6))), classes, norm)
@@ -517,7 +518,8 @@ def command_bench(args):
         raise SystemExit("only --norm bn (BatchNorm + in-place leaky ReLU) is built in")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    net = PreActResNet(tuple(int(w) for w in args.widths.split(",")), args.blocks)
+    widths = tuple(int(w) for w in args.widths.split(","))
+    net = PreActResNet(widths, [args.blocks] * len(widths))
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(args.batch, 1, args.size, args.size)
     y = torch.randint(0, 10, (args.batch,))

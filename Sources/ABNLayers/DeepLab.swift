@@ -5,7 +5,8 @@ public struct DeepLabShape: Sendable, Equatable {
     public var inChannels: Int
     /// Channels of the four body stages.
     public var widths: [Int]
-    public var blocksPerStage: Int
+    /// Residual blocks of each stage, one per width.
+    public var blocks: [Int]
     /// 16: first-block strides (1, 2, 2, 2) after a stride-2 stem; 8: stage 4 keeps stride 1 and
     /// dilates its 3x3 convolutions by 2; 4: stages 3 and 4 keep stride 1, dilated by 2 and 4.
     public var outputStride: Int
@@ -15,10 +16,10 @@ public struct DeepLabShape: Sendable, Equatable {
     public var dilations: [Int]
     public var classes: Int
 
-    public init(inChannels: Int, widths: [Int], blocksPerStage: Int, outputStride: Int, headWidth: Int, dilations: [Int], classes: Int) {
+    public init(inChannels: Int, widths: [Int], blocks: [Int], outputStride: Int, headWidth: Int, dilations: [Int], classes: Int) {
         self.inChannels = inChannels
         self.widths = widths
-        self.blocksPerStage = blocksPerStage
+        self.blocks = blocks
         self.outputStride = outputStride
         self.headWidth = headWidth
         self.dilations = dilations
@@ -47,8 +48,7 @@ public final class DeepLab: Network {
     public let workspace = Workspace()
     public var gradientsReady: ((Parameter) -> Void)?
 
-    private let stem: Conv2DLayer
-    private let stages: [[PreActBlock]]
+    private let backbone: Backbone<PreActBlock>
     private let bodyNorm: NormAct
     private let mapConvs: [Conv2DLayer]
     private let mapNorm: NormAct
@@ -60,7 +60,6 @@ public final class DeepLab: Network {
     private let classifier: Conv2DLayer
 
     // kept for backward (the norm outputs are nil in checkpoint mode: recomputed)
-    private var images: Tensor?
     private var body: Tensor?       // body_norm output (N, C, h, w)
     private var mapped: Tensor?     // map_bn output (N, 4hw, h, w)
     private var pooled: Tensor?     // (N, C, 1, 1)
@@ -70,26 +69,20 @@ public final class DeepLab: Network {
     /// Builds the network with weights drawn from `seed` (He-normal convolutions, classifier
     /// bias 0, norm weight 1 and bias 0).
     public init(shape: DeepLabShape, norm: NormSettings, seed: UInt64 = 0) throws {
-        guard shape.widths.count == 4, shape.widths.allSatisfy({ $0 >= 1 }), shape.blocksPerStage >= 1, shape.inChannels >= 1,
+        guard shape.widths.count == 4, shape.widths.allSatisfy({ $0 >= 1 }), shape.blocks.count == 4, shape.blocks.allSatisfy({ $0 >= 1 }),
+              shape.inChannels >= 1,
               shape.classes >= 2, shape.headWidth >= 1, shape.dilations.count == 3, shape.dilations.allSatisfy({ $0 >= 1 }),
               [4, 8, 16].contains(shape.outputStride) else {
-            throw LayerError.invalidSetting("DeepLab shape \(shape) is invalid: four positive widths, three dilations, output stride 4, 8 or 16, classes >= 2.")
+            throw LayerError.invalidSetting("DeepLab shape \(shape) is invalid: four positive widths and depths, three dilations, output stride 4, 8 or 16, classes >= 2.")
         }
         self.shape = shape
         var rng = SplitMix64(seed: seed)
-        stem = Conv2DLayer("stem", inChannels: shape.inChannels, outChannels: shape.widths[0], kernel: 3, stride: 2, padding: 1, rng: &rng)
-        var stages: [[PreActBlock]] = []
-        var cin = shape.widths[0]
-        for (i, c) in shape.widths.enumerated() {
+        let stages = zip(shape.widths, shape.blocks).enumerated().map { i, stage in
             let dilation = Self.dilation(stage: i, outputStride: shape.outputStride)
-            let firstStride = i == 0 || dilation > 1 ? 1 : 2
-            stages.append(try (0..<shape.blocksPerStage).map { b in
-                try PreActBlock("stage\(i + 1).\(b)", inChannels: b == 0 ? cin : c, outChannels: c, stride: b == 0 ? firstStride : 1,
-                                dilation: dilation, norm: norm, rng: &rng)
-            })
-            cin = c
+            return Backbone<PreActBlock>.Stage(width: stage.0, depth: stage.1, stride: i == 0 || dilation > 1 ? 1 : 2, dilation: dilation)
         }
-        self.stages = stages
+        backbone = try Backbone(inChannels: shape.inChannels, stemStride: 2, stages: stages, norm: norm, rng: &rng)
+        let cin = backbone.outChannels
         bodyNorm = try norm.layer("body_norm", channels: cin)
         let hw = shape.headWidth
         mapConvs = [Conv2DLayer("head.map_convs.0", inChannels: cin, outChannels: hw, kernel: 1, rng: &rng)]
@@ -103,7 +96,7 @@ public final class DeepLab: Network {
         poolReduceConv = Conv2DLayer("head.pool_red_conv", inChannels: hw, outChannels: hw, kernel: 1, rng: &rng)
         reduceNorm = try norm.layer("head.red_bn", channels: hw)
         classifier = Conv2DLayer("cls", inChannels: hw, outChannels: shape.classes, kernel: 1, bias: true, rng: &rng)
-        let all: [Parameter] = stem.allParameters + stages.flatMap { $0.flatMap(\.allParameters) } + bodyNorm.allParameters
+        let all: [Parameter] = backbone.allParameters + bodyNorm.allParameters
             + mapConvs.flatMap(\.allParameters) + mapNorm.allParameters + poolConv.allParameters + poolNorm.allParameters
             + reduceConv.allParameters + poolReduceConv.allParameters + reduceNorm.allParameters + classifier.allParameters
         parameters = ParameterStore(all)
@@ -118,20 +111,20 @@ public final class DeepLab: Network {
     }
 
     public var normLayers: [NormAct] {
-        stages.flatMap { $0.flatMap(\.normLayers) } + [bodyNorm, mapNorm, poolNorm, reduceNorm]
+        backbone.normLayers + [bodyNorm, mapNorm, poolNorm, reduceNorm]
     }
     public var perImageNormLayers: [NormAct] { [poolNorm] }
     public var inChannels: Int { shape.inChannels }
     public var classes: Int { shape.classes }
     public var summary: String {
-        "deeplab widths=\(shape.widths) blocks=\(shape.blocksPerStage) in=\(shape.inChannels) output_stride=\(shape.outputStride) "
+        "deeplab widths=\(shape.widths) blocks=\(stageDepthsSummary(shape.blocks)) in=\(shape.inChannels) output_stride=\(shape.outputStride) "
             + "head=\(shape.headWidth) dilations=\(shape.dilations) classes=\(shape.classes) parameters=\(parameters.parameterCount)"
     }
 
     /// Logits (N, classes, h, w) at the output stride (h = ceil(H / stride)) for images
     /// (N, inChannels, H, W); resized bilinearly to H x W they are the network's prediction.
     public func forward(_ images: Tensor) throws -> Tensor {
-        let body = try bodyNorm.forward(PreActBlock.bodyForward(images, stem: stem, stages: stages, workspace: workspace))
+        let body = try bodyNorm.forward(backbone.forward(images, workspace: workspace))
         let n = body.shape[0], h = body.shape[2], w = body.shape[3], hw = shape.headWidth
 
         let concatenated = Tensor(uninitialized: [n, 4 * hw, h, w])
@@ -151,7 +144,6 @@ public final class DeepLab: Network {
         let logits = classifier.forward(reducedNormed, workspace: workspace)
 
         let keep = bodyNorm.mode != .checkpoint
-        self.images = images
         self.body = keep ? body : nil
         self.mapped = keep ? mapped : nil
         self.pooled = pooledMap
@@ -162,13 +154,11 @@ public final class DeepLab: Network {
 
     /// Backward from dLogits (N, classes, h, w); parameter gradients land in `parameters.gradients`.
     public func backward(_ dLogits: Tensor) {
-        guard let images else { preconditionFailure("DeepLab.backward before forward") }
         let ready = gradientsReady ?? { _ in }
         // the head's gradients are freed as each part returns, before the body's backward
         var dx = bodyNorm.backward(headBackward(dLogits, ready: ready))
         ready(bodyNorm.weight); ready(bodyNorm.bias)
-        PreActBlock.bodyBackward(&dx, images: images, stem: stem, stages: stages, workspace: workspace, gradientsReady: ready)
-        self.images = nil
+        backbone.backward(&dx, workspace: workspace, gradientsReady: ready)
     }
 
     /// The head's backward from the logits' gradient [n, classes, h, w] to the gradient of the
@@ -233,10 +223,9 @@ public final class DeepLab: Network {
     }
 
     public func forwardMultiplyAdds(height: Int, width: Int) -> Double {
-        let stem = self.stem.multiplyAdds(height: height, width: width)
-        var total = stem.count
-        let (h, w) = PreActBlock.multiplyAdds(stages, from: (stem.height, stem.width), total: &total)
-        for conv in mapConvs + [reduceConv, classifier] { total += conv.multiplyAdds(height: h, width: w).count }
+        let body = backbone.multiplyAdds(height: height, width: width)
+        var total = body.count
+        for conv in mapConvs + [reduceConv, classifier] { total += conv.multiplyAdds(height: body.height, width: body.width).count }
         for conv in [poolConv, poolReduceConv] { total += conv.multiplyAdds(height: 1, width: 1).count }
         return total
     }

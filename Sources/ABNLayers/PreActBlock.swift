@@ -3,8 +3,9 @@ import ABNTensor
 /// Pre-activation residual block (docs/design.md#reference-network):
 ///   h = bn1(x); shortcut = proj(h) if the shape changes, else x
 ///   out = conv2(bn2(conv1(h))) + shortcut
-/// With an in-place bn1 and an identity shortcut, x is copied before bn1 overwrites it.
-final class PreActBlock {
+/// With an in-place bn1 and an identity shortcut, x is copied before bn1 overwrites it. Its
+/// output has the stage's width.
+final class PreActBlock: ResidualBlock {
     let bn1: NormAct
     let conv1: Conv2DLayer
     let bn2: NormAct
@@ -16,7 +17,7 @@ final class PreActBlock {
     private var h2: Tensor?
 
     /// The 3x3 convolutions use `dilation` (and padding = dilation).
-    init(_ name: String, inChannels: Int, outChannels: Int, stride: Int, dilation: Int = 1, norm: NormSettings, rng: inout SplitMix64) throws {
+    init(_ name: String, inChannels: Int, width outChannels: Int, stride: Int, dilation: Int, norm: NormSettings, rng: inout SplitMix64) throws {
         bn1 = try norm.layer("\(name).bn1", channels: inChannels)
         conv1 = Conv2DLayer("\(name).conv1", inChannels: inChannels, outChannels: outChannels, kernel: 3, stride: stride,
                             padding: dilation, dilation: dilation, rng: &rng)
@@ -35,38 +36,16 @@ final class PreActBlock {
 
     var normLayers: [NormAct] { [bn1, bn2] }
 
-    /// Forward multiply-adds of `stages` from an input of `size`, added to `total`; returns
-    /// the output size.
-    static func multiplyAdds(_ stages: [[PreActBlock]], from size: (Int, Int), total: inout Double) -> (Int, Int) {
-        func conv(_ l: Conv2DLayer, _ s: (Int, Int)) -> (Int, Int) {
-            let m = l.multiplyAdds(height: s.0, width: s.1)
+    var outChannels: Int { conv2.outChannels }
+
+    func multiplyAdds(from size: (height: Int, width: Int), total: inout Double) -> (height: Int, width: Int) {
+        func conv(_ layer: Conv2DLayer, _ size: (height: Int, width: Int)) -> (height: Int, width: Int) {
+            let m = layer.multiplyAdds(height: size.height, width: size.width)
             total += m.count
             return (m.height, m.width)
         }
-        var size = size
-        for block in stages.joined() {
-            if let proj = block.proj { _ = conv(proj, size) }
-            size = conv(block.conv2, conv(block.conv1, size))
-        }
-        return size
-    }
-
-    /// The body both networks share, forward: `stem` on images (N, C, H, W), then the blocks of
-    /// `stages` in order; returns the last block's output.
-    static func bodyForward(_ images: Tensor, stem: Conv2DLayer, stages: [[PreActBlock]], workspace: Workspace) throws -> Tensor {
-        var x = stem.forward(images, workspace: workspace)
-        for block in stages.joined() { x = try block.forward(x, workspace: workspace) }
-        return x
-    }
-
-    /// The body's backward from `gradient`, the gradient of the last block's output: the blocks
-    /// in reverse, then the stem's weight gradient (the images need none). `gradient` is
-    /// replaced block by block (inout, so that no caller's reference keeps a spent one alive).
-    static func bodyBackward(_ gradient: inout Tensor, images: Tensor, stem: Conv2DLayer, stages: [[PreActBlock]],
-                             workspace: Workspace, gradientsReady ready: (Parameter) -> Void) {
-        for block in stages.joined().reversed() { gradient = block.backward(gradient, workspace: workspace, gradientsReady: ready) }
-        _ = stem.backward(gradient, input: images, inputGradient: false, workspace: workspace)
-        ready(stem.weight)
+        if let proj { _ = conv(proj, size) }
+        return conv(conv2, conv(conv1, size))
     }
 
     func forward(_ x: Tensor, workspace: Workspace) throws -> Tensor {
@@ -84,9 +63,6 @@ final class PreActBlock {
         return out
     }
 
-    /// Gradients of the parameters (written) and of the block's input (returned).
-    /// dOut is read but not changed.
-    /// `gradientsReady` is called with each parameter as soon as its gradient is final.
     func backward(_ dOut: Tensor, workspace: Workspace, gradientsReady: (Parameter) -> Void) -> Tensor {
         let hb = h2 ?? bn2.recomputeOutput()
         let dhb = conv2.backward(dOut, input: hb, inputGradient: true, workspace: workspace)!

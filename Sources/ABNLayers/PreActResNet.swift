@@ -6,13 +6,14 @@ import ABNTensor
 public struct NetworkShape: Sendable, Equatable, Codable {
     /// Channels of each stage, e.g. [32, 64, 128].
     public var widths: [Int]
-    public var blocksPerStage: Int
+    /// Residual blocks of each stage, one per width.
+    public var blocks: [Int]
     public var inChannels: Int
     public var classes: Int
 
-    public init(widths: [Int] = [32, 64, 128], blocksPerStage: Int = 2, inChannels: Int = 1, classes: Int = 10) {
+    public init(widths: [Int] = [32, 64, 128], blocks: [Int] = [2, 2, 2], inChannels: Int = 1, classes: Int = 10) {
         self.widths = widths
-        self.blocksPerStage = blocksPerStage
+        self.blocks = blocks
         self.inChannels = inChannels
         self.classes = classes
     }
@@ -29,61 +30,48 @@ public final class PreActResNet: Network {
     /// Called with each parameter whose gradient the backward pass has just finished.
     public var gradientsReady: ((Parameter) -> Void)?
 
-    private let stem: Conv2DLayer
-    private let stages: [[PreActBlock]]
+    private let body: Backbone<PreActBlock>
     private let headNorm: NormAct
     private let fc: LinearLayer
 
     // kept for backward
-    private var images: Tensor?
     private var pooled: Tensor?
     private var headShape: [Int] = []
 
     /// Builds the network with weights drawn from `seed` (He-normal convolutions, PyTorch's
     /// default linear initialization, norm weight 1 and bias 0).
     public init(shape: NetworkShape = NetworkShape(), norm: NormSettings, seed: UInt64 = 0) throws {
-        guard !shape.widths.isEmpty, shape.widths.allSatisfy({ $0 >= 1 }), shape.blocksPerStage >= 1,
+        guard !shape.widths.isEmpty, shape.widths.allSatisfy({ $0 >= 1 }),
+              shape.blocks.count == shape.widths.count, shape.blocks.allSatisfy({ $0 >= 1 }),
               shape.inChannels >= 1, shape.classes >= 2 else {
             throw LayerError.invalidSetting("network shape \(shape) is invalid: widths and counts must be positive and classes >= 2.")
         }
         self.shape = shape
         self.norm = norm
         var rng = SplitMix64(seed: seed)
-        stem = Conv2DLayer("stem", inChannels: shape.inChannels, outChannels: shape.widths[0], kernel: 3, padding: 1, rng: &rng)
-        var stages: [[PreActBlock]] = []
-        var cin = shape.widths[0]
-        for (i, c) in shape.widths.enumerated() {
-            var blocks: [PreActBlock] = []
-            for b in 0..<shape.blocksPerStage {
-                let stride = (i > 0 && b == 0) ? 2 : 1
-                blocks.append(try PreActBlock("stage\(i + 1).\(b)", inChannels: b == 0 ? cin : c, outChannels: c,
-                                              stride: stride, norm: norm, rng: &rng))
-            }
-            stages.append(blocks)
-            cin = c
+        let stages = zip(shape.widths, shape.blocks).enumerated().map { i, stage in
+            Backbone<PreActBlock>.Stage(width: stage.0, depth: stage.1, stride: i == 0 ? 1 : 2, dilation: 1)
         }
-        self.stages = stages
-        headNorm = try norm.layer("head_norm", channels: cin)
-        fc = LinearLayer("fc", inFeatures: cin, outFeatures: shape.classes, rng: &rng)
-        let all = stem.allParameters + stages.flatMap { $0.flatMap(\.allParameters) } + headNorm.allParameters + fc.allParameters
-        parameters = ParameterStore(all)
+        body = try Backbone(inChannels: shape.inChannels, stemStride: 1, stages: stages, norm: norm, rng: &rng)
+        headNorm = try norm.layer("head_norm", channels: body.outChannels)
+        fc = LinearLayer("fc", inFeatures: body.outChannels, outFeatures: shape.classes, rng: &rng)
+        parameters = ParameterStore(body.allParameters + headNorm.allParameters + fc.allParameters)
     }
 
-    public var normLayers: [NormAct] { stages.flatMap { $0.flatMap(\.normLayers) } + [headNorm] }
+    public var normLayers: [NormAct] { body.normLayers + [headNorm] }
     public var perImageNormLayers: [NormAct] { [] }
     public var inChannels: Int { shape.inChannels }
     public var classes: Int { shape.classes }
     public var summary: String {
-        "preact-resnet widths=\(shape.widths) blocks=\(shape.blocksPerStage) in=\(shape.inChannels) classes=\(shape.classes) parameters=\(parameters.parameterCount)"
+        "preact-resnet widths=\(shape.widths) blocks=\(stageDepthsSummary(shape.blocks)) in=\(shape.inChannels) classes=\(shape.classes) parameters=\(parameters.parameterCount)"
     }
 
     /// logits (N, classes) for images (N, inChannels, H, W). The images are kept (not changed)
     /// for the backward pass.
     public func forward(_ images: Tensor) throws -> Tensor {
-        let h = try headNorm.forward(PreActBlock.bodyForward(images, stem: stem, stages: stages, workspace: workspace))
+        let h = try headNorm.forward(body.forward(images, workspace: workspace))
         let pooled = Tensor(uninitialized: [h.shape[0], h.shape[1]])
         globalAveragePoolForward(output: pooled, input: h)
-        self.images = images
         self.pooled = pooled
         headShape = h.shape
         return fc.forward(pooled)
@@ -91,7 +79,7 @@ public final class PreActResNet: Network {
 
     /// Backward from dLogits (N, classes); parameter gradients land in `parameters.gradients`.
     public func backward(_ dLogits: Tensor) {
-        guard let images, let pooled else { preconditionFailure("PreActResNet.backward before forward") }
+        guard let pooled else { preconditionFailure("PreActResNet.backward before forward") }
         let ready = gradientsReady ?? { _ in }
         let dPooled = fc.backward(dLogits, input: pooled)
         ready(fc.weight); ready(fc.bias)
@@ -100,15 +88,11 @@ public final class PreActResNet: Network {
         globalAveragePoolBackward(dInput: dh, dOutput: dPooled)
         var dx = headNorm.backward(dh)
         ready(headNorm.weight); ready(headNorm.bias)
-        PreActBlock.bodyBackward(&dx, images: images, stem: stem, stages: stages, workspace: workspace, gradientsReady: ready)
-        self.images = nil
+        body.backward(&dx, workspace: workspace, gradientsReady: ready)
     }
 
     /// Multiply-adds of convolutions and the linear layer for one image of size h x w, forward.
     public func forwardMultiplyAdds(height: Int, width: Int) -> Double {
-        let stem = self.stem.multiplyAdds(height: height, width: width)
-        var total = stem.count + Double(fc.weight.value.count)
-        _ = PreActBlock.multiplyAdds(stages, from: (stem.height, stem.width), total: &total)
-        return total
+        body.multiplyAdds(height: height, width: width).count + Double(fc.weight.value.count)
     }
 }

@@ -17,6 +17,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         public var arch = "resnet"
         /// Channels of each stage of the pre-activation ResNet body.
         public var widths = [32, 64, 128]
+        /// Residual blocks of each stage, one per width, e.g. [3, 4, 6, 3] ([]: `blocksPerStage` in every stage).
+        public var blocks: [Int] = []
+        /// Residual blocks of every stage when `blocks` is [] (the older, single-number spelling).
         public var blocksPerStage = 2
         /// Classes of the output (0: the data set's count).
         public var classes = 0
@@ -37,6 +40,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         public var momentum: Double = 0.1
         /// Seed of the initial weights.
         public var initSeed = 0
+
+        /// Residual blocks of each stage: `blocks`, or `blocksPerStage` for every width.
+        public var stageBlocks: [Int] { blocks.isEmpty ? Array(repeating: blocksPerStage, count: widths.count) : blocks }
+
+        /// Whether every stage has the same depth.
+        var hasUniformDepths: Bool { Set(stageBlocks).count <= 1 }
     }
 
     public struct DataSettings: Codable, Equatable, Sendable {
@@ -142,11 +151,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             throw TrainingError("\(source) is not valid YAML: \(error)")
         }
         var tree = try defaultTree()
+        var given: Set<String> = []
         if let loaded {
             guard let mapping = loaded as? [String: Any] else {
                 throw TrainingError("\(source) must be a mapping with sections model, data, train, checkpoint.")
             }
-            try merge(mapping, into: &tree, path: [])
+            try merge(mapping, into: &tree, path: [], given: &given)
         }
         for item in overrides {
             guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
@@ -154,7 +164,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             }
             let key = String(item[..<eq]), text = String(item[item.index(after: eq)...])
             let value: Any = (try? Yams.load(yaml: text)).flatMap { $0 } ?? text
-            try merge(nest(key.split(separator: ".").map(String.init), value), into: &tree, path: [])
+            try merge(nest(key.split(separator: ".").map(String.init), value), into: &tree, path: [], given: &given)
         }
         let config: TrainingConfig
         do {
@@ -166,6 +176,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             throw TrainingError("\(keyPath(context.codingPath)): expected \(describe(type)); \(context.debugDescription)")
         } catch let DecodingError.dataCorrupted(context) {
             throw TrainingError("\(keyPath(context.codingPath)): \(context.debugDescription)")
+        }
+        if given.contains("model.blocks_per_stage"), given.contains("model.blocks"), !config.model.blocks.isEmpty {
+            throw TrainingError("model.blocks and model.blocks_per_stage are both given; keep one: model.blocks lists the depth of each stage, "
+                                + "model.blocks_per_stage gives every stage the same.")
         }
         try config.validate()
         return config
@@ -182,9 +196,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         keys.reversed().reduce(value) { [$1: $0] } as! [String: Any]
     }
 
-    /// Copies `source` over `tree`, rejecting keys the defaults do not have; a number written
-    /// as a string ("1e-5") is accepted where a number is expected.
-    private static func merge(_ source: [String: Any], into tree: inout [String: Any], path: [String]) throws {
+    /// Copies `source` over `tree`, rejecting keys the defaults do not have, and adds the keys
+    /// it sets to `given` ("train.lr"); a number written as a string ("1e-5") is accepted where
+    /// a number is expected.
+    private static func merge(_ source: [String: Any], into tree: inout [String: Any], path: [String], given: inout Set<String>) throws {
         for (key, value) in source {
             let here = path + [key]
             guard let current = tree[key] else {
@@ -196,9 +211,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
                     throw TrainingError("'\(here.joined(separator: "."))' must be a section with keys \(section.keys.sorted().joined(separator: ", ")).")
                 }
                 var merged = section
-                try merge(values, into: &merged, path: here)
+                try merge(values, into: &merged, path: here, given: &given)
                 tree[key] = merged
-            } else if current is NSNumber, !(current is Bool), let text = value as? String, let number = Double(text) {
+                continue
+            }
+            given.insert(here.joined(separator: "."))
+            if current is NSNumber, !(current is Bool), let text = value as? String, let number = Double(text) {
                 guard number.isFinite else { throw TrainingError("'\(here.joined(separator: "."))' must be a finite number, got \(text).") }
                 tree[key] = number
             } else if let number = value as? Double, !number.isFinite {
@@ -278,6 +296,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(model.asppDilations.count == 3 && model.asppDilations.allSatisfy { (1...64).contains($0) }, "model.aspp_dilations",
                     "must be three dilations in 1...64, got \(model.asppDilations).")
         try require((1...64).contains(model.blocksPerStage), "model.blocks_per_stage", "must be in 1...64, got \(model.blocksPerStage).")
+        try require(model.blocks.isEmpty || (model.blocks.count == model.widths.count && model.blocks.allSatisfy { (1...64).contains($0) }),
+                    "model.blocks", "must list one depth in 1...64 per stage width (\(model.widths.count)), got \(model.blocks).")
         let weightBytes = 16 * estimatedParameterCount  // values, gradients, momentum, copies
         try require(weightBytes < Double(ProcessInfo.processInfo.physicalMemory), "model.widths",
                     String(format: "with these widths and blocks the network has about %.3g parameters, which need about %.3g GB for weights, gradients and momentum; this machine has %.3g GB.",
@@ -342,12 +362,24 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
     /// The settings that differ from `stored` and change the run (its batches, schedule,
     /// model or data), as "key: stored value -> this value".
+    /// Stage depths compare however they are spelled: `model.blocks: [2, 2, 2]` and
+    /// `model.blocks_per_stage: 2` (as in checkpoints written before `model.blocks`) do not differ.
     public func runChanges(from stored: TrainingConfig) throws -> [String] {
-        let mine = try Self.flattened(self), theirs = try Self.flattened(stored)
+        let listed = !(model.hasUniformDepths && stored.model.hasUniformDepths)
+        let mine = try Self.flattened(depthsSpelled(listed: listed)), theirs = try Self.flattened(stored.depthsSpelled(listed: listed))
         return mine.keys.sorted().compactMap { key in
             guard !Self.keysThatKeepTheRun.contains(key), let now = mine[key], let before = theirs[key], now != before else { return nil }
             return "\(key): \(before) -> \(now)"
         }
+    }
+
+    /// This config with its stage depths spelled one way: all in `model.blocks` (`listed`), or
+    /// as the `model.blocks_per_stage` of stages that all have the same depth.
+    private func depthsSpelled(listed: Bool) -> TrainingConfig {
+        var spelled = self
+        let depths = model.stageBlocks
+        (spelled.model.blocks, spelled.model.blocksPerStage) = listed ? (depths, Model().blocksPerStage) : ([], depths[0])
+        return spelled
     }
 
     /// Every leaf of the config as "section.key" -> its value in JSON.
@@ -375,9 +407,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// About how many weights the configured network has (3 input channels, 255 classes at
     /// most; in Double, so that absurd widths cannot overflow).
     public var estimatedParameterCount: Double {
-        let w = model.widths.map(Double.init), blocks = Double(model.blocksPerStage)
+        let w = model.widths.map(Double.init)
         var total = 9 * 3 * w[0], previous = w[0]
-        for width in w {
+        for (width, blocks) in zip(w, model.stageBlocks.map(Double.init)) {
             total += 9 * previous * width + 9 * width * width + previous * width + 9 * width * width * 2 * (blocks - 1)
             previous = width
         }
@@ -403,12 +435,14 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
                              kind: train.schedule, power: Float(train.polyPower))
     }
 
-    /// The config as YAML (all keys, resolved).
+    /// The config as YAML (all keys, resolved; `model.blocks_per_stage` left out when
+    /// `model.blocks` lists the depths, so that the text parses again).
     public func yaml() throws -> String {
         let encoder = YAMLEncoder()
         let text = try encoder.encode(self)
         // YAMLEncoder writes camelCase keys; the files use snake_case.
-        return text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        return lines.filter { model.blocks.isEmpty || !$0.trimmingCharacters(in: .whitespaces).hasPrefix("blocksPerStage:") }.map { line -> String in
             guard let colon = line.firstIndex(of: ":") else { return String(line) }
             return Self.snakeCase(String(line[..<colon])) + line[colon...]
         }.joined(separator: "\n")

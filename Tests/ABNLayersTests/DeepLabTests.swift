@@ -5,7 +5,7 @@ import Testing
 
 /// A small DeepLab: 3 input channels, widths 4..8, head width 4, 5 classes.
 func smallDeepLab(mode: NormMode, outputStride: Int = 16, seed: UInt64 = 3, activation: Activation = .leakyReLU(slope: 0.01)) throws -> DeepLab {
-    try DeepLab(shape: DeepLabShape(inChannels: 3, widths: [4, 6, 8, 8], blocksPerStage: 1, outputStride: outputStride, headWidth: 4,
+    try DeepLab(shape: DeepLabShape(inChannels: 3, widths: [4, 6, 8, 8], blocks: [1, 1, 1, 1], outputStride: outputStride, headWidth: 4,
                                     dilations: [1, 2, 3], classes: 5),
                 norm: NormSettings(mode: mode, activation: activation), seed: seed)
 }
@@ -95,7 +95,7 @@ struct DeepLabTests {
         for mode in [NormMode.inplace, .standard] {
             let ledger = MemoryLedger()
             try MemoryLedger.$current.withValue(ledger) {
-                let net = try DeepLab(shape: DeepLabShape(inChannels: 3, widths: [16, 32, 64, 64], blocksPerStage: 2, outputStride: 8,
+                let net = try DeepLab(shape: DeepLabShape(inChannels: 3, widths: [16, 32, 64, 64], blocks: [2, 2, 2, 2], outputStride: 8,
                                                           headWidth: 32, dilations: [2, 4, 6], classes: 11), norm: NormSettings(mode: mode))
                 let images = randomTensor([2, 3, 64, 64], seed: 2)
                 let warmUp = try net.forward(images)  // the convolutions' scratch reaches its size

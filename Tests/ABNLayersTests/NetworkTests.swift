@@ -16,7 +16,7 @@ func runStep(_ net: PreActResNet, batch: Int, size: Int, seed: UInt64) throws ->
 
 @Suite("Reference network")
 struct NetworkTests {
-    let small = NetworkShape(widths: [4, 8, 8], blocksPerStage: 2)
+    let small = NetworkShape(widths: [4, 8, 8], blocks: [2, 2, 2])
 
     @Test("parameter names and count follow the PyTorch peer")
     func names() throws {

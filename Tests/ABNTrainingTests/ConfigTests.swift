@@ -95,6 +95,28 @@ struct ConfigTests {
         #expect(changes.contains { $0.hasPrefix("train.lr: 0.1 -> 0.2") } && changes.contains { $0.hasPrefix("train.max_steps") }
                 && changes.contains { $0.hasPrefix("model.widths") }, "\(changes)")
     }
+
+    @Test("stage depths: a list, or one number for every stage, not both")
+    func stageDepths() throws {
+        let listed = try TrainingConfig.parse(yaml: "model:\n  widths: [8, 8, 16, 16]\n  blocks: [3, 4, 6, 3]\n")
+        #expect(listed.model.stageBlocks == [3, 4, 6, 3])
+        #expect(try TrainingConfig.parse(yaml: try listed.yaml()) == listed)
+        let uniform = try TrainingConfig.parse(yaml: "model:\n  blocks_per_stage: 3\n")
+        #expect(uniform.model.stageBlocks == [3, 3, 3])
+        #expect(try TrainingConfig.parse(yaml: try uniform.yaml()) == uniform)
+        let both = error("model:\n  blocks: [1, 1, 1]\n  blocks_per_stage: 2\n")
+        #expect(both.contains("model.blocks ") && both.contains("model.blocks_per_stage"), "\(both)")
+        #expect(error("model:\n  blocks: [1, 1]\n").contains("model.blocks:"))
+        #expect(error("model:\n  blocks: [1, 0, 1]\n").contains("model.blocks:"))
+    }
+
+    @Test("resume compares stage depths, not their spelling")
+    func stageDepthsSpelling() throws {
+        let stored = try TrainingConfig.parse(yaml: "model:\n  blocks_per_stage: 2\n")
+        #expect(try TrainingConfig.parse(yaml: "model:\n  blocks: [2, 2, 2]\n").runChanges(from: stored).isEmpty)
+        let deeper = try TrainingConfig.parse(yaml: "model:\n  blocks: [2, 3, 2]\n").runChanges(from: stored)
+        #expect(deeper == ["model.blocks: [2,2,2] -> [2,3,2]"], "\(deeper)")
+    }
 }
 
 @Suite("Global batches")

@@ -31,10 +31,10 @@ public enum Architecture: String, CaseIterable, Sendable {
         let m = config.model
         switch self {
         case .resnet:
-            let shape = NetworkShape(widths: m.widths, blocksPerStage: m.blocksPerStage, inChannels: input.channels, classes: input.classes)
+            let shape = NetworkShape(widths: m.widths, blocks: m.stageBlocks, inChannels: input.channels, classes: input.classes)
             return try PreActResNet(shape: shape, norm: norm, seed: seed)
         case .deeplab:
-            let shape = DeepLabShape(inChannels: input.channels, widths: m.widths, blocksPerStage: m.blocksPerStage, outputStride: m.outputStride,
+            let shape = DeepLabShape(inChannels: input.channels, widths: m.widths, blocks: m.stageBlocks, outputStride: m.outputStride,
                                      headWidth: m.headWidth, dilations: m.asppDilations, classes: input.classes)
             return try DeepLab(shape: shape, norm: norm, seed: seed)
         }
