@@ -1,68 +1,9 @@
+import ABNComm
 import ABNLayers
 import ABNTensor
+import ABNTestSupport
 import Foundation
 import Testing
-
-/// Emulated ranks in one process: `count` threads, one slice each, whose norm layers merge
-/// their moments (Chan's formula, in rank order) and sum their backward sums at a barrier, as
-/// `SynchronizedStatistics` does over MPI.
-final class ThreadedReducer: @unchecked Sendable {
-    let count: Int
-    private let condition = NSCondition()
-    private var deposits: [[Double]]
-    private var arrived = 0, generation = 0
-    private var result: [Double] = []
-
-    init(count: Int) {
-        self.count = count
-        deposits = Array(repeating: [], count: count)
-    }
-
-    /// Rank `rank`'s `values` combined with every rank's by `combine` (over the deposits in rank order).
-    func exchange(rank: Int, _ values: [Double], combine: ([[Double]]) -> [Double]) -> [Double] {
-        condition.lock()
-        defer { condition.unlock() }
-        let mine = generation
-        deposits[rank] = values
-        arrived += 1
-        if arrived == count {
-            result = combine(deposits)
-            arrived = 0
-            generation += 1
-            condition.broadcast()
-        } else {
-            while generation == mine { condition.wait() }
-        }
-        return result
-    }
-
-    /// The reducer of rank `rank`'s layer.
-    func reducer(rank: Int) -> StatisticsReducer { Rank(shared: self, rank: rank) }
-
-    private final class Rank: StatisticsReducer {
-        let shared: ThreadedReducer, rank: Int
-        init(shared: ThreadedReducer, rank: Int) { self.shared = shared; self.rank = rank }
-
-        func mergeMoments(count: inout Double, mean: UnsafeMutablePointer<Double>, m2: UnsafeMutablePointer<Double>, channels: Int, layer: String) {
-            let packed = [count] + Array(UnsafeBufferPointer(start: mean, count: channels)) + Array(UnsafeBufferPointer(start: m2, count: channels))
-            let merged = shared.exchange(rank: rank, packed) { all in
-                var total = [Double](repeating: 0, count: 1 + 2 * channels)
-                for part in all { mergeMomentsChan(into: &total, part, channels: channels) }
-                return total
-            }
-            count = merged[0]
-            mean.update(from: Array(merged[1...channels]), count: channels)
-            m2.update(from: Array(merged[(1 + channels)...]), count: channels)
-        }
-
-        func sum(_ values: UnsafeMutablePointer<Double>, count: Int, layer: String) {
-            let total = shared.exchange(rank: rank, Array(UnsafeBufferPointer(start: values, count: count))) { all in
-                (0..<count).map { i in all.reduce(0) { $0 + $1[i] } }
-            }
-            values.update(from: total, count: count)
-        }
-    }
-}
 
 @Suite("InPlace-ABN golden cases across emulated ranks")
 struct SlicedGoldenTests {
@@ -72,12 +13,12 @@ struct SlicedGoldenTests {
     }
 
     /// Runs a case's forward and backward on its batch cut into `slices` (image counts), each
-    /// slice in a thread of its own with a layer synchronized with the others; one slice is
-    /// one process. Parameter gradients are summed over slices in rank order, as the gradient
+    /// slice in a thread of its own with a layer synchronized with the others (the cross-rank
+    /// reducer over ranks that are threads, `ThreadCommunicator`); one slice is one process. Parameter gradients are summed over slices in rank order, as the gradient
     /// averager sums them.
     func run(_ c: GoldenCase, mode: NormMode, slices: [Int]) throws -> Fields {
         let channels = c.shape[1], size = c.x.count / c.shape[0]
-        let exchange = ThreadedReducer(count: slices.count)
+        let comms = ThreadCommunicator.group(size: slices.count)
         let layers = try slices.indices.map { rank in
             let layer = try NormAct("golden", channels: channels, mode: mode,
                                     activation: try Activation(name: c.activation, parameter: c.activation_param), eps: c.eps, momentum: c.momentum)
@@ -85,7 +26,7 @@ struct SlicedGoldenTests {
             layer.bias.value.copy(from: Tensor(c.bias, shape: [channels]))
             layer.runningMean.value.copy(from: Tensor(c.running_mean_in, shape: [channels]))
             layer.runningVar.value.copy(from: Tensor(c.running_var_in, shape: [channels]))
-            layer.reducer = slices.count > 1 ? exchange.reducer(rank: rank) : LocalReducer()
+            layer.reducer = slices.count > 1 ? SynchronizedStatistics(comms[rank]) : LocalReducer()
             _ = ParameterStore(layer.allParameters)  // gives the parameters their gradients
             return layer
         }

@@ -2,12 +2,12 @@ import ABNComm
 import ABNLayers
 import Foundation
 
-/// Ranks as threads of one process, for in-process tests of the training loop: each rank's
+/// Ranks as threads of one process, for in-process tests of synchronized layers and the training loop: each rank's
 /// communicator deposits its contribution at a barrier and combines everyone's in rank order,
 /// as a deterministic MPI would. `ThreadCommunicator.group(size:)` makes one per rank.
-final class ThreadCommunicator: Communicator, @unchecked Sendable {
-    let rank: Int
-    var size: Int { exchange.size }
+public final class ThreadCommunicator: Communicator, @unchecked Sendable {
+    public let rank: Int
+    public var size: Int { exchange.size }
     private let exchange: Exchange
 
     private init(rank: Int, exchange: Exchange) {
@@ -16,7 +16,7 @@ final class ThreadCommunicator: Communicator, @unchecked Sendable {
     }
 
     /// The communicators of `size` ranks.
-    static func group(size: Int) -> [ThreadCommunicator] {
+    public static func group(size: Int) -> [ThreadCommunicator] {
         let exchange = Exchange(size: size)
         return (0..<size).map { ThreadCommunicator(rank: $0, exchange: exchange) }
     }
@@ -30,50 +30,50 @@ final class ThreadCommunicator: Communicator, @unchecked Sendable {
         }
     }
 
-    func allreduceSum(_ values: UnsafeMutablePointer<Double>, count: Int, what: String) {
+    public func allreduceSum(_ values: UnsafeMutablePointer<Double>, count: Int, what: String) {
         let all = doubles(values, count)
         for i in 0..<count { values[i] = all.reduce(0) { $0 + $1[i] } }
     }
 
-    func allreduceSum(_ values: UnsafeMutablePointer<Float>, count: Int, what: String) {
+    public func allreduceSum(_ values: UnsafeMutablePointer<Float>, count: Int, what: String) {
         let all = allgather(Array(UnsafeRawBufferPointer(start: values, count: count * 4))).map { bytes in
             bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         }
         for i in 0..<count { values[i] = all.reduce(0) { $0 + $1[i] } }
     }
 
-    func allreduceMax(_ values: UnsafeMutablePointer<Double>, count: Int, what: String) {
+    public func allreduceMax(_ values: UnsafeMutablePointer<Double>, count: Int, what: String) {
         let all = doubles(values, count)
         for i in 0..<count { values[i] = all.map { $0[i] }.max()! }
     }
 
-    func allreduceMoments(_ packed: UnsafeMutablePointer<Double>, channels: Int, what: String) {
+    public func allreduceMoments(_ packed: UnsafeMutablePointer<Double>, channels: Int, what: String) {
         let all = doubles(packed, 1 + 2 * channels)
         var merged = [Double](repeating: 0, count: 1 + 2 * channels)
         for part in all { mergeMomentsChan(into: &merged, part, channels: channels) }
         packed.update(from: merged, count: merged.count)
     }
 
-    func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int, what: String) {
+    public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int, what: String) {
         let all = allgather(rank == root ? Array(UnsafeRawBufferPointer(start: buffer, count: bytes)) : [])
         all[root].withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: bytes) }
     }
 
-    func allgather(_ value: Int64, what: String) -> [Int64] {
+    public func allgather(_ value: Int64, what: String) -> [Int64] {
         allgather(withUnsafeBytes(of: value) { Array($0) }).map { $0.withUnsafeBytes { $0.load(as: Int64.self) } }
     }
 
-    func gather(_ values: UnsafePointer<Float>, count: Int, root: Int, what: String) -> [Float] {
+    public func gather(_ values: UnsafePointer<Float>, count: Int, root: Int, what: String) -> [Float] {
         let all = allgather(Array(UnsafeRawBufferPointer(start: values, count: count * 4)))
         guard rank == root else { return [] }
         return all.flatMap { bytes in bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) } }
     }
 
-    func barrier(what: String) { _ = allgather([]) }
+    public func barrier(what: String) { _ = allgather([]) }
 
-    func duplicate() -> Communicator { ThreadCommunicator(rank: rank, exchange: exchange.child(rank: rank)) }
+    public func duplicate() -> Communicator { ThreadCommunicator(rank: rank, exchange: exchange.child(rank: rank)) }
 
-    func abort(code: Int32) -> Never { fatalError("a rank aborted the in-process job with code \(code)") }
+    public func abort(code: Int32) -> Never { fatalError("a rank aborted the in-process job with code \(code)") }
 
     /// The meeting point of the ranks' contributions, reused round after round.
     private final class Exchange: @unchecked Sendable {
