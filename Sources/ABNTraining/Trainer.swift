@@ -49,7 +49,7 @@ public final class Trainer {
             if resume { resumable = try newestValidCheckpoint(checkpoints) }
         }
         let session = try Session(config: config, coordinator: coordinator, progress: progressStyle)
-        let data = session.data, train = session.train, test = session.test
+        let data = session.data
         let batches = try GlobalBatches(samples: data.train.count, globalBatch: config.train.globalBatch, seed: UInt64(config.train.seed))
         let slices = BatchSlices(even: config.train.globalBatch, ranks: comm.size)
         var totalSteps = config.train.epochs * batches.stepsPerEpoch
@@ -80,106 +80,13 @@ public final class Trainer {
         if config.train.gemm == "openblas", let warning = BLAS.openBLASFallbackWarning { coordinator.say(warning) }
         coordinator.say("train: \(data.task.rawValue) of \(data.train.count) images (\(data.channels) channel(s), \(data.classNames.count) classes) from \(config.data.root); model \(replica.net.summary)")
         let gemm = GEMMSelection(config: config, runDirectory: runDirectory, coordinator: coordinator)
-        var choosingProducts = try gemm.prepare(resume: resume)
+        let choosingProducts = try gemm.prepare(resume: resume)
         let progress = coordinator.isRoot ? TrainingProgress(style: progressStyle, firstStep: step, lastStep: lastStep, totalSteps: totalSteps,
                                                              stepsPerEpoch: batches.stepsPerEpoch) : nil
-        var permutation: [Int] = []
-        var permutationEpoch = -1
-        var window = (loss: 0.0, steps: 0, start: monotonicSeconds())
-        var timings = StepTimings()
-        /// This rank's sample indices at `step`, and the step's epoch.
-        func slice(_ step: Int) -> (indices: [Int], epoch: Int) {
-            let epoch = batches.epoch(ofStep: step)
-            if epoch != permutationEpoch { permutation = batches.permutation(epoch: epoch); permutationEpoch = epoch }
-            return (Array(batches.batch(step: step, permutation: permutation)[slices.range(rank: comm.rank)]), epoch)
-        }
-        func saveCheckpoint() throws {
-            guard coordinator.isRoot else { return }
-            let data = try Checkpoint.encode(replica, step: step, epoch: batches.epoch(ofStep: step),
-                                             stepInEpoch: step % batches.stepsPerEpoch, config: config)
-            try checkpoints.write(data, step: step, keep: config.checkpoint.keep)
-            progress?.note("checkpoint \(checkpoints.file(step: step))")
-        }
-        defer { Watchdog.step = -1 }
-        if let signal = agreedStop() { return .stoppedBeforeStart(signal: signal, step: step) }
-        while step < lastStep {
-            Watchdog.step = step
-            let (indices, epoch) = slice(step)
-            let batch = try train.batch(indices, epoch: epoch)
-            if step + 1 < lastStep {
-                let next = slice(step + 1)
-                train.prefetch(next.indices, epoch: next.epoch)  // decoded while this step computes
-            }
-            let lr = schedule.rate(step: step)
-            var (loss, t) = (0.0, StepTimings())
-            let products = try BLAS.recordingShapes(when: choosingProducts) {
-                (loss, t) = try replica.step(batch, globalBatch: config.train.globalBatch, learningRate: lr)
-            }
-            if choosingProducts {
-                try gemm.choose(products)
-                choosingProducts = false
-            }
-            guard loss.isFinite else {
-                throw TrainingError("the loss became \(loss) at step \(step); lower train.lr (now \(config.train.lr)) or raise train.warmup_steps.")
-            }
-            step += 1
-            window.loss += loss; window.steps += 1
-            timings.total += t.total; timings.normSynchronization += t.normSynchronization
-            timings.exposedGradientAveraging += t.exposedGradientAveraging
-            progress?.stepped(to: step, loss: window.loss / Double(window.steps))
-            let endOfEpoch = step % batches.stepsPerEpoch == 0
-            if step % config.train.logEvery == 0 || step == lastStep || endOfEpoch {
-                let elapsed = monotonicSeconds() - window.start
-                let line: [String: Any] = [
-                    "step": step, "epoch": Double(step) / Double(batches.stepsPerEpoch), "loss": window.loss / Double(window.steps),
-                    "lr": Double(lr), "images_per_s": Double(window.steps * config.train.globalBatch) / elapsed,
-                    "step_s": timings.total / Double(window.steps),
-                    "norm_sync_s": timings.normSynchronization / Double(window.steps),
-                    "exposed_grad_avg_s": timings.exposedGradientAveraging / Double(window.steps),
-                ]
-                try metrics?.append(line)
-                progress?.logged(line)
-                window = (0, 0, monotonicSeconds())
-                timings = StepTimings()
-            }
-            let evaluationEpoch = endOfEpoch && (step / batches.stepsPerEpoch) % config.train.evaluateEvery == 0
-            if (evaluationEpoch || step == totalSteps) && config.train.evaluate {
-                let result = try evaluateWithRootStatistics(replica, loader: test)
-                var line: [String: Any] = ["step": step, "epoch": Double(step) / Double(batches.stepsPerEpoch)]
-                line.merge(result.jsonFields) { $1 }
-                try metrics?.append(line)
-                progress?.evaluated(result, step: step, epoch: Double(step) / Double(batches.stepsPerEpoch))
-                window.start = monotonicSeconds()
-            }
-            let checkpointDue = step == lastStep || (config.checkpoint.every > 0 && step % config.checkpoint.every == 0)
-            if checkpointDue { try saveCheckpoint() }
-            if step < lastStep, let signal = agreedStop() {
-                if !checkpointDue { try saveCheckpoint() }
-                progress?.finish()
-                return .stopped(signal: signal, step: step)
-            }
-        }
-        progress?.finish()
-        return .finished
-    }
-
-    /// The stop request of any rank (the largest code), on every rank: all stop at the same point.
-    private func agreedStop() -> Int32? {
-        var request = [Double(StopRequest.received)]
-        comm.allreduceMax(&request, count: 1, what: "the stop requests")
-        return request[0] > 0 ? Int32(request[0]) : nil
-    }
-
-    /// Test metrics with rank 0's running statistics on every rank: they are the ones the
-    /// checkpoint keeps, and without synchronization each rank's own differ. The ranks' own
-    /// statistics are put back afterwards.
-    private func evaluateWithRootStatistics(_ replica: Replica, loader: BatchLoader) throws -> EvaluationResult {
-        guard !config.model.sync, comm.size > 1 else { return try evaluate(replica, loader: loader, pixels: config.evaluationPixels(ranks: comm.size)) }
-        let buffers = replica.net.parameters.bufferValues
-        let own = buffers.array
-        comm.broadcast(buffers, what: "rank 0's running statistics for evaluation")
-        defer { own.withUnsafeBufferPointer { buffers.data.update(from: $0.baseAddress!, count: own.count) } }
-        return try evaluate(replica, loader: loader, pixels: config.evaluationPixels(ranks: comm.size))
+        let parts = TrainingLoop.Parts(config: config, coordinator: coordinator, session: session, replica: replica, batches: batches,
+                                       slices: slices, schedule: schedule, checkpoints: checkpoints, metrics: metrics, progress: progress,
+                                       gemm: gemm, totalSteps: totalSteps, lastStep: lastStep)
+        return try TrainingLoop(parts, step: step, choosingProducts: choosingProducts).run()
     }
 
     /// The checkpoint `--resume` continues from (rank 0): the newest valid one, after saying
