@@ -10,19 +10,26 @@ extension FaultTests {
     /// that may be shared; an orphaned job would go on training for minutes.
     static let endLimit = 30.0
 
+    /// `launch/train.sh -n 2 configs/tiny.yaml` into `dir`, run by `wrapper` (through env) as the
+    /// leader of a session that a new pseudo-terminal controls; whether it reached step 10 on 2
+    /// ranks within 2 minutes.
+    static func trainInTerminal(_ wrapper: [String], dir: String) throws -> (job: BinaryRunner.Running, terminal: Terminal, started: Bool) {
+        let terminal = try Terminal()
+        let job = try BinaryRunner.start("/usr/bin/env", wrapper + ["launch/train.sh", "-n", "2", "configs/tiny.yaml", "--run-dir", dir] + long,
+                                         environment: [:], input: terminal.slave)
+        try terminal.slave.close()
+        let started = waitUntil(seconds: 120) { loggedStep(dir) >= 10 && rankProcesses(matching: dir).count == 2 }
+        return (job, terminal, started)
+    }
+
     @Test("closing the terminal of launch/train.sh stops every process of the job with a checkpoint and code 75; resuming is bit-identical")
     func terminalHangUp() throws {
         try Self.requireSessionTools()
         let dir = runDirectory("hang-up"), straight = runDirectory("straight-hang-up")
         defer { for pid in jobProcesses(matching: dir) { kill(pid, SIGKILL) } }
-        let terminal = try Terminal()
-        // the script leads a session that `terminal` controls, with SIGHUP at its default action
-        // whatever the test runner's (under nohup it would be ignored, and rightly kept so)
-        let job = try BinaryRunner.start("/usr/bin/env", ["--default-signal=HUP", "setsid", "--ctty", "--wait", "/bin/bash", "launch/train.sh",
-                                                          "-n", "2", "configs/tiny.yaml", "--run-dir", dir] + Self.long,
-                                         environment: [:], input: terminal.slave)
-        try terminal.slave.close()
-        let started = waitUntil(seconds: 120) { loggedStep(dir) >= 10 && rankProcesses(matching: dir).count == 2 }
+        // SIGHUP at its default action whatever the test runner's (under nohup it would be
+        // ignored, and rightly kept so)
+        let (job, terminal, started) = try Self.trainInTerminal(["--default-signal=HUP", "setsid", "--ctty", "--wait", "/bin/bash"], dir: dir)
         let processes = jobProcesses(matching: dir)
         terminal.hangUp()
         let ended = waitUntil(seconds: Self.endLimit) { jobProcesses(matching: dir).isEmpty }
@@ -40,12 +47,7 @@ extension FaultTests {
         try Self.requireSessionTools()
         let dir = runDirectory("nohup")
         defer { for pid in jobProcesses(matching: dir) { kill(pid, SIGKILL) } }
-        let terminal = try Terminal()
-        let job = try BinaryRunner.start("/usr/bin/env", ["setsid", "--ctty", "--wait", "nohup", "/bin/bash", "launch/train.sh",
-                                                          "-n", "2", "configs/tiny.yaml", "--run-dir", dir] + Self.long,
-                                         environment: [:], input: terminal.slave)
-        try terminal.slave.close()
-        let started = waitUntil(seconds: 120) { loggedStep(dir) >= 10 && rankProcesses(matching: dir).count == 2 }
+        let (job, terminal, started) = try Self.trainInTerminal(["setsid", "--ctty", "--wait", "nohup", "/bin/bash"], dir: dir)
         terminal.hangUp()
         let before = loggedStep(dir)
         let trainsOn = waitUntil(seconds: Self.endLimit) { loggedStep(dir) > before + 100 }
