@@ -41,7 +41,7 @@ let package = Package(
         ]),
         .target(name: "ABNTestSupport", dependencies: ["ABNTensor", "ABNLayers", "ABNComm"], path: "Tests/ABNTestSupport"),
         .testTarget(name: "ABNTensorTests", dependencies: ["ABNTensor", "ABNTestSupport"]),
-        .testTarget(name: "ABNLayersTests", dependencies: ["ABNLayers", "ABNComm", "ABNTensor", "ABNTestSupport"]),
+        .testTarget(name: "ABNLayersTests", dependencies: ["ABNLayers", "ABNComm", "ABNTensor", "ABNTestSupport", "ABNTraining"]),
         .testTarget(name: "ABNDataTests", dependencies: ["ABNData", "ABNTensor", "ABNTestSupport"]),
         .testTarget(name: "ABNCommTests", dependencies: ["ABNComm", "ABNLayers", "ABNTensor"]),
         .testTarget(name: "ABNTrainingTests", dependencies: ["ABNTraining", "ABNComm", "ABNData", "ABNLayers", "ABNTestSupport", "CZlib"]),

@@ -73,6 +73,26 @@ public enum Activation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// act'(y) from the output z = act(y): the derivative there.
+    @inline(__always)
+    func derivative(atOutput z: Float) -> Float {
+        switch self {
+        case .leakyReLU(let slope): return z < 0 ? slope : 1
+        case .elu(let alpha): return z < 0 ? z + alpha : 1
+        case .identity: return 1
+        }
+    }
+
+    /// y = act^-1(z).
+    @inline(__always)
+    func inverse(_ z: Float) -> Float {
+        switch self {
+        case .leakyReLU(let slope): return z < 0 ? z / slope : z
+        case .elu(let alpha): return z < 0 ? Activation.eluInverse(z, alpha: alpha) : z
+        case .identity: return z
+        }
+    }
+
     /// ELU's inverse for z < 0: log1p(z / alpha). Below y of about -16, z rounds to -alpha
     /// exactly and y is lost (log1p(-1) is -inf, and 0 * -inf poisons the backward sums with
     /// NaN): there the inverse stops at log1p(-1 + ulp), about -15.9, where dy is 0 anyway.

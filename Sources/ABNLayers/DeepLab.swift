@@ -79,9 +79,10 @@ public final class DeepLab: Network {
         var rng = SplitMix64(seed: seed)
         let stages = zip(shape.widths, shape.blocks).enumerated().map { i, stage in
             let dilation = Self.dilation(stage: i, outputStride: shape.outputStride)
-            return Backbone<PreActBlock>.Stage(width: stage.0, depth: stage.1, stride: i == 0 || dilation > 1 ? 1 : 2, dilation: dilation)
+            return BackboneStage(width: stage.0, depth: stage.1, stride: i == 0 || dilation > 1 ? 1 : 2, dilation: dilation)
         }
-        backbone = try Backbone(inChannels: shape.inChannels, stemStride: 2, stages: stages, norm: norm, rng: &rng)
+        backbone = try Backbone(stem: ConvStem(inChannels: shape.inChannels, outChannels: shape.widths[0], stride: 2, rng: &rng), stagePrefix: "stage",
+                                stages: stages, norm: norm, rng: &rng)
         let cin = backbone.outChannels
         bodyNorm = try norm.layer("body_norm", channels: cin)
         let hw = shape.headWidth

@@ -10,6 +10,8 @@ public protocol Network: AnyObject {
     var parameters: ParameterStore { get }
     /// Every norm layer, in forward order.
     var normLayers: [NormAct] { get }
+    /// The norm layers and the activations after residual adds, in forward order.
+    var probedLayers: [any ProbedLayer] { get }
     /// The norm layers that see one value per image and channel (after a global pooling):
     /// they cannot normalize a single image on its own.
     var perImageNormLayers: [NormAct] { get }
@@ -28,9 +30,18 @@ public protocol Network: AnyObject {
     var summary: String { get }
     /// Multiply-adds of the convolutions and linear layers for one image of height x width, forward.
     func forwardMultiplyAdds(height: Int, width: Int) -> Double
+    /// The keys of the next training forward's random draws (dropout), one per image: each image's
+    /// draws depend only on its key, so that they do not depend on how a batch is split.
+    func setDrawKeys(_ keys: [UInt64])
 }
 
 extension Network {
+    /// A network whose only activations are in its norm layers.
+    public var probedLayers: [any ProbedLayer] { normLayers }
+
+    /// A network without random draws ignores the keys.
+    public func setDrawKeys(_ keys: [UInt64]) {}
+
     /// Training (batch statistics) or eval (running statistics) for every norm layer.
     public var training: Bool {
         get { normLayers.first?.training ?? true }

@@ -13,12 +13,6 @@ public enum NormMode: String, Sendable, CaseIterable, Codable {
     case checkpoint
 }
 
-/// What a `NormAct.probe` is shown.
-public enum NormProbe: String, Sendable {
-    case output = "output"
-    case inputGradient = "input_grad"
-}
-
 /// Batch normalization fused with an invertible activation, in one of the three `NormMode`s,
 /// with the semantics of the reference InPlace-ABN:
 /// z = act(gamma' * (x - mean) / sqrt(var + eps) + beta), gamma' = |weight| + eps, biased batch
@@ -28,7 +22,7 @@ public enum NormProbe: String, Sendable {
 /// backward sums pass through `reducer`, so the layer is synchronized across replicas by
 /// giving it a cross-rank reducer. Statistics are two-pass (stable): Float lanes within a
 /// plane, Double across planes.
-public final class NormAct {
+public final class NormAct: ProbedLayer {
     public let name: String
     public let channels: Int
     public let mode: NormMode
@@ -46,12 +40,7 @@ public final class NormAct {
     public var reducer: StatisticsReducer = LocalReducer()
     /// Training normalizes by batch statistics and updates the running ones; eval uses the running ones.
     public var training = true
-    /// Called with the layer's output at the end of forward and with its input gradient at the
-    /// end of backward (for checks such as `abn verify`); the tensor is only valid during the call.
-    public var probe: ((NormAct, NormProbe, Tensor) -> Void)?
-    /// Multiplies the incoming gradient at these elements (flat indices into the output) by these
-    /// factors at the start of the next backward pass, then forgets them: `abn verify` uses it to
-    /// take the activation's derivative from the side of its kink that another run's rounding chose.
+    public var probe: ((any ProbedLayer, NormProbe, Tensor) -> Void)?
     public var gradientFactors: [(index: Int, factor: Float)] = []
     /// Computes the batch statistics image by image, merged with Chan's formula as ranks merge
     /// theirs, instead of over the whole batch at once: the same values in another valid

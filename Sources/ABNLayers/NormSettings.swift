@@ -12,7 +12,9 @@ public struct NormSettings: Sendable, Equatable {
         self.momentum = momentum
     }
 
-    public func layer(_ name: String, channels: Int) throws -> NormAct {
-        try NormAct(name, channels: channels, mode: mode, activation: activation, eps: eps, momentum: momentum)
+    /// A norm layer `name` of `channels` channels with these settings; `activation` replaces
+    /// theirs (a norm before a residual add has none).
+    public func layer(_ name: String, channels: Int, activation: Activation? = nil) throws -> NormAct {
+        try NormAct(name, channels: channels, mode: mode, activation: activation ?? self.activation, eps: eps, momentum: momentum)
     }
 }

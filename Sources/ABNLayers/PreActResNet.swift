@@ -50,9 +50,10 @@ public final class PreActResNet: Network {
         self.norm = norm
         var rng = SplitMix64(seed: seed)
         let stages = zip(shape.widths, shape.blocks).enumerated().map { i, stage in
-            Backbone<PreActBlock>.Stage(width: stage.0, depth: stage.1, stride: i == 0 ? 1 : 2, dilation: 1)
+            BackboneStage(width: stage.0, depth: stage.1, stride: i == 0 ? 1 : 2, dilation: 1)
         }
-        body = try Backbone(inChannels: shape.inChannels, stemStride: 1, stages: stages, norm: norm, rng: &rng)
+        body = try Backbone(stem: ConvStem(inChannels: shape.inChannels, outChannels: shape.widths[0], stride: 1, rng: &rng), stagePrefix: "stage",
+                            stages: stages, norm: norm, rng: &rng)
         headNorm = try norm.layer("head_norm", channels: body.outChannels)
         fc = LinearLayer("fc", inFeatures: body.outChannels, outFeatures: shape.classes, rng: &rng)
         parameters = ParameterStore(body.allParameters + headNorm.allParameters + fc.allParameters)

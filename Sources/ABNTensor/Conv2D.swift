@@ -11,14 +11,15 @@ private func checkConvShapes(_ g: Conv2DGeometry, input: Tensor, output: Tensor,
     }
 }
 
-/// output (N, outC, outH, outW) = conv(input (N, C, H, W), weight (outC, C, kH, kW)) + bias (outC).
+/// output (N, outC, outH, outW) = conv(input (N, C, H, W), weight (outC, C, kH, kW)) + bias (outC),
+/// or added to output when `accumulate`.
 ///
 /// Each worker takes whole work items (see `ConvolutionPlan`), lowers an item into its own
 /// scratch and multiplies it by the weight with a single-threaded sgemm.
 public func conv2dForward(output: Tensor, input: Tensor, weight: Tensor, bias: Tensor?,
-                          geometry g: Conv2DGeometry, workspace: Workspace) {
+                          geometry g: Conv2DGeometry, accumulate: Bool = false, workspace: Workspace) {
     checkConvShapes(g, input: input, output: output, weight: weight, bias: bias)
-    convolve(output.data, input.data, weight.data, bias?.data, accumulate: false, workspace, g)
+    convolve(output.data, input.data, weight.data, bias?.data, accumulate: accumulate, workspace, g)
 }
 
 /// Gradients of `conv2dForward` from dOutput (N, outC, outH, outW): dInput (N, C, H, W),

@@ -46,8 +46,9 @@ public final class Replica {
     /// One step on this rank's slice (`batch`, n samples; n may be 0) of a global batch of
     /// `globalBatch` samples: forward, the loss over the task's global normalizer (so that the
     /// ranks' gradients add up to the gradient of the global mean), backward with gradient
-    /// averaging, SGD at `learningRate`. Returns the mean loss over the global batch.
-    public func step(_ batch: Batch, globalBatch: Int, learningRate: Float) throws -> (loss: Double, timings: StepTimings) {
+    /// averaging, SGD at `learningRate`. `drawKeys` (one per sample, `Replica.drawKeys`) key the
+    /// samples' random draws (dropout). Returns the mean loss over the global batch.
+    public func step(_ batch: Batch, drawKeys: [UInt64] = [], globalBatch: Int, learningRate: Float) throws -> (loss: Double, timings: StepTimings) {
         let t0 = monotonicSeconds()
         statistics?.resetTimer()
         net.training = true
@@ -59,6 +60,7 @@ public final class Replica {
             net.parameters.gradients.zero()
             for p in net.parameters.parameters.reversed() { averager.parameterReady(p) }
         } else {
+            net.setDrawKeys(drawKeys)
             let logits = try net.forward(batch.images)
             let dLogits = Tensor(uninitialized: logits.shape)
             loss[0] = task.loss(logits: logits, batch: batch, normalizer: normalizer, dLogits: dLogits)
@@ -73,5 +75,12 @@ public final class Replica {
         timings.normSynchronization = statistics?.seconds ?? 0
         timings.exposedGradientAveraging = averager.exposedSeconds
         return (loss[0], timings)
+    }
+
+    /// The keys of the random draws of the samples at `positions` of step `step`'s global batch:
+    /// each depends only on the run's seed, the step and the sample's position, so a sample draws
+    /// the same however the batch is split over ranks.
+    public static func drawKeys(seed: Int, step: Int, positions: some Sequence<Int>) -> [UInt64] {
+        positions.map { mixSeed(UInt64(seed), 0x4452_4F50, UInt64(step), UInt64($0)) }
     }
 }

@@ -2,8 +2,8 @@ import CZlib
 import Foundation
 
 /// The safetensors format: an 8-byte little-endian header length, a JSON header naming each
-/// tensor's dtype, shape and byte range, then the data. Only F32 tensors are written here;
-/// only files whose checksum matches are read.
+/// tensor's dtype, shape and byte range, then the data. Only F32 tensors are written and read;
+/// checkpoints carry a checksum, which must match.
 public enum Safetensors {
     public struct Entry: Equatable, Sendable {
         public let name: String
@@ -48,10 +48,11 @@ public enum Safetensors {
         return out
     }
 
-    /// Parses and checks a file's bytes: its checksum, the header's bounds and fields, and
+    /// Parses and checks a file's bytes: its checksum (when `requireChecksum`, else only when it
+    /// has one: files that other programs write have none), the header's bounds and fields, and
     /// that the tensors' byte ranges tile the data exactly. Every number read is range-checked
     /// before it is used. `source` names the file in error messages.
-    public static func decode(_ data: Data, source: String) throws -> (entries: [String: Entry], metadata: [String: String]) {
+    public static func decode(_ data: Data, source: String, requireChecksum: Bool = true) throws -> (entries: [String: Entry], metadata: [String: String]) {
         func corrupt(_ why: String) -> TrainingError {
             TrainingError("\(source) is not a valid checkpoint (\(why)); it may be truncated or corrupt. Use an older checkpoint.")
         }
@@ -63,10 +64,12 @@ public enum Safetensors {
         guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)) as? [String: Any] else {
             throw corrupt("the header is not JSON")
         }
-        let digits: Range<Int>
-        do { digits = try checksumDigits(in: data, headerEnd: headerEnd, source: source) } catch { throw corrupt("its header has no checksum") }
-        guard String(decoding: data[digits], as: UTF8.self) == String(format: "%08x", checksum(data, digits: digits)) else {
-            throw corrupt("its bytes do not match the CRC-32 checksum in its header")
+        if let digits = try? checksumDigits(in: data, headerEnd: headerEnd, source: source) {
+            guard String(decoding: data[digits], as: UTF8.self) == String(format: "%08x", checksum(data, digits: digits)) else {
+                throw corrupt("its bytes do not match the CRC-32 checksum in its header")
+            }
+        } else if requireChecksum {
+            throw corrupt("its header has no checksum")
         }
         let payload = data.subdata(in: headerEnd..<data.count)
         var metadata: [String: String] = [:]
@@ -77,9 +80,12 @@ public enum Safetensors {
                 metadata = m
                 continue
             }
-            guard let info = value as? [String: Any], info["dtype"] as? String == "F32",
-                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw corrupt("tensor \(name) is not described as F32 with a shape and data offsets")
+            guard let info = value as? [String: Any], let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int],
+                  offsets.count == 2 else {
+                throw corrupt("tensor \(name) is not described with a shape and data offsets")
+            }
+            guard info["dtype"] as? String == "F32" else {
+                throw TrainingError("\(source): tensor \(name) is \(info["dtype"] ?? "of no dtype"), not F32 (float32); save the weights as float32.")
             }
             guard shape.count <= 8, shape.allSatisfy({ $0 >= 0 }), let bytes = byteCount(shape),
                   offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] - offsets[0] == bytes, offsets[1] <= payload.count else {

@@ -160,7 +160,7 @@ public struct SynchronizationCheck {
                 let sample = i / size
                 return (positions.lowerBound + (reversed ? samples - 1 - sample : sample)) * size + i % size
             }
-            for (l, layer) in replica.net.normLayers.enumerated() {
+            for (l, layer) in replica.net.probedLayers.enumerated() {
                 for point in [NormProbe.output, .inputGradient] { outcome.add(layer.name, point.rawValue, []) }
                 let kink = layer.activation.kinkDerivatives
                 layer.probe = { layer, point, tensor in
@@ -195,9 +195,11 @@ public struct SynchronizationCheck {
                 if step == 0 || step % batches.stepsPerEpoch == 0 { permutation = batches.permutation(epoch: epoch) }
                 let slice = Array(batches.batch(step: step, permutation: permutation)[positions])
                 let indices = reversed ? slice.reversed() : slice
-                _ = try replica.step(try loader.load(indices, epoch: epoch), globalBatch: slices.total, learningRate: schedule.rate(step: step))
+                let keys = Replica.drawKeys(seed: config.train.seed, step: step, positions: reversed ? Array(positions.reversed()) : Array(positions))
+                _ = try replica.step(try loader.load(indices, epoch: epoch), drawKeys: keys, globalBatch: slices.total,
+                                     learningRate: schedule.rate(step: step))
             }
-            for layer in replica.net.normLayers { layer.probe = nil }
+            for layer in replica.net.probedLayers { layer.probe = nil }
             let store = replica.net.parameters
             for p in store.parameters + store.buffers {
                 let dot = p.name.lastIndex(of: ".")!
@@ -213,7 +215,7 @@ public struct SynchronizationCheck {
             coordinator.broadcastInitialState(replica.net.parameters)
             let local = try train(replica, positions: slices.range(rank: comm.rank), recordKinks: recordKinks)
             var outcome = local
-            for layer in replica.net.normLayers {
+            for layer in replica.net.probedLayers {
                 for point in [NormProbe.output, .inputGradient] {
                     let mine = local[layer.name, point.rawValue]
                     outcome.add(layer.name, point.rawValue, mine.withUnsafeBufferPointer {

@@ -13,9 +13,14 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var checkpoint = Checkpoint()
 
     public struct Model: Codable, Equatable, Sendable {
-        /// resnet (the reference classifier) | deeplab (DeepLabV3 segmentation network).
+        /// resnet (the reference classifier) | deeplab (DeepLabV3 segmentation network) | resnet18 | resnet34 |
+        /// resnet50 | resnet101 (torchvision's classifiers) | deeplabv3 (torchvision's DeepLabV3).
         public var arch = "resnet"
-        /// Channels of each stage of the pre-activation ResNet body.
+        /// deeplabv3: its ResNet backbone, resnet18 | resnet34 | resnet50 | resnet101.
+        public var backbone = "resnet50"
+        /// torchvision networks: channels of the first stage (the others double).
+        public var baseWidth = 64
+        /// resnet, deeplab: channels of each stage of the pre-activation ResNet body.
         public var widths = [32, 64, 128]
         /// Residual blocks of each stage, one per width, e.g. [3, 4, 6, 3] ([]: `blocksPerStage` in every stage).
         public var blocks: [Int] = []
@@ -23,11 +28,16 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         public var blocksPerStage = 2
         /// Classes of the output (0: the data set's count).
         public var classes = 0
-        /// deeplab: output stride of the body (16; 8 with a dilated last stage; 4 with the last two), the head's
-        /// width and its three atrous dilations.
+        /// deeplab, deeplabv3: output stride of the body (16; 8 with a dilated last stage; 4 with the last two,
+        /// deeplab only), the head's width (0: 64 for deeplab, 256 for deeplabv3) and its three atrous
+        /// dilations ([]: [2, 4, 6] for deeplab; for deeplabv3 [12, 24, 36] at output stride 8, [6, 12, 18] at 16).
         public var outputStride = 16
-        public var headWidth = 64
-        public var asppDilations = [2, 4, 6]
+        public var headWidth = 0
+        public var asppDilations: [Int] = []
+        /// deeplabv3: dropout probability after the ASPP projection.
+        public var dropout: Double = 0.5
+        /// A safetensors file of initial weights (`abn convert torchvision` writes one); "" for none.
+        public var pretrained = ""
         /// inplace | standard | checkpoint.
         public var norm = NormMode.inplace
         /// Synchronize batch statistics across ranks (false: each rank normalizes its own slice).
@@ -291,10 +301,16 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             try require(model.widths.count == stages, "model.widths", "\(model.arch) needs \(stages) stage widths, got \(model.widths.count).")
         }
         try require(model.classes == 0 || (2...255).contains(model.classes), "model.classes", "must be 0 (from the data) or 2...255, got \(model.classes).")
-        try require([4, 8, 16].contains(model.outputStride), "model.output_stride", "must be 4, 8 or 16, got \(model.outputStride).")
-        try require((1...16384).contains(model.headWidth), "model.head_width", "must be in 1...16384, got \(model.headWidth).")
-        try require(model.asppDilations.count == 3 && model.asppDilations.allSatisfy { (1...64).contains($0) }, "model.aspp_dilations",
-                    "must be three dilations in 1...64, got \(model.asppDilations).")
+        let strides = model.architecture.outputStrides
+        try require(strides.contains(model.outputStride), "model.output_stride",
+                    "must be \(strides.map(String.init).joined(separator: ", ")) for \(model.arch), got \(model.outputStride).")
+        try require((0...16384).contains(model.headWidth), "model.head_width", "must be 0 (the architecture's) or in 1...16384, got \(model.headWidth).")
+        try require(model.asppDilations.isEmpty || (model.asppDilations.count == 3 && model.asppDilations.allSatisfy { (1...64).contains($0) }),
+                    "model.aspp_dilations", "must be [] (the architecture's) or three dilations in 1...64, got \(model.asppDilations).")
+        try require(ResNetDepth(rawValue: model.backbone) != nil, "model.backbone",
+                    "must be \(ResNetDepth.allCases.map(\.rawValue).joined(separator: ", ")), got '\(model.backbone)'.")
+        try require((1...4096).contains(model.baseWidth), "model.base_width", "must be in 1...4096, got \(model.baseWidth).")
+        try require(model.dropout >= 0 && model.dropout < 1, "model.dropout", "must be in [0, 1), got \(model.dropout).")
         try require((1...64).contains(model.blocksPerStage), "model.blocks_per_stage", "must be in 1...64, got \(model.blocksPerStage).")
         try require(model.blocks.isEmpty || (model.blocks.count == model.widths.count && model.blocks.allSatisfy { (1...64).contains($0) }),
                     "model.blocks", "must list one depth in 1...64 per stage width (\(model.widths.count)), got \(model.blocks).")
@@ -406,15 +422,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
     /// About how many weights the configured network has (3 input channels, 255 classes at
     /// most; in Double, so that absurd widths cannot overflow).
-    public var estimatedParameterCount: Double {
-        let w = model.widths.map(Double.init)
-        var total = 9 * 3 * w[0], previous = w[0]
-        for (width, blocks) in zip(w, model.stageBlocks.map(Double.init)) {
-            total += 9 * previous * width + 9 * width * width + previous * width + 9 * width * width * 2 * (blocks - 1)
-            previous = width
-        }
-        return total + model.architecture.estimatedHeadParameters(model, body: previous)
-    }
+    public var estimatedParameterCount: Double { model.architecture.estimatedParameters(model) }
 
     public func activation() throws -> Activation {
         try Activation(name: model.activation, parameter: Float(model.activationParam))

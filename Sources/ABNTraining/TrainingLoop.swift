@@ -84,7 +84,8 @@ final class TrainingLoop {
         let rate = p.schedule.rate(step: step)
         var (loss, t) = (0.0, StepTimings())
         let products = try BLAS.recordingShapes(when: choosingProducts) {
-            (loss, t) = try p.replica.step(batch, globalBatch: p.config.train.globalBatch, learningRate: rate)
+            let keys = Replica.drawKeys(seed: p.config.train.seed, step: step, positions: p.slices.range(rank: comm.rank))
+            (loss, t) = try p.replica.step(batch, drawKeys: keys, globalBatch: p.config.train.globalBatch, learningRate: rate)
         }
         if choosingProducts {
             try p.gemm.choose(products)

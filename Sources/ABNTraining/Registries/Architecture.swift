@@ -1,28 +1,39 @@
 import ABNData
 import ABNLayers
 
-/// `model.arch`: the networks `abn` builds. Each names the task it serves, the stage widths it
-/// needs, its builder and a rough parameter count; adding a network is a case here and its
-/// file in ABNLayers.
+/// `model.arch`: the networks `abn` builds. Each names the task it serves, the stage widths and
+/// output strides it accepts, its builder and a rough parameter count; adding a network is a
+/// case here and its file in ABNLayers.
 public enum Architecture: String, CaseIterable, Sendable {
     /// A pre-activation ResNet classifier (`PreActResNet`).
     case resnet
     /// DeepLabV3 with an ASPP head over a dilated pre-activation ResNet (`DeepLab`).
     case deeplab
+    /// torchvision's ResNet classifiers (`ResNetClassifier`).
+    case resnet18, resnet34, resnet50, resnet101
+    /// torchvision's DeepLabV3 over the ResNet `model.backbone` (`DeepLabV3`).
+    case deeplabv3
 
     /// The task of the data sets it trains on.
     public var task: TaskKind {
         switch self {
-        case .resnet: .classification
-        case .deeplab: .segmentation
+        case .resnet, .resnet18, .resnet34, .resnet50, .resnet101: .classification
+        case .deeplab, .deeplabv3: .segmentation
         }
     }
 
-    /// The number of stage widths it needs, nil for any from one to eight.
-    var stages: Int? {
+    /// The torchvision depth of a classifier.
+    private var depth: ResNetDepth? { ResNetDepth(rawValue: rawValue) }
+
+    /// The number of stage widths (`model.widths`) it needs, nil for any from one to eight.
+    var stages: Int? { self == .deeplab ? 4 : nil }
+
+    /// The output strides `model.output_stride` may take.
+    var outputStrides: [Int] {
         switch self {
-        case .resnet: nil
-        case .deeplab: 4
+        case .deeplab: [4, 8, 16]
+        case .deeplabv3: [8, 16]
+        default: [4, 8, 16]  // not used by classifiers
         }
     }
 
@@ -35,19 +46,56 @@ public enum Architecture: String, CaseIterable, Sendable {
             return try PreActResNet(shape: shape, norm: norm, seed: seed)
         case .deeplab:
             let shape = DeepLabShape(inChannels: input.channels, widths: m.widths, blocks: m.stageBlocks, outputStride: m.outputStride,
-                                     headWidth: m.headWidth, dilations: m.asppDilations, classes: input.classes)
+                                     headWidth: m.headWidth > 0 ? m.headWidth : 64,
+                                     dilations: m.asppDilations.isEmpty ? [2, 4, 6] : m.asppDilations, classes: input.classes)
             return try DeepLab(shape: shape, norm: norm, seed: seed)
+        case .resnet18, .resnet34, .resnet50, .resnet101:
+            let shape = ResNetShape(depth: depth!, baseWidth: m.baseWidth, inChannels: input.channels, classes: input.classes)
+            return try shape.classifier(norm: norm, seed: seed)
+        case .deeplabv3:
+            return try deepLabV3Shape(m, input: input).network(norm: norm, seed: seed)
         }
     }
 
-    /// About how many weights the head of `model` adds to the body (in Double, so that absurd
-    /// widths cannot overflow); `body` is the last stage's width.
-    func estimatedHeadParameters(_ model: TrainingConfig.Model, body: Double) -> Double {
-        let head = Double(model.headWidth)
+    /// The DeepLabV3 shape of `model` for `input`.
+    private func deepLabV3Shape(_ m: TrainingConfig.Model, input: ModelInput) -> DeepLabV3Shape {
+        DeepLabV3Shape(backbone: ResNetDepth(rawValue: m.backbone)!, baseWidth: m.baseWidth, inChannels: input.channels,
+                       outputStride: m.outputStride, headWidth: m.headWidth > 0 ? m.headWidth : 256,
+                       dilations: m.asppDilations.isEmpty ? nil : m.asppDilations, dropout: Float(m.dropout), classes: input.classes)
+    }
+
+    /// About how many weights `model` has with 3 input channels and 255 classes (in Double, so
+    /// that absurd widths cannot overflow).
+    func estimatedParameters(_ model: TrainingConfig.Model) -> Double {
         switch self {
-        case .resnet: return body * 255
-        case .deeplab: return body * head * 29 + 4 * head * head + head * head * 2 + head * 255
+        case .resnet, .deeplab:
+            let w = model.widths.map(Double.init)
+            var total = 9 * 3 * w[0], previous = w[0]
+            for (width, blocks) in zip(w, model.stageBlocks.map(Double.init)) {
+                total += 9 * previous * width + 9 * width * width + previous * width + 9 * width * width * 2 * (blocks - 1)
+                previous = width
+            }
+            let head = Double(model.headWidth > 0 ? model.headWidth : 64)
+            return total + (self == .resnet ? previous * 255 : previous * head * 29 + 4 * head * head + head * head * 2 + head * 255)
+        case .resnet18, .resnet34, .resnet50, .resnet101:
+            return Self.backboneParameters(depth!, baseWidth: model.baseWidth) + Double(depth!.outChannels(baseWidth: model.baseWidth)) * 256
+        case .deeplabv3:
+            let depth = ResNetDepth(rawValue: model.backbone) ?? .resnet101
+            let body = Double(depth.outChannels(baseWidth: model.baseWidth)), head = Double(model.headWidth > 0 ? model.headWidth : 256)
+            return Self.backboneParameters(depth, baseWidth: model.baseWidth) + body * head * 29 + head * head * 14 + head * 256
         }
+    }
+
+    /// About how many weights a torchvision ResNet body has: torchvision's counts at width 64
+    /// (without the classifier), scaled with the square of the width.
+    private static func backboneParameters(_ depth: ResNetDepth, baseWidth: Int) -> Double {
+        let atWidth64: Double = switch depth {
+        case .resnet18: 11.18e6
+        case .resnet34: 21.29e6
+        case .resnet50: 23.51e6
+        case .resnet101: 42.50e6
+        }
+        return atWidth64 * Double(baseWidth * baseWidth) / (64 * 64)
     }
 }
 
