@@ -106,4 +106,14 @@ void abn_sgd(float *parameters, float *velocity, const float *gradients, ptrdiff
 /// y[p] = mean of plane p of x (planes, pixels): 16 Float lanes added in a fixed order.
 void abn_average_planes(float *y, const float *x, ptrdiff_t planes, ptrdiff_t pixels);
 
+/// Max pooling of x (planes, H, W) into y (planes, OH, OW), OH = (H + 2p - k) / s + 1
+/// (likewise OW), square kernel k, stride s, padding p < k: each output is its window's winner,
+/// scanning the in-bounds positions in row-major order, a value greater than the best so far
+/// or a NaN taking over (the first of equal maxima wins, and the last NaN).
+void abn_max_pool_forward(float *y, const float *x, ptrdiff_t planes, ptrdiff_t H, ptrdiff_t W, ptrdiff_t k, ptrdiff_t s, ptrdiff_t p);
+/// Its gradient: dx (planes, H, W) = 0, then dy (planes, OH, OW) of each output added to its
+/// winner's position in x, outputs in row-major order.
+void abn_max_pool_backward(float *dx, const float *dy, const float *x, ptrdiff_t planes, ptrdiff_t H, ptrdiff_t W, ptrdiff_t k,
+                           ptrdiff_t s, ptrdiff_t p);
+
 #endif
