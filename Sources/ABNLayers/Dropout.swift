@@ -4,11 +4,13 @@ import ABNTensor
 /// else zeroed. Whether an element is kept depends only on its image's key and its index
 /// within the image, so a sample's draws are the same however a batch is split over ranks, and
 /// the backward pass redraws the forward pass's mask instead of keeping it.
-struct Dropout {
-    let probability: Float
+public struct Dropout: Sendable {
+    public let probability: Float
+
+    public init(probability: Float) { self.probability = probability }
 
     /// y (N, ...) = x masked and scaled, the mask of image n drawn from `imageKeys[n]`; y may be x.
-    func apply(_ y: Tensor, _ x: Tensor, imageKeys: [UInt64]) {
+    public func apply(_ y: Tensor, _ x: Tensor, imageKeys: [UInt64]) {
         checkShape(y.shape == x.shape && x.shape.first == imageKeys.count,
                    "dropout: shapes \(y.shape) and \(x.shape) with \(imageKeys.count) image keys")
         let perImage = x.count / max(1, imageKeys.count)

@@ -46,9 +46,27 @@ struct SynchronizationTests {
         }
     }
 
+    @Test("torchvision's DeepLabV3 on N ranks equals one process, with one or two images per rank",
+          arguments: ["1,1", "2,2", "1,1,1", "2,2,2"])
+    func deepLabV3(slices: String) throws {
+        let output = try BinaryRunner.run(["verify", "--config", "configs/tiny-deeplabv3.yaml", "--steps", "3", "--slices", slices, "--json"],
+                                          ranks: slices.split(separator: ",").count)
+        let summary = try #require(output.jsonLines.first { $0["kind"] as? String == "summary" }, "no summary; stderr: \(output.stderr)")
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        #expect(summary["synchronized_matches"] as? Bool == true, "worst \(summary["worst_ratio"] ?? "?") of the tolerance")
+        #expect(summary["replicas_identical"] as? Bool == true)
+        #expect(summary["control_differs"] as? Bool == true, "control \(summary["control"] ?? "?"): the check could not fail")
+        let layers = Set(output.jsonLines.compactMap { $0["layer"] as? String })
+        for probed in ["backbone.bn1", "backbone.layer1.0.downsample.1", "backbone.layer4.2.join", "classifier.0.convs.4.2", "classifier.2"] {
+            #expect(layers.contains(probed), "verify did not compare \(probed)")
+        }
+    }
+
     @Test("verify fails when one layer's forward reduction is skipped on purpose",
           arguments: [("configs/tiny.yaml", "stage2.0.bn1", "6,6"), ("configs/tiny.yaml", "head_norm", "6,6"),
-                      ("configs/tiny-seg.yaml", "head.map_bn", "1,1,1,1")])
+                      ("configs/tiny-seg.yaml", "head.map_bn", "1,1,1,1"),
+                      ("configs/tiny-deeplabv3.yaml", "backbone.layer3.0.bn3", "1,1"),
+                      ("configs/tiny-deeplabv3.yaml", "classifier.0.convs.4.2", "2,2")])
     func brokenSynchronization(config: String, layer: String, slices: String) throws {
         let output = try BinaryRunner.run(["verify", "--config", config, "--steps", "1", "--slices", slices, "--json"],
                                           ranks: slices.split(separator: ",").count, environment: ["ABN_SKIP_REDUCTION": layer])
