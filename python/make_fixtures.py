@@ -5,8 +5,8 @@ resize/*.json: bilinear resizing as PyTorch's interpolate(mode="bilinear",
   [N, C, H, W], size [OH, OW], x, y, dy (the incoming gradient) and dx.
 images/: small PNG and JPEG files written by Pillow, with what Pillow decodes from them in
   images/expected.json (name -> {width, height, channels, pixels (row-major, interleaved)}),
-  plus files a mask must refuse (palette, RGB, 16-bit) and a PNG header claiming 100000 x
-  100000 pixels.
+  palette masks with the indices Pillow stored (8-bit and 2-bit), files a mask must refuse
+  (RGB, 16-bit) and a PNG header claiming 100000 x 100000 pixels.
 Usage: python python/make_fixtures.py (needs torch, numpy, pillow).
 """
 import json
@@ -67,8 +67,20 @@ def write_images():
     smooth = np.stack(np.meshgrid(np.arange(16) * 15, np.arange(12) * 20), -1).astype(np.uint8)
     save("rgb_16x12.jpg", Image.fromarray(np.dstack([smooth[..., 0], smooth[..., 1], 255 - smooth[..., 0]]), "RGB"), quality=95)
     save("gray_9x8.jpg", Image.fromarray((np.arange(72).reshape(8, 9) * 3).astype(np.uint8), "L"), quality=95)
+    # palette masks (Pascal VOC's kind): the indices are the ids, whatever the colors
+    def save_palette(name, indices, bits=8):
+        image = Image.fromarray(indices, "P")
+        image.putpalette([(37 * i) % 256 for i in range(3 * 2 ** bits)])  # colors unrelated to the indices
+        image.save(os.path.join(out, name), bits=bits)
+        expected[name] = {"width": indices.shape[1], "height": indices.shape[0], "channels": 1,
+                          "pixels": [int(v) for v in np.array(Image.open(os.path.join(out, name))).reshape(-1)]}
+
+    own = np.random.RandomState(5)  # its own generator: the other files stay as they were
+    voc = own.randint(0, 21, (5, 6)).astype(np.uint8)
+    voc[2, :] = 255  # an object border
+    save_palette("palette_6x5.png", voc)
+    save_palette("palette_2bit_5x3.png", own.randint(0, 4, (3, 5)).astype(np.uint8), bits=2)
     # what a mask must refuse
-    Image.fromarray(rng.randint(0, 4, (4, 4), dtype=np.uint8), "L").convert("P").save(os.path.join(out, "palette_4x4.png"))
     Image.fromarray(rng.randint(0, 4, (4, 4, 3), dtype=np.uint8), "RGB").save(os.path.join(out, "rgb_mask_4x4.png"))
     Image.fromarray(rng.randint(0, 4, (4, 4)).astype(np.uint16)).save(os.path.join(out, "gray16_4x4.png"))
     # a header claiming 100000 x 100000 gray pixels, followed by one tiny data chunk

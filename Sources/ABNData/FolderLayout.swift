@@ -2,13 +2,13 @@ import Foundation
 
 /// Helpers for the folder data sets: split folders and the image files in a folder.
 enum FolderLayout {
-    /// ROOT/train, or for the test split ROOT/test or else ROOT/val.
+    /// ROOT/SPLIT; for the split named test, ROOT/test or else ROOT/val.
     static func splitDirectory(root: String, split: String) throws -> String {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw DataError("the data folder \(root) does not exist; set data.root to a folder with train/ and test/ (or val/) in it.")
         }
-        let candidates = split == "train" ? ["train"] : ["test", "val"]
+        let candidates = split == "test" ? ["test", "val"] : [split]
         for name in candidates {
             let path = (root as NSString).appendingPathComponent(name)
             if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { return path }
@@ -24,6 +24,26 @@ enum FolderLayout {
         return names.filter { !$0.hasPrefix(".") && ImageFile.extensions.contains(($0 as NSString).pathExtension.lowercased()) }
             .sorted()
             .map { (directory as NSString).appendingPathComponent($0) }
+    }
+
+    /// The files under `directory` (in sub-folders too) whose names end with `suffix`, sorted by
+    /// path (hidden files and folders skipped).
+    static func files(under directory: String, endingWith suffix: String) throws -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue,
+              let walker = FileManager.default.enumerator(atPath: directory) else {
+            throw DataError("cannot list \(directory); check that it exists and is readable.")
+        }
+        var found: [String] = []
+        while let relative = walker.nextObject() as? String {
+            let name = (relative as NSString).lastPathComponent
+            if name.hasPrefix(".") {
+                walker.skipDescendants()
+            } else if name.hasSuffix(suffix) {
+                found.append((directory as NSString).appendingPathComponent(relative))
+            }
+        }
+        return found.sorted()
     }
 
     /// Sub-folders of `directory`, sorted by name (hidden ones skipped).

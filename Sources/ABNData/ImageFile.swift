@@ -33,16 +33,19 @@ public enum ImageFile {
         }
     }
 
-    /// Decodes a segmentation mask: an 8-bit gray PNG whose values are class ids (255: ignore).
+    /// Decodes a segmentation mask: an 8-bit gray PNG whose values are the ids, or a palette PNG
+    /// whose indices are (as Pascal VOC's); 255 is "ignore" unless a label map says otherwise.
     public static func decodeMask(_ path: String) throws -> Image8 {
         let data = try bytes(path)
         guard kind(data) == .png else {
-            throw DataError("\(path) is not a PNG; masks must be 8-bit grayscale PNGs (a lossy JPEG would change class ids).")
+            throw DataError("\(path) is not a PNG; masks must be 8-bit grayscale or palette PNGs (a lossy JPEG would change class ids).")
         }
-        guard try PNGCodec.info(data, source: path).plainGray else {
-            throw DataError("\(path) is not a plain 8-bit grayscale PNG (it has color, a palette, alpha or 16-bit samples); save masks as 8-bit gray, value = class id, 255 = ignore.")
+        switch try PNGCodec.info(data, source: path).kind {
+        case .plainGray: return try PNGCodec.decode(data, channels: 1, source: path)
+        case .palette: return try PNGCodec.decodeIndices(data, source: path)
+        case .other:
+            throw DataError("\(path) is neither an 8-bit grayscale nor a palette PNG (it has color, alpha or 16-bit samples); save masks as 8-bit gray or palette images, value = class id, 255 = ignore.")
         }
-        return try PNGCodec.decode(data, channels: 1, source: path)
     }
 
     enum Kind { case png, jpeg }

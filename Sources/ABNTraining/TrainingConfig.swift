@@ -60,8 +60,16 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
     public struct DataSettings: Codable, Equatable, Sendable {
         /// fashion-mnist (IDX files) | image-folder (ROOT/SPLIT/CLASS/NAME.png|.jpg) |
-        /// segmentation-folder (ROOT/SPLIT/images, ROOT/SPLIT/masks).
+        /// segmentation-folder (ROOT/SPLIT/images, ROOT/SPLIT/masks) | cityscapes | voc | ade20k.
         public var format = "fashion-mnist"
+        /// The training and test splits by the layout's own names ("": the layout's default).
+        public var trainSplit = ""
+        public var testSplit = ""
+        /// Segmentation: [stored id, class] pairs mapping the masks' ids to classes (255: ignore);
+        /// ids not listed are refused. []: the layout's own map.
+        public var labelMap: [[Int]] = []
+        /// segmentation-folder, voc: id 0 is ignored and the others move down by one.
+        public var reduceZeroLabel = false
         /// The data set's folder.
         public var root = "/usr/share/datasets/fashion-mnist"
         /// Image channels, 1 or 3 (0: those of the first training image).
@@ -338,6 +346,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
                     "data.scale_range", "must be [min, max] with 0 < min <= max <= 8, got \(data.scaleRange).")
         try require(data.mean.values.count >= 1 && data.mean.values.allSatisfy(\.isFinite), "data.mean", "must be a number or a list of numbers, got \(data.mean.values).")
         try require(data.std.values.count >= 1 && data.std.values.allSatisfy { $0 > 0 && $0.isFinite }, "data.std", "must be positive, got \(data.std.values).")
+        try require(data.labelMap.allSatisfy { $0.count == 2 && (0...255).contains($0[0]) && (0...255).contains($0[1]) }, "data.label_map",
+                    "must list [stored id, class] pairs of integers in 0...255, got \(data.labelMap).")
+        try require(data.labelMap.isEmpty || !data.reduceZeroLabel, "data.reduce_zero_label", "cannot be combined with data.label_map; put the shift into the map.")
         try require(["none", "fmnist-scenes"].contains(data.generate.kind), "data.generate.kind", "must be none or fmnist-scenes, got '\(data.generate.kind)'.")
         try require((56...4096).contains(data.generate.size), "data.generate.size", "must be 56...4096, got \(data.generate.size).")
         try require(data.generate.train >= 0 && data.generate.test >= 0 && data.generate.train + data.generate.test >= 1,

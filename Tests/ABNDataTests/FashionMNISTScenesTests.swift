@@ -18,7 +18,7 @@ struct FashionMNISTScenesTests {
             #expect(x != nil && x == y, "\(file) differs")
         }
         let other = try FashionMNISTScenes(size: 64, seed: 4).scene(0, split: .train, garments: FashionMNIST(root: FashionMNISTTests.root, split: .train, limit: 100))
-        let set = try SegmentationFolder(root: a, split: "train")
+        let set = try SegmentationFolder.open(root: a, split: "train")
         #expect(set.classNames.count == 11 && set.classNames[1] == "T-shirt/top")
         var seen = Set<UInt8>()
         for i in 0..<set.count {

@@ -57,21 +57,21 @@ struct FolderDatasetTests {
         try root.write("val/images/z.png", PNGCodec.encode(flat(5, 5, 3, 90)))
         try root.write("val/masks/z.png", PNGCodec.encode(flat(5, 5, 1, 2)))
         // no classes.txt: the largest id in the masks (4) makes 5 classes
-        let scanned = try SegmentationFolder(root: root.path, split: "train")
+        let scanned = try SegmentationFolder.open(root: root.path, split: "train")
         #expect(scanned.classNames.count == 5 && scanned.count == 2 && scanned.channels == 3)
         let y = try scanned.sample(1)
         #expect(y.image.channels == 3 && y.image.width == 5)  // a gray image given the set's channels
         try root.write("classes.txt", Array("background\nshirt\nbag\ncoat\nshoe\nhat\n\n".utf8))
-        let named = try SegmentationFolder(root: root.path, split: "train")
+        let named = try SegmentationFolder.open(root: root.path, split: "train")
         #expect(named.classNames == ["background", "shirt", "bag", "coat", "shoe", "hat"])
-        let test = try SegmentationFolder(root: root.path, split: "test", classNames: named.classNames, channels: 3)
+        let test = try SegmentationFolder.open(root: root.path, split: "test", classNames: named.classNames, channels: 3)
         #expect(test.count == 1)  // val/ serves as the test split
         // an id beyond the classes, a mask of another size, a missing mask
         let three = ["a", "b", "c"]
-        #expect(dataError { _ = try SegmentationFolder(root: root.path, split: "train", classNames: three).sample(0) }.contains("class id 4"))
+        #expect(dataError { _ = try SegmentationFolder.open(root: root.path, split: "train", classNames: three).sample(0) }.contains("holds id 4"))
         try root.write("train/masks/y.png", PNGCodec.encode(flat(4, 5, 1, 1)))
         #expect(dataError { _ = try named.sample(1) }.contains("must have its image's size"))
         try root.write("train/images/w.png", PNGCodec.encode(flat(5, 5, 3, 90)))
-        #expect(dataError { _ = try SegmentationFolder(root: root.path, split: "train") }.contains("has no mask"))
+        #expect(dataError { _ = try SegmentationFolder.open(root: root.path, split: "train") }.contains("has no mask"))
     }
 }

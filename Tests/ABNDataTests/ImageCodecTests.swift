@@ -59,11 +59,19 @@ struct ImageCodecTests {
         #expect(worst <= 3)
     }
 
-    @Test("masks must be plain 8-bit gray PNGs: palette, RGB and 16-bit files are refused with a message",
-          arguments: ["palette_4x4.png", "rgb_mask_4x4.png", "gray16_4x4.png"])
+    @Test("masks are 8-bit gray or palette PNGs: RGB and 16-bit files are refused with a message",
+          arguments: ["rgb_mask_4x4.png", "gray16_4x4.png"])
     func maskFormats(name: String) {
         let message = dataError { _ = try ImageFile.decodeMask(imageFixtures.appendingPathComponent(name).path) }
-        #expect(message.contains("8-bit gray"), "\(message)")
+        #expect(message.contains("8-bit grayscale nor a palette"), "\(message)")
+    }
+
+    @Test("a palette mask reads as its indices (Pillow's), whatever its colors and bit depth", arguments: ["palette_6x5.png", "palette_2bit_5x3.png"])
+    func paletteMasks(name: String) throws {
+        let want = try #require(expected[name])
+        let mask = try ImageFile.decodeMask(imageFixtures.appendingPathComponent(name).path)
+        #expect(mask.width == want.width && mask.height == want.height && mask.channels == 1)
+        #expect(mask.pixels.map(Int.init) == want.pixels)
     }
 
     @Test("hostile files: a huge claimed size, garbage, a truncated PNG and a JPEG mask are refused, not trapped")

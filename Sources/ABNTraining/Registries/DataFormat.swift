@@ -1,7 +1,8 @@
 import ABNData
 
-/// `data.format`: the data-set layouts `abn` opens. Each names the task of its sets and opens
-/// the training and test splits; adding a layout is a case here and its file in ABNData.
+/// `data.format`: the data-set layouts `abn` opens. Each names the task of its sets, its split
+/// names, and opens the training and test splits; adding a layout is a case here and its file
+/// in ABNData.
 public enum DataFormat: String, CaseIterable, Sendable {
     /// The IDX files of Fashion-MNIST (`FashionMNIST`).
     case fashionMNIST = "fashion-mnist"
@@ -9,12 +10,27 @@ public enum DataFormat: String, CaseIterable, Sendable {
     case imageFolder = "image-folder"
     /// ROOT/{train,test}/{images,masks} (`SegmentationFolder`).
     case segmentationFolder = "segmentation-folder"
+    /// ROOT/leftImg8bit and ROOT/gtFine (`Cityscapes`).
+    case cityscapes
+    /// ROOT/JPEGImages, ROOT/SegmentationClass, ROOT/ImageSets/Segmentation (`PascalVOC`).
+    case voc
+    /// ROOT/images and ROOT/annotations (`ADE20K`).
+    case ade20k
 
     /// The task of its sets.
     public var task: TaskKind {
         switch self {
         case .fashionMNIST, .imageFolder: .classification
-        case .segmentationFolder: .segmentation
+        case .segmentationFolder, .cityscapes, .voc, .ade20k: .segmentation
+        }
+    }
+
+    /// The layout's names of the training and test splits.
+    public var defaultSplits: (train: String, test: String) {
+        switch self {
+        case .fashionMNIST, .imageFolder, .segmentationFolder: ("train", "test")
+        case .cityscapes, .voc: ("train", "val")
+        case .ade20k: ("training", "validation")
         }
     }
 
@@ -22,18 +38,32 @@ public enum DataFormat: String, CaseIterable, Sendable {
     func open(_ config: TrainingConfig) throws -> (train: any Dataset, test: any Dataset) {
         let d = config.data
         let channels = d.channels > 0 ? d.channels : nil
+        let splits = (train: d.trainSplit.isEmpty ? defaultSplits.train : d.trainSplit, test: d.testSplit.isEmpty ? defaultSplits.test : d.testSplit)
+        let labelMap = d.labelMap.isEmpty ? (d.reduceZeroLabel ? LabelMap.reducedZero : nil) : LabelMap(pairs: d.labelMap.map { (id: $0[0], label: $0[1]) })
         switch self {
         case .fashionMNIST:
             let train = try FashionMNIST(root: d.root, split: .train, limit: d.trainLimit)
             return (train, try FashionMNIST(root: d.root, split: .test, limit: d.testLimit, classes: train.classNames.count))
         case .imageFolder:
-            let train = try ImageFolder(root: d.root, split: "train", channels: channels, limit: d.trainLimit)
-            return (train, try ImageFolder(root: d.root, split: "test", classNames: train.classNames, channels: train.channels, limit: d.testLimit))
+            let train = try ImageFolder(root: d.root, split: splits.train, channels: channels, limit: d.trainLimit)
+            return (train, try ImageFolder(root: d.root, split: splits.test, classNames: train.classNames, channels: train.channels, limit: d.testLimit))
         case .segmentationFolder:
             let names = config.model.classes > 0 ? (0..<config.model.classes).map(String.init) : nil
-            let train = try SegmentationFolder(root: d.root, split: "train", classNames: try SegmentationFolder.classesFile(root: d.root) ?? names,
-                                               channels: channels, limit: d.trainLimit)
-            return (train, try SegmentationFolder(root: d.root, split: "test", classNames: train.classNames, channels: train.channels, limit: d.testLimit))
+            let map = labelMap ?? .identity
+            let train = try SegmentationFolder.open(root: d.root, split: splits.train, classNames: try SegmentationFolder.classesFile(root: d.root) ?? names,
+                                                    labelMap: map, channels: channels, limit: d.trainLimit)
+            return (train, try SegmentationFolder.open(root: d.root, split: splits.test, classNames: train.classNames, labelMap: map,
+                                                       channels: train.channels, limit: d.testLimit))
+        case .cityscapes:
+            let train = try Cityscapes.open(root: d.root, split: splits.train, labelMap: labelMap, channels: channels, limit: d.trainLimit)
+            return (train, try Cityscapes.open(root: d.root, split: splits.test, labelMap: labelMap, channels: train.channels, limit: d.testLimit))
+        case .voc:
+            let map = labelMap ?? .identity
+            let train = try PascalVOC.open(root: d.root, split: splits.train, labelMap: map, channels: channels, limit: d.trainLimit)
+            return (train, try PascalVOC.open(root: d.root, split: splits.test, labelMap: map, channels: train.channels, limit: d.testLimit))
+        case .ade20k:
+            let train = try ADE20K.open(root: d.root, split: splits.train, labelMap: labelMap, channels: channels, limit: d.trainLimit)
+            return (train, try ADE20K.open(root: d.root, split: splits.test, labelMap: labelMap, channels: train.channels, limit: d.testLimit))
         }
     }
 }
