@@ -39,7 +39,7 @@ let package = Package(
             "ABNTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .target(name: "ABNTestSupport", dependencies: ["ABNTensor", "ABNLayers", "ABNComm"], path: "Tests/ABNTestSupport"),
+        .target(name: "ABNTestSupport", dependencies: ["ABNTensor", "ABNLayers", "ABNComm", "ABNData"], path: "Tests/ABNTestSupport"),
         .testTarget(name: "ABNTensorTests", dependencies: ["ABNTensor", "ABNTestSupport"]),
         .testTarget(name: "ABNLayersTests", dependencies: ["ABNLayers", "ABNComm", "ABNTensor", "ABNTestSupport", "ABNTraining"]),
         .testTarget(name: "ABNDataTests", dependencies: ["ABNData", "ABNTensor", "ABNTestSupport"]),

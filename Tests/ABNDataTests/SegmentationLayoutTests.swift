@@ -1,0 +1,80 @@
+import ABNData
+import ABNTestSupport
+import Foundation
+import Testing
+
+@Suite("Segmentation layouts: Cityscapes, Pascal VOC, ADE20K")
+struct SegmentationLayoutTests {
+    /// A fresh folder, removed afterwards.
+    func withFolder(_ body: (String) throws -> Void) throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("abn-layout-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try body(root)
+    }
+
+    static func open(_ layout: LayoutWriter.Layout, _ root: String, _ split: String) throws -> LabeledSegmentationSet {
+        switch layout {
+        case .cityscapes: try Cityscapes.open(root: root, split: split)
+        case .voc: try PascalVOC.open(root: root, split: split)
+        case .ade20k: try ADE20K.open(root: root, split: split)
+        }
+    }
+
+    @Test("every split loads with the layout's classes, and each mask reads as the classes it was written for", arguments: LayoutWriter.Layout.allCases)
+    func masksMapToClasses(layout: LayoutWriter.Layout) throws {
+        try withFolder { root in
+            let expected = try LayoutWriter.write(layout, root: root)
+            for (split, masks) in expected {
+                let set = try Self.open(layout, root, split)
+                #expect(set.count == masks.count)
+                #expect(set.classNames.count == [LayoutWriter.Layout.cityscapes: 19, .voc: 21, .ade20k: 150][layout])
+                for i in 0..<set.count {
+                    let sample = try set.sample(i)
+                    guard case .mask(let mask) = sample.target else { Issue.record("not a mask"); return }
+                    #expect(mask.pixels == masks[i], "\(layout) \(split) sample \(i)")
+                    #expect(try set.imageSize(i) == (sample.image.height, sample.image.width))
+                }
+            }
+        }
+    }
+
+    @Test("Cityscapes reads train ids where the user made them")
+    func cityscapesTrainIDs() throws {
+        try withFolder { root in
+            let expected = try LayoutWriter.write(.cityscapes, root: root, trainIDs: true)
+            let set = try Cityscapes.open(root: root, split: "train")
+            #expect(set.masks.allSatisfy { $0.hasSuffix("_gtFine_labelTrainIds.png") })
+            guard case .mask(let mask) = try set.sample(0).target else { Issue.record("not a mask"); return }
+            #expect(mask.pixels == expected["train"]![0])
+        }
+    }
+
+    @Test("a missing mask, a mask of another size and an unmapped id are refused, naming the file")
+    func refusals() throws {
+        try withFolder { root in
+            try LayoutWriter.write(.ade20k, root: root)
+            let set = try ADE20K.open(root: root, split: "training")
+            // an id the map does not list
+            let strict = try LabeledSegmentationSet(images: set.images, masks: set.masks, classNames: ADE20K.classNames,
+                                                    labelMap: LabelMap(pairs: [(id: 1, label: 0)]), source: root)
+            let unmapped = dataError { _ = try strict.sample(0) }
+            #expect(unmapped.contains(set.masks[0]) && unmapped.contains("does not list"), "\(unmapped)")
+            // a mask of another size
+            try Data(PNGCodec.encode(Image8(width: 3, height: 3, channels: 1, pixels: Array(repeating: 1, count: 9))))
+                .write(to: URL(fileURLWithPath: set.masks[1]))
+            let size = dataError { _ = try set.sample(1) }
+            #expect(size.contains(set.masks[1]) && size.contains("3x3"), "\(size)")
+            // a missing mask
+            try FileManager.default.removeItem(atPath: set.masks[2])
+            let missing = dataError { _ = try ADE20K.open(root: root, split: "training") }
+            #expect(missing.contains(set.images[2]) && missing.contains("has no mask"), "\(missing)")
+        }
+    }
+
+    @Test("reduce_zero_label ignores 0 and moves the other ids down by one; 255 stays ignored")
+    func reducedZero() throws {
+        let stored = Image8(width: 4, height: 1, channels: 1, pixels: [0, 1, 150, 255])
+        #expect(try LabelMap.reducedZero.apply(to: stored, classes: 150, source: "m").pixels == [255, 0, 149, 255])
+        #expect(dataError { _ = try LabelMap.reducedZero.apply(to: stored, classes: 149, source: "m") }.contains("outside 0...148"))
+    }
+}
