@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "ABNLayersTests", dependencies: ["ABNLayers", "ABNComm", "ABNTensor", "ABNTestSupport", "ABNTraining"]),
         .testTarget(name: "ABNDataTests", dependencies: ["ABNData", "ABNTensor", "ABNTestSupport"]),
         .testTarget(name: "ABNCommTests", dependencies: ["ABNComm", "ABNLayers", "ABNTensor"]),
-        .testTarget(name: "ABNTrainingTests", dependencies: ["ABNTraining", "ABNComm", "ABNData", "ABNLayers", "ABNTestSupport", "CZlib"]),
+        .testTarget(name: "ABNTrainingTests", dependencies: ["ABNTraining", "ABNComm", "ABNData", "ABNLayers", "ABNTensor", "ABNTestSupport", "CZlib"]),
         // Runs the release binary (alone and under mpirun); build it first: swift build -c release.
         .testTarget(name: "IntegrationTests", dependencies: ["ABNData", "ABNTestSupport"]),
     ]

@@ -63,6 +63,23 @@ public struct Checkpoint {
         return try Safetensors.encode(entries, metadata: metadata)
     }
 
+    /// A checkpoint of weights alone, as the bytes of a safetensors file: `weights` under their
+    /// state-dict names, no optimizer state, no config, at step 0 of one rank; `metadata` adds to
+    /// the fields every checkpoint has (`abn convert` writes these).
+    public static func encode(weights: [Safetensors.Entry], metadata: [String: String]) throws -> Data {
+        let required = ["format": "abn-checkpoint", "format_version": formatVersion,
+                        "step": "0", "epoch": "0", "step_in_epoch": "0", "world_size": "1"]
+        return try Safetensors.encode(weights, metadata: metadata.merging(required) { $1 })
+    }
+
+    /// A warning when `abn convert` wrote the checkpoint for norm layers of another eps than
+    /// `config`'s `model.eps` (their scales |weight| + eps are then off by the difference); nil otherwise.
+    public func epsWarning(_ config: TrainingConfig) -> String? {
+        guard let converted = metadata["eps"].flatMap(Float.init), converted != Float(config.model.eps) else { return nil }
+        return "\(source) was converted for model.eps \(converted), but the config's model.eps is \(Float(config.model.eps)): every norm scale is off by "
+            + "the difference; convert again with --eps \(config.model.eps) or set model.eps: \(converted)."
+    }
+
     /// Copies the checkpoint into `replica` (parameters, running statistics and, unless
     /// `weightsOnly`, momentum), after checking it is for the same model.
     public func apply(to replica: Replica, weightsOnly: Bool = false) throws {

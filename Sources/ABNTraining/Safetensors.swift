@@ -2,8 +2,9 @@ import CZlib
 import Foundation
 
 /// The safetensors format: an 8-byte little-endian header length, a JSON header naming each
-/// tensor's dtype, shape and byte range, then the data. Only F32 tensors are written and read;
-/// checkpoints carry a checksum, which must match.
+/// tensor's dtype, shape and byte range, then the data. Only F32 tensors are written and read
+/// (PyTorch's int64 `num_batches_tracked` counters are accepted and skipped); checkpoints carry a
+/// checksum, which must match.
 public enum Safetensors {
     public struct Entry: Equatable, Sendable {
         public let name: String
@@ -51,7 +52,9 @@ public enum Safetensors {
     /// Parses and checks a file's bytes: its checksum (when `requireChecksum`, else only when it
     /// has one: files that other programs write have none), the header's bounds and fields, and
     /// that the tensors' byte ranges tile the data exactly. Every number read is range-checked
-    /// before it is used. `source` names the file in error messages.
+    /// before it is used. I64 tensors named `*num_batches_tracked` (BatchNorm's step counters in
+    /// a PyTorch state dict) take part in the tiling check and are left out of `entries`; any
+    /// other tensor that is not F32 is refused. `source` names the file in error messages.
     public static func decode(_ data: Data, source: String, requireChecksum: Bool = true) throws -> (entries: [String: Entry], metadata: [String: String]) {
         func corrupt(_ why: String) -> TrainingError {
             TrainingError("\(source) is not a valid checkpoint (\(why)); it may be truncated or corrupt. Use an older checkpoint.")
@@ -73,7 +76,7 @@ public enum Safetensors {
         }
         let payload = data.subdata(in: headerEnd..<data.count)
         var metadata: [String: String] = [:]
-        var ranges: [(range: Range<Int>, name: String, shape: [Int])] = []
+        var ranges: [(range: Range<Int>, name: String, shape: [Int], skipped: Bool)] = []
         for (name, value) in header {
             if name == "__metadata__" {
                 guard let m = value as? [String: String] else { throw corrupt("__metadata__ is not a map of strings") }
@@ -84,14 +87,17 @@ public enum Safetensors {
                   offsets.count == 2 else {
                 throw corrupt("tensor \(name) is not described with a shape and data offsets")
             }
-            guard info["dtype"] as? String == "F32" else {
-                throw TrainingError("\(source): tensor \(name) is \(info["dtype"] ?? "of no dtype"), not F32 (float32); save the weights as float32.")
+            let dtype = info["dtype"] as? String
+            let skipped = dtype == "I64" && name.hasSuffix("num_batches_tracked")
+            guard dtype == "F32" || skipped else {
+                throw TrainingError("\(source): tensor \(name) is \(dtype ?? "of no dtype"), not F32 (float32); save the weights as float32, "
+                                    + "e.g. save_file({k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}, FILE).")
             }
-            guard shape.count <= 8, shape.allSatisfy({ $0 >= 0 }), let bytes = byteCount(shape),
+            guard shape.count <= 8, shape.allSatisfy({ $0 >= 0 }), let bytes = byteCount(shape, elementBytes: skipped ? 8 : 4),
                   offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] - offsets[0] == bytes, offsets[1] <= payload.count else {
                 throw corrupt("tensor \(name) of shape \(shape) does not fit bytes \(offsets) of \(payload.count)")
             }
-            ranges.append((offsets[0]..<offsets[1], name, shape))
+            ranges.append((offsets[0]..<offsets[1], name, shape, skipped))
         }
         ranges.sort { ($0.range.lowerBound, $0.range.upperBound) < ($1.range.lowerBound, $1.range.upperBound) }
         var end = 0
@@ -103,7 +109,7 @@ public enum Safetensors {
         }
         guard end == payload.count else { throw corrupt("\(payload.count - end) bytes follow the last tensor") }
         var entries: [String: Entry] = [:]
-        for r in ranges {
+        for r in ranges where !r.skipped {
             var values = [Float](repeating: 0, count: r.range.count / 4)
             values.withUnsafeMutableBytes { dst in
                 payload.withUnsafeBytes { src in dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[r.range])) }
@@ -113,9 +119,9 @@ public enum Safetensors {
         return (entries, metadata)
     }
 
-    /// 4 x the product of `shape`, or nil when it overflows.
-    private static func byteCount(_ shape: [Int]) -> Int? {
-        var n = 4
+    /// `elementBytes` x the product of `shape`, or nil when it overflows.
+    private static func byteCount(_ shape: [Int], elementBytes: Int) -> Int? {
+        var n = elementBytes
         for d in shape {
             let (product, overflow) = n.multipliedReportingOverflow(by: d)
             if overflow { return nil }

@@ -36,7 +36,8 @@ public final class Trainer {
     /// checkpoint, as an interruption would (the schedule still spans the whole run). A
     /// `StopRequest` on any rank ends it after the current step, with a checkpoint, or before
     /// the first step when it came during start-up. On resume,
-    /// a config that changes the run is refused unless `allowConfigChange`.
+    /// a config that changes the run is refused unless `allowConfigChange`. A run that starts
+    /// from step 0 takes its initial weights from `model.pretrained` when set (`PretrainedWeights`).
     @discardableResult
     public func run(resume: Bool, stopAfterStep: Int? = nil, allowConfigChange: Bool = false) throws -> Outcome {
         let checkpoints = CheckpointDirectory(runDirectory: runDirectory)
@@ -59,6 +60,11 @@ public final class Trainer {
         try coordinator.requireAgreement("config", try config.yaml())
         let replica = try session.replica()
         try coordinator.requireAgreement("model size", String(replica.net.parameters.parameterCount))
+        if coordinator.isRoot, resumable == nil, !config.model.pretrained.isEmpty {
+            let file = try PretrainedWeights.read(config.model.pretrained)
+            coordinator.say("train: " + (try PretrainedWeights(file, into: replica.net)).summary)
+            if let warning = file.epsWarning(config) { coordinator.say("train: warning: " + warning) }
+        }
         coordinator.broadcastInitialState(replica.net.parameters)
 
         var step = 0

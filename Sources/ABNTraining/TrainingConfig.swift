@@ -36,7 +36,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         public var asppDilations: [Int] = []
         /// deeplabv3: dropout probability after the ASPP projection.
         public var dropout: Double = 0.5
-        /// A safetensors file of initial weights (`abn convert torchvision` writes one); "" for none.
+        /// An abn checkpoint whose tensors initialize a run from step 0 (`PretrainedWeights`;
+        /// `abn convert torchvision` writes one); "" for none.
         public var pretrained = ""
         /// inplace | standard | checkpoint.
         public var norm = NormMode.inplace
@@ -381,10 +382,11 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     // MARK: Comparing runs
 
     /// Keys whose values do not change what a run computes: logging, evaluation, checkpoint
-    /// cadence, how gradients travel, the watchdog, the GEMM library, the test subset.
+    /// cadence, how gradients travel, the watchdog, the GEMM library, the test subset, and the
+    /// initial weights' file (a resumed run takes its weights from the checkpoint).
     static let keysThatKeepTheRun: Set<String> = [
         "train.log_every", "train.evaluate", "train.evaluate_every", "train.bucket_kib", "train.overlap", "train.collective_timeout_s", "train.gemm",
-        "checkpoint.every", "checkpoint.keep", "data.test_limit",
+        "checkpoint.every", "checkpoint.keep", "data.test_limit", "model.pretrained",
     ]
 
     /// The settings that differ from `stored` and change the run (its batches, schedule,

@@ -11,10 +11,10 @@ struct Eval: ParsableCommand {
         Classification: test loss and accuracy. Segmentation: test loss per valid pixel, pixel \
         accuracy, mIoU and the IoU of each class, from a confusion matrix summed over the whole test \
         images and all ranks. The model and data come from the config stored in the checkpoint, \
-        unless --config is given.
+        unless --config is given (a checkpoint abn convert wrote has none).
         """)
 
-    @Option(help: "A checkpoint written by abn train.") var checkpoint: String
+    @Option(help: "A checkpoint written by abn train or abn convert.") var checkpoint: String
     @Option(help: "A YAML config to use instead of the one stored in the checkpoint.") var config: String?
     @Option(name: .customLong("set"), help: "Override a config key, e.g. --set data.test_limit=0 (repeatable).")
     var overrides: [String] = []
@@ -38,19 +38,28 @@ struct Eval: ParsableCommand {
             if coordinator.isRoot {
                 let c = try Checkpoint(path: checkpoint)
                 loaded = c
-                configText = try config.map { path in
+                if let path = config {
                     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                         throw TrainingError("cannot read the config file \(path).")
                     }
-                    return text
-                } ?? (c.metadata["config"] ?? "")
+                    configText = text
+                } else if let stored = c.metadata["config"] {
+                    configText = stored
+                } else {
+                    let origin = c.metadata["converted_from"].map { " (abn convert wrote it from \($0))" } ?? ""
+                    throw TrainingError("\(checkpoint) holds weights without a config\(origin): give the model and data with --config FILE "
+                                        + "(model.arch and model.base_width as the weights were trained, model.eps as they were converted for).")
+                }
             }
             let text = coordinator.broadcast(configText)
             let config = try TrainingConfig.parse(yaml: text, source: self.config ?? "the checkpoint's config", overrides: overrides)
             coordinator.watch(config)
             let session = try Session(config: config, coordinator: coordinator)
             let replica = try session.replica()
-            if let loaded { try loaded.apply(to: replica, weightsOnly: true) }
+            if let loaded {
+                try loaded.apply(to: replica, weightsOnly: true)
+                if let warning = loaded.epsWarning(config) { FileHandle.standardError.write(Data("abn: warning: \(warning)\n".utf8)) }
+            }
             coordinator.broadcastInitialState(replica.net.parameters)
             let loader = session.test, data = session.data
             let result = try evaluate(replica, loader: loader, pixels: config.evaluationPixels(ranks: coordinator.comm.size))

@@ -90,4 +90,19 @@ struct TrainerTests {
             for dir in [one, floor, three, control] { try? FileManager.default.removeItem(atPath: dir) }
         }
     }
+
+    @Test("a run from step 0 starts from model.pretrained")
+    func pretrained() throws {
+        let path = try convertedCheckpoint()
+        let dir = directory("pretrained")
+        defer { for file in [path, dir] { try? FileManager.default.removeItem(atPath: file) } }
+        // a learning rate far below the weights' float spacing leaves them where they started
+        let c = try config(["model.arch=resnet18", "model.base_width=4", "model.pretrained=\(path)", "train.lr=1e-30",
+                            "train.max_steps=1", "checkpoint.every=0"])
+        #expect(try train(c, directory: dir) == .finished)
+        let file = try Checkpoint(path: path), after = try Checkpoint(path: dir + "/checkpoints/step-00000001.safetensors")
+        let weights = file.entries.keys.filter { !$0.contains("running_") }
+        #expect(weights.count == 62)
+        for name in weights { #expect(after.entries[name]?.values == file.entries[name]?.values, "\(name) did not start from the file") }
+    }
 }
