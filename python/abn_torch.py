@@ -1,13 +1,16 @@
 """The project's PyTorch peer: abn's networks in PyTorch, to load abn checkpoints and to time a
 training step beside abn.
 
-  python python/abn_torch.py load CHECKPOINT [--data DIR] [--limit N]
+  python python/abn_torch.py load [--checkpoint] FILE [--config CONFIG] [--data DIR] [--limit N]
       Loads a checkpoint written by `abn train` (the network, the data set and its
-      normalization are those of the config stored in it) and prints one JSON line with its
-      test metrics: for the classifier, accuracy and loss on Fashion-MNIST's IDX files or an
-      image folder; for DeepLab, on a segmentation folder, the loss per valid pixel, pixel
-      accuracy, mIoU and per-class IoU from a confusion matrix over whole test images.
-      InPlace-ABN weights become BatchNorm weights |weight| + eps.
+      normalization are those of the config stored in it, or of --config) and prints one JSON
+      line with its test metrics: for a classifier, accuracy and loss on Fashion-MNIST's IDX
+      files or an image folder; for DeepLab, on a segmentation folder, the loss per valid pixel,
+      pixel accuracy, mIoU and per-class IoU from a confusion matrix over whole test images.
+      InPlace-ABN weights become BatchNorm weights |weight| + eps. FILE may also be a plain
+      safetensors file of a BatchNorm network under the same names (e.g. one `export` wrote):
+      its metadata has no format "abn-checkpoint", its weights are used as they are, and
+      --config (required for it) gives the network, the activation and the data.
   python python/abn_torch.py train CONFIG [--epochs N] [--threads 2] [--steps N] [--stop-after-epoch N] [--state FILE]
       Trains the DeepLab network of an abn segmentation config in PyTorch (BatchNorm + in-place
       activation, one process on the whole global batch) with the config's data, augmentation
@@ -22,6 +25,16 @@ training step beside abn.
       Times training steps (SGD, momentum 0.9) of the reference network on random data and
       prints one JSON line: median step seconds, images/s, GFLOP/s, activation bytes autograd
       keeps for backward, peak RSS.
+  python python/abn_torch.py export --arch ARCH [--classes K] (IN.pth | --random SEED) OUT.safetensors
+      Writes a torchvision network's state dict (without num_batches_tracked) as float32
+      safetensors under torchvision's names, the input of abn's converter: from a torchvision
+      checkpoint, or random weights with random BatchNorm statistics, about a quarter of the
+      BatchNorm weights negative and a few below 1e-5 in magnitude.
+  python python/abn_torch.py bench-torchvision [--crop 512] [--batch 2] [--classes 19] [--threads 2] [--repeats 3] [--warmup 1] [--checkpoint-stages]
+      Times training steps (cross-entropy ignoring 255, SGD momentum 0.9, weight decay 1e-4) of
+      torchvision's deeplabv3_resnet50 (output stride 8) on random images and labels, with
+      --checkpoint-stages layer1..layer4 under torch.utils.checkpoint; prints one JSON line:
+      median step seconds, images/s, pixels/s, peak resident memory (VmHWM) of the timed steps.
 
 The networks are those of docs/design.md: the pre-activation ResNet classifier (stem, stages of
 blocks, head norm, global average pool, linear) and DeepLabV3 on a pre-activation ResNet body
@@ -29,7 +42,11 @@ blocks, head norm, global average pool, linear) and DeepLabV3 on a pre-activatio
 names are those abn writes: stem.weight, stageS.B.{bn1,conv1,bn2,conv2,proj}.*, head_norm.*,
 fc.*; body_norm.*, head.map_convs.J.weight, head.map_bn.*, head.global_pooling_conv.weight,
 head.global_pooling_bn.*, head.red_conv.weight, head.pool_red_conv.weight, head.red_bn.*, cls.*.
-Needs torch, numpy, pyyaml and (for image folders) pillow.
+The torchvision networks (model.arch resnet18|34|50|101, or deeplabv3 with model.backbone) are
+those of python/torchvision_nets.py, under torchvision's names, every ReLU replaced by the
+config's activation.
+Needs torch, numpy, pyyaml, (for image folders) pillow, and for the torchvision networks torchvision
+and safetensors.
 """
 import argparse
 import gzip
@@ -210,8 +227,10 @@ def read_idx(path):
     return np.frombuffer(raw[4 + 4 * rank:], dtype=np.uint8).reshape(dims)
 
 
-def load_checkpoint(net, tensors, eps):
-    """Copies an abn checkpoint's tensors into `net`; norm weights become |weight| + eps."""
+def load_checkpoint(net, tensors, norm_eps):
+    """Copies a checkpoint's tensors into `net` by name (others, such as abn's
+    optimizer.momentum.*, are ignored); norm weights become |weight| + norm_eps (an abn
+    checkpoint) or, with norm_eps None, are copied as they are (a BatchNorm network's file)."""
     norm_names = {name for name, m in net.named_modules() if isinstance(m, nn.BatchNorm2d)}
     state = {}
     for name, current in net.state_dict().items():
@@ -224,8 +243,69 @@ def load_checkpoint(net, tensors, eps):
         if tuple(value.shape) != tuple(current.shape):
             raise SystemExit(f"{name}: the checkpoint's shape {tuple(value.shape)} differs from the network's {tuple(current.shape)}")
         owner, _, field = name.rpartition(".")
-        state[name] = value.abs() + eps if owner in norm_names and field == "weight" else value
+        is_norm_weight = owner in norm_names and field == "weight"
+        state[name] = value.abs() + norm_eps if is_norm_weight and norm_eps is not None else value
     net.load_state_dict(state)
+
+
+class SegmentationLogits(nn.Module):
+    """torchvision's DeepLabV3 returning its logits tensor instead of {"out": logits}."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)["out"]
+
+
+def torchvision_network(config, tensors):
+    """The torchvision network of a config (model.arch resnet18|34|50|101, or deeplabv3 with
+    model.backbone (default resnet50), output_stride (default 16), aspp_dilations (default
+    12-24-36 at stride 8, 6-12-18 at 16) and head_width (default 256)) shaped like `tensors`
+    (input channels, classes), every ReLU replaced by model.activation and every BatchNorm's eps
+    model.eps."""
+    import torchvision_nets
+    model = config.get("model", {})
+    arch = model.get("arch")
+    prefix = "backbone." if arch == "deeplabv3" else ""
+    if prefix + "conv1.weight" not in tensors:
+        raise SystemExit(f"the checkpoint has no tensor {prefix}conv1.weight: is it a {arch}?")
+    channels = int(tensors[prefix + "conv1.weight"].shape[1])
+    head = "classifier.4.weight" if arch == "deeplabv3" else "fc.weight"
+    classes = int(tensors[head].shape[0]) if head in tensors else 0
+    if arch == "deeplabv3":
+        net = torchvision_nets.deeplabv3(model.get("backbone", "resnet50"), classes, int(model.get("output_stride", 16)),
+                                         model.get("aspp_dilations") or None, int(model.get("head_width") or 256), in_channels=channels)
+    elif arch in torchvision_nets.BACKBONES:
+        net = torchvision_nets.resnet(arch, classes, in_channels=channels)
+    else:
+        raise SystemExit(f"model.arch {arch!r}: this peer knows resnet, deeplab, deeplabv3 and {', '.join(torchvision_nets.BACKBONES)}")
+    torchvision_nets.set_activation(net, model.get("activation", "leaky_relu"), float(model.get("activation_param", 0.01)))
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eps = float(model.get("eps", 1e-5))
+    return net, channels, classes
+
+
+def network_for_checkpoint(tensors, metadata, config):
+    """(network in eval mode, input channels, classes, is segmentation) of a checkpoint's tensors
+    under `config`: an abn checkpoint (metadata format "abn-checkpoint") or a BatchNorm network's file."""
+    model = config.get("model", {})
+    arch = model.get("arch", "resnet")
+    if arch in ("resnet", "deeplab"):
+        if "stem.weight" not in tensors:
+            raise SystemExit(f"the checkpoint has no tensor stem.weight: is it a {arch} of abn (model.arch)?")
+        channels = int(tensors["stem.weight"].shape[1])
+        classes = int((tensors["cls.weight"] if "cls.weight" in tensors else tensors["fc.weight"]).shape[0])
+        net = network_from_config(config, channels, classes)
+    else:
+        net, channels, classes = torchvision_network(config, tensors)
+    norm_eps = float(model.get("eps", 1e-5)) if metadata.get("format") == "abn-checkpoint" else None
+    load_checkpoint(net, tensors, norm_eps)
+    if arch == "deeplabv3":
+        net = SegmentationLogits(net)
+    return net.eval(), channels, classes, arch in ("deeplab", "deeplabv3")
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -254,7 +334,8 @@ def read_image(path, channels):
     if channels == 3 and array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
     if channels == 1 and array.shape[2] == 3:
-        luma = 299 * array[..., 0].astype(np.int64) + 587 * array[..., 1] + 114 * array[..., 2]
+        rgb = array.astype(np.int64)
+        luma = 299 * rgb[..., 0] + 587 * rgb[..., 1] + 114 * rgb[..., 2]
         array = ((luma + 500) // 1000).astype(np.uint8)[:, :, None]
     return array
 
@@ -274,7 +355,7 @@ def classification_test_set(data, channels, limit):
     """(N, C, H, W) uint8 test images as (H, W, C) arrays and labels, as abn reads them."""
     root = data.get("root", "/usr/share/datasets/fashion-mnist")
     if data.get("format", "fashion-mnist") == "fashion-mnist":
-        images = read_idx(f"{root}/t10k-images-idx3-ubyte.gz")[:, :, :, None]
+        images = read_idx(f"{root}/t10k-images-idx3-ubyte.gz")[:, :, :, None].repeat(channels, axis=3)
         labels = read_idx(f"{root}/t10k-labels-idx1-ubyte.gz").astype(np.int64)
         return (images[:limit], labels[:limit]) if limit else (images, labels)
     classes = sorted(d for d in os.listdir(split_folder(root, "train")) if not d.startswith(".")
@@ -344,21 +425,26 @@ def evaluate_segmentation(net, config, channels, classes, limit):
 
 
 def command_load(args):
-    tensors, metadata = read_safetensors(args.checkpoint)
-    config = yaml.safe_load(metadata.get("config", "")) or {}
+    if (args.checkpoint is None) == (args.checkpoint_file is None):
+        raise SystemExit("give the checkpoint once: as FILE or as --checkpoint FILE")
+    path = args.checkpoint or args.checkpoint_file
+    tensors, metadata = read_safetensors(path)
+    if args.config:
+        with open(args.config) as f:
+            config = yaml.safe_load(f) or {}
+    elif metadata.get("format") == "abn-checkpoint":
+        config = yaml.safe_load(metadata.get("config", "")) or {}
+    else:
+        raise SystemExit(f"{path} is not an abn checkpoint, so it holds no config: give --config")
     if args.data:
         config.setdefault("data", {})["root"] = args.data
-    channels = int(tensors["stem.weight"].shape[1])
-    classes = int((tensors["cls.weight"] if "cls.weight" in tensors else tensors["fc.weight"]).shape[0])
-    net = network_from_config(config, channels, classes)
-    load_checkpoint(net, tensors, float(config.get("model", {}).get("eps", 1e-5)))
-    net.eval()
+    net, channels, classes, segmentation = network_for_checkpoint(tensors, metadata, config)
     limit = args.limit if args.limit is not None else int(config.get("data", {}).get("test_limit", 0))
-    if isinstance(net, DeepLab):
+    if segmentation:
         result = evaluate_segmentation(net, config, channels, classes, limit)
     else:
         result = evaluate_classifier(net, config, channels, limit)
-    print(json.dumps({"checkpoint": args.checkpoint, "step": int(metadata.get("step", 0)), **result, "torch": torch.__version__}))
+    print(json.dumps({"checkpoint": path, "step": int(metadata.get("step", 0)), **result, "torch": torch.__version__}))
 
 
 def learning_rate(step, total, train):
@@ -541,12 +627,88 @@ def command_bench(args):
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+def command_export(args):
+    import safetensors.torch
+    import torchvision_nets
+    if args.arch not in torchvision_nets.ARCHS:
+        raise SystemExit(f"--arch {args.arch}: one of {', '.join(torchvision_nets.ARCHS)}")
+    if len(args.files) != (1 if args.random is not None else 2):
+        raise SystemExit("give IN.pth OUT.safetensors, or --random SEED OUT.safetensors")
+    if args.random is not None:
+        torch.manual_seed(args.random)
+        classes = args.classes or torchvision_nets.DEFAULT_CLASSES["segmentation" if torchvision_nets.is_segmentation(args.arch) else "classifier"]
+        net = torchvision_nets.network(args.arch, classes)
+        torchvision_nets.randomize_norms(net, torch.Generator().manual_seed(args.random))
+        tensors = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    else:
+        try:
+            tensors, notes = torchvision_nets.fit_state(args.arch, torchvision_nets.read_torchvision_file(args.files[0]), args.classes)
+        except ValueError as error:
+            raise SystemExit(f"{args.files[0]}: {error}")
+        for note in notes:
+            print(f"{args.files[0]}: {note}", file=sys.stderr)
+    safetensors.torch.save_file(tensors, args.files[-1], metadata={"arch": args.arch})
+    norm_weights = torch.cat([v for k, v in tensors.items() if k.endswith(".weight") and k[:-len("weight")] + "running_var" in tensors])
+    print(json.dumps({"output": args.files[-1], "arch": args.arch, "classes": int(tensors[torchvision_nets.head_prefix(args.arch) + "weight"].shape[0]),
+                      "tensors": len(tensors), "values": sum(v.numel() for v in tensors.values()),
+                      "negative_norm_weights": int((norm_weights < 0).sum()), "norm_weights_below_1e-5": int((norm_weights.abs() < 1e-5).sum()),
+                      "norm_weights": norm_weights.numel()}))
+
+
+def peak_rss_reset():
+    """Resets the process's peak resident memory (VmHWM) to its current resident memory."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_rss_bytes():
+    """VmHWM of /proc/self/status, in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise SystemExit("/proc/self/status has no VmHWM")
+
+
+def command_bench_torchvision(args):
+    import torchvision
+    from torchvision.models.segmentation import deeplabv3_resnet50
+    import torchvision_nets
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    net = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=args.classes, aux_loss=False)
+    if args.checkpoint_stages:
+        torchvision_nets.checkpoint_stages(net)
+    net.train()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    x = torch.randn(args.batch, 3, args.crop, args.crop)
+    y = torch.randint(0, args.classes, (args.batch, args.crop, args.crop))
+    times = []
+    for step in range(args.warmup + args.repeats):
+        if step == args.warmup:
+            peak_rss_reset()
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x)["out"], y, ignore_index=255).backward()
+        optimizer.step()
+        if step >= args.warmup:
+            times.append(time.perf_counter() - start)
+    step_s = statistics.median(times)
+    print(json.dumps({"peer": "pytorch-" + torch.__version__, "torchvision": torchvision.__version__, "model": "deeplabv3_resnet50",
+                      "output_stride": 8, "crop": args.crop, "batch": args.batch, "classes": args.classes, "threads": args.threads,
+                      "checkpoint_stages": args.checkpoint_stages, "steps": len(times), "step_s": step_s, "steps_s": times,
+                      "images_per_s": args.batch / step_s, "pixels_per_s": args.batch * args.crop * args.crop / step_s,
+                      "peak_rss_bytes": peak_rss_bytes()}))
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    load = commands.add_parser("load", help="test accuracy of an abn checkpoint")
-    load.add_argument("checkpoint")
-    load.add_argument("--data", help="the data set's folder (default: the checkpoint config's data.root)")
+    load = commands.add_parser("load", help="test metrics of an abn checkpoint, or of a BatchNorm network's safetensors file")
+    load.add_argument("checkpoint", nargs="?", help="the file (or give it as --checkpoint)")
+    load.add_argument("--checkpoint", dest="checkpoint_file", metavar="FILE", help="the file")
+    load.add_argument("--config", help="the config of the network and data (default: the one an abn checkpoint stores)")
+    load.add_argument("--data", help="the data set's folder (default: the config's data.root)")
     load.add_argument("--limit", type=int, help="use only the first N test images (0: all; default: the config's data.test_limit)")
     train = commands.add_parser("train", help="train an abn segmentation config in PyTorch, for comparison")
     train.add_argument("config")
@@ -564,8 +726,32 @@ def main(argv):
     bench.add_argument("--widths", default="32,64,128")
     bench.add_argument("--blocks", type=int, default=2, help="blocks per stage")
     bench.add_argument("--size", type=int, default=28, help="image side in pixels")
+    export = commands.add_parser("export", help="a torchvision network's weights as safetensors, for abn's converter",
+                                 usage="%(prog)s --arch ARCH [--classes K] (IN.pth | --random SEED) OUT.safetensors",
+                                 description="Writes a torchvision network's state dict (float32, without num_batches_tracked) "
+                                             "as safetensors under torchvision's names.")
+    export.add_argument("--arch", required=True,
+                        help="torchvision's resnet18|34|50|101 or deeplabv3_resnet50|101 (output stride 8, ASPP 12/24/36); "
+                             "deeplabv3_resnet18|34 put the same head on a resnet18|34 body whose BasicBlocks are dilated "
+                             "(torchvision itself has no such model)")
+    export.add_argument("--classes", type=int, metavar="K", help="classes of the head, fc or classifier.4 (default: the file's; "
+                                                    "with --random 1000 for a ResNet, 21 for DeepLabV3); a head of another size is initialized")
+    export.add_argument("--random", type=int, metavar="SEED", help="random weights instead of IN.pth: random BatchNorm statistics and biases, "
+                                                                    "about a quarter of BatchNorm weights negative, a few below 1e-5 in magnitude")
+    export.add_argument("files", nargs="+", metavar="FILE",
+                        help="IN.pth OUT.safetensors, or OUT.safetensors with --random: a torchvision state dict (or one under 'state_dict' or 'model'; 'module.' prefixes stripped; "
+                             "for DeepLabV3 also a ResNet classifier's, whose body becomes the backbone), and the output")
+    bench_tv = commands.add_parser("bench-torchvision", help="time training steps of torchvision's deeplabv3_resnet50")
+    bench_tv.add_argument("--crop", type=int, default=512, help="image side in pixels")
+    bench_tv.add_argument("--batch", type=int, default=2)
+    bench_tv.add_argument("--classes", type=int, default=19)
+    bench_tv.add_argument("--threads", type=int, default=2)
+    bench_tv.add_argument("--repeats", type=int, default=3, help="timed steps (the median is reported)")
+    bench_tv.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    bench_tv.add_argument("--checkpoint-stages", action="store_true", help="run layer1..layer4 under torch.utils.checkpoint (use_reentrant=False)")
     args = parser.parse_args(argv)
-    {"load": command_load, "train": command_train, "bench": command_bench}[args.command](args)
+    {"load": command_load, "train": command_train, "bench": command_bench, "export": command_export,
+     "bench-torchvision": command_bench_torchvision}[args.command](args)
 
 
 if __name__ == "__main__":
