@@ -192,8 +192,9 @@ def network_from_config(config, in_channels, classes):
     # model.blocks lists each stage's depth; configs without it give one depth for all
     blocks = [int(b) for b in model.get("blocks") or [model.get("blocks_per_stage", 2)] * len(widths)]
     if model.get("arch", "resnet") == "deeplab":
-        return DeepLab(in_channels, widths, blocks, int(model.get("output_stride", 16)), int(model.get("head_width", 64)),
-                       tuple(model.get("aspp_dilations", (2, 4, 6))), classes, norm)
+        # head_width 0 and aspp_dilations [] mean the architecture's own, as in abn's config
+        return DeepLab(in_channels, widths, blocks, int(model.get("output_stride", 16)), int(model.get("head_width") or 64),
+                       tuple(model.get("aspp_dilations") or (2, 4, 6)), classes, norm)
     return PreActResNet(widths, blocks, in_channels, classes, norm=norm)
 
 

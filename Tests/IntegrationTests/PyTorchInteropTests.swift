@@ -1,3 +1,4 @@
+import ABNData
 import Foundation
 import Testing
 
@@ -89,5 +90,71 @@ struct PyTorchInteropTests {
         #expect(b["test_accuracy"] as? Double == accuracy)
         let torchLoss = try #require(b["test_loss"] as? Double)
         #expect(abs(torchLoss - loss) <= 1e-4 * abs(loss), "test loss \(torchLoss) in PyTorch, \(loss) in abn")
+    }
+
+    /// A torchvision network with random weights, randomized BN statistics and about a quarter
+    /// of its BN weights negative (python/abn_torch.py export --random), its ReLUs LeakyReLU(0.01)
+    /// in PyTorch, evaluated by PyTorch as a BN network, and by `abn eval` after
+    /// `abn convert torchvision`: the same test loss within 1e-4 relative.
+    @Test("a converted torchvision network evaluates in abn as the BN network does in PyTorch",
+          arguments: [("resnet50", "image-folder"), ("deeplabv3_resnet50", "segmentation-folder")])
+    func convertedMatchesPyTorch(arch: String, format: String) throws {
+        try requirePython()
+        let dir = runDirectory("interop-convert-\(arch)")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let segmentation = arch.hasPrefix("deeplabv3")
+        let data = dir + "/data", classes = segmentation ? 11 : 3
+        if segmentation {
+            let scenes = try BinaryRunner.run(["data", "fmnist-scenes", "--out", data, "--size", "64", "--train", "2", "--test", "3"])
+            try #require(scenes.status == 0, "abn data: \(scenes.stderr)")
+        } else {
+            try writeImageFolder(data, classes: classes)
+        }
+        let config = dir + "/config.yaml"
+        let model = segmentation ? "arch: deeplabv3\n  backbone: resnet50\n  output_stride: 8" : "arch: resnet50"
+        try """
+        model:
+          \(model)
+          activation: leaky_relu
+          activation_param: 0.01
+        data:
+          format: \(format)
+          root: \(data)
+          channels: 3
+          image_size: [40, 40]
+          crop_size: [48, 48]
+          mean: [0.485, 0.456, 0.406]
+          std: [0.229, 0.224, 0.225]
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let exported = dir + "/torchvision.safetensors", converted = dir + "/abn.safetensors"
+        let export = try BinaryRunner.command("/usr/bin/env", ["python3", "python/abn_torch.py", "export", "--arch", arch, "--classes", String(classes),
+                                                               "--random", "7", exported], environment: [:])
+        try #require(export.status == 0, "export: \(export.stderr)")
+        let convert = try BinaryRunner.run(["convert", "torchvision", exported, converted])
+        try #require(convert.status == 0, "convert: \(convert.stderr)")
+        let ours = try BinaryRunner.run(["eval", "--checkpoint", converted, "--config", config, "--json"])
+        let a = try #require(ours.jsonLines.first, "abn eval printed no JSON: \(ours.stderr)")
+        let theirs = try BinaryRunner.command("/usr/bin/env", ["python3", "python/abn_torch.py", "load", exported, "--config", config], environment: [:])
+        let b = try #require(theirs.jsonLines.first, "abn_torch.py printed no JSON: \(theirs.stderr)")
+        let loss = try #require(a["test_loss"] as? Double), torchLoss = try #require(b["test_loss"] as? Double)
+        print("PyTorch interop: \(arch) converted: test loss abn \(loss), PyTorch \(torchLoss)")
+        #expect(abs(loss - torchLoss) <= 1e-4 * abs(torchLoss), "test loss \(loss) in abn, \(torchLoss) in PyTorch")
+        #expect(b["samples"] as? Int == a["samples"] as? Int)
+    }
+
+    /// ROOT/{train,test}/CLASS/N.png: 40x40 RGB pictures, each class its own pattern.
+    func writeImageFolder(_ root: String, classes: Int) throws {
+        for split in ["train", "test"] {
+            for label in 0..<classes {
+                for i in 0..<3 {
+                    var pixels = [UInt8](repeating: 0, count: 40 * 40 * 3)
+                    for p in 0..<40 * 40 { for c in 0..<3 { pixels[3 * p + c] = UInt8((p * (label + 1) + c * 50 + i * 17) % 256) } }
+                    let url = URL(fileURLWithPath: "\(root)/\(split)/class\(label)/\(i).png")
+                    try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                    try Data(PNGCodec.encode(Image8(width: 40, height: 40, channels: 3, pixels: pixels))).write(to: url)
+                }
+            }
+        }
     }
 }
