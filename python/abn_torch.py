@@ -263,7 +263,8 @@ class SegmentationLogits(nn.Module):
 def torchvision_network(config, tensors):
     """The torchvision network of a config (model.arch resnet18|34|50|101, or deeplabv3 with
     model.backbone (default resnet50), output_stride (default 16), aspp_dilations (default
-    12-24-36 at stride 8, 6-12-18 at 16) and head_width (default 256)) shaped like `tensors`
+    12-24-36 at stride 8, 6-12-18 at 16) and head_width (default 256); model.base_width, default
+    64) shaped like `tensors`
     (input channels, classes), every ReLU replaced by model.activation and every BatchNorm's eps
     model.eps."""
     import torchvision_nets
@@ -277,9 +278,10 @@ def torchvision_network(config, tensors):
     classes = int(tensors[head].shape[0]) if head in tensors else 0
     if arch == "deeplabv3":
         net = torchvision_nets.deeplabv3(model.get("backbone", "resnet50"), classes, int(model.get("output_stride", 16)),
-                                         model.get("aspp_dilations") or None, int(model.get("head_width") or 256), in_channels=channels)
+                                         model.get("aspp_dilations") or None, int(model.get("head_width") or 256), in_channels=channels,
+                                         base_width=int(model.get("base_width", 64)))
     elif arch in torchvision_nets.BACKBONES:
-        net = torchvision_nets.resnet(arch, classes, in_channels=channels)
+        net = torchvision_nets.resnet(arch, classes, in_channels=channels, base_width=int(model.get("base_width", 64)))
     else:
         raise SystemExit(f"model.arch {arch!r}: this peer knows resnet, deeplab, deeplabv3 and {', '.join(torchvision_nets.BACKBONES)}")
     torchvision_nets.set_activation(net, model.get("activation", "leaky_relu"), float(model.get("activation_param", 0.01)))

@@ -22,6 +22,8 @@ import sys
 
 import torch
 import torchvision
+
+import torchvision_nets
 from safetensors.torch import save_file
 
 EPS = 1e-5
@@ -46,21 +48,7 @@ def names():
 
 def narrow_resnet(depth, base, classes, dilate=None):
     """torchvision's ResNet with stage widths base, 2 base, 4 base, 8 base."""
-    blocks = {"resnet18": (torchvision.models.resnet.BasicBlock, [2, 2, 2, 2]),
-              "resnet50": (torchvision.models.resnet.Bottleneck, [3, 4, 6, 3])}[depth]
-    net = torchvision.models.ResNet(blocks[0], blocks[1], num_classes=classes, replace_stride_with_dilation=dilate)
-    # torchvision fixes 64 as the width; rebuild the layers at `base`
-    net.inplanes = base
-    net.dilation = 1
-    net.conv1 = torch.nn.Conv2d(3, base, 7, 2, 3, bias=False)
-    net.bn1 = torch.nn.BatchNorm2d(base)
-    dilate = dilate or [False, False, False]
-    net.layer1 = net._make_layer(blocks[0], base, blocks[1][0])
-    net.layer2 = net._make_layer(blocks[0], base * 2, blocks[1][1], stride=2, dilate=dilate[0])
-    net.layer3 = net._make_layer(blocks[0], base * 4, blocks[1][2], stride=2, dilate=dilate[1])
-    net.layer4 = net._make_layer(blocks[0], base * 8, blocks[1][3], stride=2, dilate=dilate[2])
-    net.fc = torch.nn.Linear(base * 8 * blocks[0].expansion, classes)
-    return net
+    return torchvision_nets.resnet(depth, classes, dilate=dilate or (False, False, False), base_width=base)
 
 
 def abn_semantics(model, gen):
@@ -124,6 +112,7 @@ def main(argv):
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "names.json"), "w") as f:
         json.dump(names(), f, indent=0, separators=(",", ":"))
+    torch.manual_seed(7)  # the modules' initial weights
     gen = torch.Generator().manual_seed(7)
     x = (torch.randn(2, 3, 37, 35, generator=gen)).float().double()
 

@@ -35,25 +35,35 @@ def is_segmentation(arch):
     return arch.startswith("deeplabv3_")
 
 
-def resnet(name, classes=1000, dilate=(False, False, False), in_channels=3):
-    """torchvision's ResNet `name`; `dilate` replaces the stride of layer2..layer4 with dilation."""
+def resnet(name, classes=1000, dilate=(False, False, False), in_channels=3, base_width=64):
+    """torchvision's ResNet `name`; `dilate` replaces the stride of layer2..layer4 with dilation;
+    `base_width` is the first stage's width (torchvision's 64; abn's model.base_width), the
+    other stages doubling it."""
     kind, layers = BACKBONES[name]
     block = tv_resnet.Bottleneck if kind == "bottleneck" else DilatedBasicBlock
     net = tv_resnet.ResNet(block, layers, num_classes=classes, replace_stride_with_dilation=list(dilate))
-    if in_channels != 3:
-        net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+    if in_channels != 3 or base_width != 64:
+        net.conv1 = nn.Conv2d(in_channels, base_width, 7, 2, 3, bias=False)
+    if base_width != 64:
+        # torchvision fixes the width at 64: the stem's norm and the stages again at base_width
+        net.bn1 = nn.BatchNorm2d(base_width)
+        net.inplanes, net.dilation = base_width, 1
+        net.layer1 = net._make_layer(block, base_width, layers[0])
+        for i, name in enumerate(["layer2", "layer3", "layer4"]):
+            setattr(net, name, net._make_layer(block, base_width << (i + 1), layers[i + 1], stride=2, dilate=dilate[i]))
+        net.fc = nn.Linear(8 * base_width * block.expansion, classes)
     return net
 
 
-def deeplabv3(backbone, classes, output_stride=8, dilations=None, head_width=256, in_channels=3):
+def deeplabv3(backbone, classes, output_stride=8, dilations=None, head_width=256, in_channels=3, base_width=64):
     """DeepLabV3: a ResNet body at output stride 8 (layer3 and layer4 dilated) or 16 (layer4),
     torchvision's ASPP (a 1x1, three atrous 3x3 and a pooling branch, projected) of `head_width`
     channels, a 3x3 conv, BN, ReLU and the 1x1 classifier; returns {"out": logits at input size}."""
     if output_stride not in (8, 16):
         raise ValueError(f"output stride {output_stride}: torchvision's DeepLabV3 takes 8 or 16")
     dilations = list(dilations or ((12, 24, 36) if output_stride == 8 else (6, 12, 18)))
-    body = resnet(backbone, dilate=(False, output_stride == 8, True), in_channels=in_channels)
-    channels = 2048 if BACKBONES[backbone][0] == "bottleneck" else 512
+    body = resnet(backbone, dilate=(False, output_stride == 8, True), in_channels=in_channels, base_width=base_width)
+    channels = 8 * base_width * (4 if BACKBONES[backbone][0] == "bottleneck" else 1)
     head = nn.Sequential(ASPP(channels, dilations, head_width),
                          nn.Conv2d(head_width, head_width, 3, padding=1, bias=False),
                          nn.BatchNorm2d(head_width), nn.ReLU(), nn.Conv2d(head_width, classes, 1))

@@ -17,18 +17,19 @@ struct PyTorchInteropTests {
         }
     }
 
-    @Test("python/abn_torch.py load reproduces abn eval on a DeepLab checkpoint: mIoU, per-class IoU and loss")
-    func segmentationMatchesEval() throws {
+    @Test("python/abn_torch.py load reproduces abn eval on a DeepLab checkpoint: mIoU, per-class IoU and loss",
+          arguments: ["configs/tiny-seg.yaml", "configs/tiny-deeplabv3.yaml"])
+    func segmentationMatchesEval(config: String) throws {
         try requirePython()
-        let dir = runDirectory("interop-seg")
+        let dir = runDirectory("interop-seg-\((config as NSString).lastPathComponent)")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let train = try BinaryRunner.run(["train", "--config", "configs/tiny-seg.yaml", "--max-steps", "24", "--run-dir", dir, "--set", "train.evaluate=false"])
+        let train = try BinaryRunner.run(["train", "--config", config, "--max-steps", "24", "--run-dir", dir, "--set", "train.evaluate=false"])
         try #require(train.status == 0, "stderr: \(train.stderr)")
         let checkpoint = dir + "/checkpoints/step-00000024.safetensors"
         let ours = try #require(try BinaryRunner.run(["eval", "--checkpoint", checkpoint, "--json"]).jsonLines.first)
         let theirs = try BinaryRunner.command("/usr/bin/env", ["python3", "python/abn_torch.py", "load", checkpoint], environment: [:])
         let b = try #require(theirs.jsonLines.first, "abn_torch.py printed no JSON: \(theirs.stderr)")
-        print("PyTorch interop: DeepLab mIoU abn \(ours["test_miou"] ?? "?"), PyTorch \(b["test_miou"] ?? "?")")
+        print("PyTorch interop: \(config) mIoU abn \(ours["test_miou"] ?? "?"), PyTorch \(b["test_miou"] ?? "?")")
         let miou = try #require(ours["test_miou"] as? Double), torchMIoU = try #require(b["test_miou"] as? Double)
         #expect(abs(miou - torchMIoU) <= 0.002, "mIoU \(miou) in abn, \(torchMIoU) in PyTorch")
         let iou = (ours["test_iou"] as? [Any] ?? []).map { $0 as? Double }, torchIoU = (b["test_iou"] as? [Any] ?? []).map { $0 as? Double }
