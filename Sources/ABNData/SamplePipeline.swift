@@ -10,11 +10,12 @@ public struct SamplePipeline: Sendable, Equatable {
         /// Every image resized (bilinear) to height x width; augmented by a random shift of up
         /// to `padding` pixels (the uncovered border black) and a flip.
         case classification(height: Int, width: Int, padding: Int)
-        /// Training: a random scale in minScale...maxScale (images bilinear, masks nearest),
-        /// then a random crop of cropHeight x cropWidth (where the scaled image is smaller, it
-        /// is placed at random in the crop: image padded with the mean, mask with 255), and a
-        /// flip. Evaluation: the whole image.
-        case segmentation(cropHeight: Int, cropWidth: Int, minScale: Float, maxScale: Float)
+        /// Training: a random scale in minScale...maxScale (images bilinear, masks nearest) of
+        /// the image, or with a base size (baseHeight, baseWidth > 0) of the image first fitted
+        /// into that size keeping its aspect ratio; then a random crop of cropHeight x cropWidth
+        /// (where the scaled image is smaller, it is placed at random in the crop: image padded
+        /// with the mean, mask with 255), and a flip. Evaluation: the whole image.
+        case segmentation(cropHeight: Int, cropWidth: Int, minScale: Float, maxScale: Float, baseHeight: Int = 0, baseWidth: Int = 0)
     }
 
     public let geometry: Geometry
@@ -24,15 +25,19 @@ public struct SamplePipeline: Sendable, Equatable {
     /// Random scale and crop (or shift) when training; flip when `flip` too.
     public let augment: Bool
     public let flip: Bool
+    /// Training: random brightness (+-32 levels), contrast (x 0.5...1.5) and, for RGB,
+    /// saturation (x 0.5...1.5 around the pixel's gray), each applied with probability 1/2.
+    public let photometric: Bool
     public let seed: UInt64
 
-    public init(geometry: Geometry, mean: [Float], std: [Float], augment: Bool, flip: Bool, seed: UInt64) {
+    public init(geometry: Geometry, mean: [Float], std: [Float], augment: Bool, flip: Bool, photometric: Bool = false, seed: UInt64) {
         precondition(mean.count == std.count && !mean.isEmpty, "one mean and one std per channel")
         self.geometry = geometry
         self.mean = mean
         self.std = std
         self.augment = augment
         self.flip = flip
+        self.photometric = photometric
         self.seed = seed
     }
 
@@ -41,7 +46,7 @@ public struct SamplePipeline: Sendable, Equatable {
     public func outputSize(height: Int, width: Int, training: Bool) -> (height: Int, width: Int) {
         switch geometry {
         case .classification(let h, let w, _): return (h, w)
-        case .segmentation(let h, let w, _, _): return training ? (h, w) : (height, width)
+        case .segmentation(let h, let w, _, _, _, _): return training ? (h, w) : (height, width)
         }
     }
 
@@ -67,11 +72,12 @@ public struct SamplePipeline: Sendable, Equatable {
                 p.mirrored = flip && rng.next() & 1 == 1
             }
             return p
-        case .segmentation(let cropHeight, let cropWidth, let minScale, let maxScale):
+        case .segmentation(let cropHeight, let cropWidth, let minScale, let maxScale, let baseHeight, let baseWidth):
             guard epoch != nil else {
                 return Placement(scaledHeight: height, scaledWidth: width, offsetY: 0, offsetX: 0, mirrored: false)
             }
-            let scale = random ? minScale + (maxScale - minScale) * rng.nextUniform() : 1
+            let fit = baseHeight > 0 && baseWidth > 0 ? min(Float(baseHeight) / Float(height), Float(baseWidth) / Float(width)) : 1
+            let scale = fit * (random ? minScale + (maxScale - minScale) * rng.nextUniform() : 1)
             let sh = max(1, Int((Float(height) * scale).rounded())), sw = max(1, Int((Float(width) * scale).rounded()))
             func offset(_ scaled: Int, _ crop: Int) -> Int {
                 let span = abs(scaled - crop)
@@ -93,6 +99,7 @@ public struct SamplePipeline: Sendable, Equatable {
         let p = placement(height: h, width: w, index: index, epoch: epoch)
         let isSegmentation = if case .segmentation = geometry { true } else { false }
         let scale = (0..<C).map { 1 / (255 * std[$0]) }, shift = (0..<C).map { -mean[$0] / std[$0] }
+        let jitter = photometric && augment && epoch != nil ? Jitter(seed: mixSeed(seed, 0x5048_4F54, UInt64(epoch!), UInt64(index))) : nil
         // the uncovered border: black for classification, the mean (0 after normalization) for segmentation
         let fill = (0..<C).map { isSegmentation ? Float(0) : shift[$0] }
         let rows = sourceCoordinates(count: height, offset: p.offsetY, scaled: p.scaledHeight, original: h, mirrored: false)
@@ -112,6 +119,7 @@ public struct SamplePipeline: Sendable, Equatable {
                             + Float(src[(r.high * w + col.high) * C + c]) * col.weight
                         o.pointee = (top * (1 - r.weight) + bottom * r.weight) * scale[c] + shift[c]
                     }
+                    if let jitter, r != nil, col != nil { jitter.apply(out + y * width + x, plane: height * width, channels: C, scale: scale, shift: shift) }
                 }
             }
         }
@@ -126,6 +134,32 @@ public struct SamplePipeline: Sendable, Equatable {
                     maskOut[y * width + x] = ignoreLabel
                 }
             }
+        }
+    }
+
+    /// Random photometric changes of one sample, on 0...255 pixel values.
+    struct Jitter {
+        var brightness: Float = 0
+        var contrast: Float = 1
+        var saturation: Float = 1
+
+        init(seed: UInt64) {
+            var rng = SplitMix64(seed: seed)
+            if rng.next() & 1 == 1 { brightness = 64 * rng.nextUniform() - 32 }
+            if rng.next() & 1 == 1 { contrast = 0.5 + rng.nextUniform() }
+            if rng.next() & 1 == 1 { saturation = 0.5 + rng.nextUniform() }
+        }
+
+        /// Changes the pixel whose normalized channel values are at `p`, `p + plane`, ...: back to
+        /// 0...255, brightness, contrast, saturation (RGB), clamped, normalized again.
+        func apply(_ p: UnsafeMutablePointer<Float>, plane: Int, channels: Int, scale: [Float], shift: [Float]) {
+            var v = SIMD4<Float>(repeating: 0)  // up to 3 channels, without allocating
+            for c in 0..<channels { v[c] = min(255, max(0, ((p[c * plane] - shift[c]) / scale[c] + brightness) * contrast)) }
+            if channels == 3 {
+                let gray = 0.299 * v[0] + 0.587 * v[1] + 0.114 * v[2]
+                for c in 0..<3 { v[c] = min(255, max(0, gray + (v[c] - gray) * saturation)) }
+            }
+            for c in 0..<channels { p[c * plane] = v[c] * scale[c] + shift[c] }
         }
     }
 

@@ -31,7 +31,7 @@ public struct DataSource {
         }
         let geometry = try task.implementation.sampleGeometry(d, train: train)
         pipeline = SamplePipeline(geometry: geometry, mean: mean.map(Float.init), std: std.map(Float.init),
-                                  augment: d.augment, flip: d.flip, seed: UInt64(config.train.seed))
+                                  augment: d.augment, flip: d.flip, photometric: d.photometric, seed: UInt64(config.train.seed))
     }
 
     /// Makes the synthetic set `config.data.generate` names at `data.root` when the folder is

@@ -113,4 +113,40 @@ struct SamplePipelineTests {
         #expect(shifted.contains { $0.contains(black) && $0 != plain })
         #expect(shifted.allSatisfy { $0.allSatisfy { v in v == black || plain.contains(v) } })
     }
+
+    /// A 100x50 gray image whose left half is class 1 (dark) and right half class 2 (bright).
+    let halves: Sample = {
+        let pixels = (0..<5000).map { UInt8($0 % 100 < 50 ? 40 : 200) }
+        let mask = (0..<5000).map { UInt8($0 % 100 < 50 ? 1 : 2) }
+        return Sample(image: Image8(width: 100, height: 50, channels: 1, pixels: pixels), target: .mask(Image8(width: 100, height: 50, channels: 1, pixels: mask)))
+    }()
+
+    @Test("a base size fits the image into it (aspect kept) before the random scale: 100x50 into 40x40 is 40x20")
+    func baseSize() {
+        let p = SamplePipeline(geometry: .segmentation(cropHeight: 20, cropWidth: 40, minScale: 1, maxScale: 1, baseHeight: 40, baseWidth: 40),
+                               mean: [0], std: [1], augment: false, flip: false, seed: 0)
+        let (_, mask) = render(p, halves, index: 0, epoch: 0, height: 20, width: 40)
+        // the whole image, scaled by 0.4, fills the crop exactly: the class boundary lands at column 20
+        #expect(!mask.contains(255))
+        for y in 0..<20 { #expect(Array(mask[y * 40..<y * 40 + 40]) == Array(repeating: 1, count: 20) + Array(repeating: 2, count: 20)) }
+    }
+
+    @Test("photometric jitter changes training images, as a function of (seed, epoch, sample), within 0...255; masks and evaluation are untouched")
+    func photometric() {
+        let plain = SamplePipeline(geometry: .segmentation(cropHeight: 50, cropWidth: 100, minScale: 1, maxScale: 1), mean: [0], std: [1],
+                                   augment: true, flip: false, seed: 4)
+        let jittered = SamplePipeline(geometry: plain.geometry, mean: [0], std: [1], augment: true, flip: false, photometric: true, seed: 4)
+        var changed = 0
+        for index in 0..<8 {
+            let a = render(plain, halves, index: index, epoch: 1, height: 50, width: 100)
+            let b = render(jittered, halves, index: index, epoch: 1, height: 50, width: 100)
+            #expect(b.mask == a.mask)
+            #expect(b.image == render(jittered, halves, index: index, epoch: 1, height: 50, width: 100).image)
+            #expect(b.image.allSatisfy { $0 >= 0 && $0 <= 1 })
+            if b.image != a.image { changed += 1 }
+        }
+        // each of brightness and contrast is drawn with probability 1/2: 8 samples all unchanged has probability 1/256
+        #expect(changed > 0)
+        #expect(render(jittered, halves, index: 0, epoch: nil, height: 50, width: 100).image == render(plain, halves, index: 0, epoch: nil, height: 50, width: 100).image)
+    }
 }

@@ -13,9 +13,11 @@ public struct Segmentation: Task {
     /// `data.crop_size`.
     public func trainingInputSize(_ data: TrainingConfig.DataSettings) -> (height: Int, width: Int)? { (data.cropSize[0], data.cropSize[1]) }
 
-    /// Random crops of `data.crop_size` after a random scale in `data.scale_range`.
+    /// Random crops of `data.crop_size` after a random scale in `data.scale_range` (of
+    /// `data.base_size` when given).
     public func sampleGeometry(_ data: TrainingConfig.DataSettings, train: any Dataset) throws -> SamplePipeline.Geometry {
-        .segmentation(cropHeight: data.cropSize[0], cropWidth: data.cropSize[1], minScale: Float(data.scaleRange[0]), maxScale: Float(data.scaleRange[1]))
+        .segmentation(cropHeight: data.cropSize[0], cropWidth: data.cropSize[1], minScale: Float(data.scaleRange[0]), maxScale: Float(data.scaleRange[1]),
+                      baseHeight: data.baseSize.first ?? 0, baseWidth: data.baseSize.last ?? 0)
     }
 
     /// The valid pixels of the global batch (one allreduce), at least 1.
