@@ -12,6 +12,9 @@ public enum MaskPalette {
         return (UInt8(r), UInt8(g), UInt8(b))
     }
 
+    /// The colors of all 256 ids, for palette PNGs of masks (`PNGCodec.encode(indices:palette:)`).
+    public static let palette = (0...255).map { color(UInt8($0)) }
+
     /// An RGB picture of `mask` (1 channel of class ids).
     public static func colorize(_ mask: Image8) -> Image8 {
         var pixels = [UInt8](repeating: 0, count: mask.width * mask.height * 3)
@@ -20,6 +23,16 @@ public enum MaskPalette {
             pixels[3 * i] = r; pixels[3 * i + 1] = g; pixels[3 * i + 2] = b
         }
         return Image8(width: mask.width, height: mask.height, channels: 3, pixels: pixels)
+    }
+
+    /// `image` (RGB) with the colors of `mask` (its size, class ids) blended over it: each
+    /// channel (1 - alpha) x image + alpha x color, rounded.
+    public static func overlay(_ image: Image8, mask: Image8, alpha: Float = 0.5) -> Image8 {
+        precondition(image.channels == 3 && mask.channels == 1 && image.width == mask.width && image.height == mask.height,
+                     "an overlay needs an RGB image and a mask of its size")
+        let colors = colorize(mask).pixels
+        let pixels = zip(image.pixels, colors).map { UInt8(((1 - alpha) * Float($0) + alpha * Float($1)).rounded()) }
+        return Image8(width: image.width, height: image.height, channels: 3, pixels: pixels)
     }
 
     /// The images side by side (same height, RGB).

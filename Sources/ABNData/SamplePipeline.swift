@@ -163,6 +163,16 @@ public struct SamplePipeline: Sendable, Equatable {
         }
     }
 
+    /// `image` (of the pipeline's channels) as evaluation input (1, C, H', W'): what `render`
+    /// writes for it at no epoch (segmentation: the whole image, normalized). No mask is asked
+    /// for, so the sample's target is not read.
+    public func input(_ image: Image8) -> Tensor {
+        let size = outputSize(height: image.height, width: image.width, training: false)
+        let tensor = Tensor(uninitialized: [1, image.channels, size.height, size.width])
+        render(Sample(image: image, target: .label(0)), index: 0, epoch: nil, height: size.height, width: size.width, image: tensor.data, mask: nil)
+        return tensor
+    }
+
     /// A bilinear source position: rows (or columns) low and high with the weight of high.
     struct Tap { var low: Int; var high: Int; var weight: Float }
 

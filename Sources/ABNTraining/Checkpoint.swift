@@ -72,6 +72,24 @@ public struct Checkpoint {
         return try Safetensors.encode(weights, metadata: metadata.merging(required) { $1 })
     }
 
+    /// The YAML config of the checkpoint's model and data: the file at `path` when given, else
+    /// the config stored in the checkpoint (one `abn convert` wrote holds none: then an error
+    /// asks for a file).
+    public func configText(file path: String?) throws -> String {
+        if let path {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw TrainingError("cannot read the config file \(path).")
+            }
+            return text
+        }
+        guard let stored = metadata["config"] else {
+            let origin = metadata["converted_from"].map { " (abn convert wrote it from \($0))" } ?? ""
+            throw TrainingError("\(source) holds weights without a config\(origin): give the model and data with --config FILE "
+                                + "(model.arch and model.base_width as the weights were trained, model.eps as they were converted for).")
+        }
+        return stored
+    }
+
     /// A warning when `abn convert` wrote the checkpoint for norm layers of another eps than
     /// `config`'s `model.eps` (their scales |weight| + eps are then off by the difference); nil otherwise.
     public func epsWarning(_ config: TrainingConfig) -> String? {
@@ -84,14 +102,23 @@ public struct Checkpoint {
     /// `weightsOnly`, momentum), after checking it is for the same model.
     public func apply(to replica: Replica, weightsOnly: Bool = false) throws {
         let store = replica.net.parameters
-        let expected = replica.net.summary
-        if let model = metadata["model"], model != expected {
-            throw TrainingError("\(source) is for another model (\(model)); this config builds \(expected). Use the config it was trained with, or another run directory.")
-        }
-        var targets: [(String, Tensor)] = (store.parameters + store.buffers).map { ($0.name, $0.value) }
+        try load(into: replica.net)
         if !weightsOnly {
-            targets += store.parameters.map { ("optimizer.momentum.\($0.name)", replica.optimizer.velocity.slice(from: $0.offset, shape: $0.shape)) }
+            try copy(store.parameters.map { ("optimizer.momentum.\($0.name)", replica.optimizer.velocity.slice(from: $0.offset, shape: $0.shape)) })
         }
+    }
+
+    /// Copies the checkpoint's parameters and running statistics into `net`, after checking it
+    /// is for the same model.
+    public func load(into net: any Network) throws {
+        if let model = metadata["model"], model != net.summary {
+            throw TrainingError("\(source) is for another model (\(model)); this config builds \(net.summary). Use the config it was trained with, or another run directory.")
+        }
+        try copy((net.parameters.parameters + net.parameters.buffers).map { ($0.name, $0.value) })
+    }
+
+    /// Copies the tensors named in `targets` from the checkpoint, each of the target's shape.
+    private func copy(_ targets: [(String, Tensor)]) throws {
         for (name, tensor) in targets {
             guard let e = entries[name] else {
                 throw TrainingError("\(source) has no tensor \(name): it is for another model; use the config it was trained with.")

@@ -1,5 +1,6 @@
 import ABNComm
 import ABNData
+import ABNLayers
 import ABNTensor
 import Foundation
 
@@ -52,9 +53,12 @@ public struct EvaluationResult: Sendable {
 /// evaluates whole images gets consecutive images of one size per forward pass, at most
 /// `pixels` input pixels (at least one image; see `TrainingConfig.evaluationPixels`); the
 /// shard's first image is loaded alone, then as many images at a time as `pixels` holds at the
-/// size of the previous load's first. Eval mode makes no collective inside the layers, so
-/// shards of different sizes are fine.
-public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100, pixels: Int = .max) throws -> EvaluationResult {
+/// size of the previous load's first. With an `inference` other than the plain whole one
+/// (sliding windows, scales, flips), such a task's images go through it one at a time instead,
+/// the next one loaded while the current one computes. Eval mode makes no collective inside the
+/// layers, so shards of different sizes are fine.
+public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100, pixels: Int = .max,
+                     inference: Inference? = nil) throws -> EvaluationResult {
     let comm = replica.comm
     let data = loader.dataset
     let shard = BatchSlices(even: data.count, ranks: comm.size).range(rank: comm.rank)
@@ -63,6 +67,18 @@ public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100, 
     defer { replica.net.training = wasTraining }
     let wholeImages = replica.task.evaluatesWholeImages
     var metrics = replica.task.metrics(classes: replica.net.classes)
+    if wholeImages, let inference, !inference.isPlainWhole {
+        try evaluateOneByOne(replica.net, inference: inference, loader: loader, shard: shard, into: &metrics)
+    } else {
+        try evaluateInBatches(replica.net, wholeImages: wholeImages, loader: loader, shard: shard, batch: batch, pixels: pixels, into: &metrics)
+    }
+    metrics.sums.withUnsafeMutableBufferPointer { comm.allreduceSum($0.baseAddress!, count: $0.count, what: "the evaluation sums") }
+    return metrics.result(samples: data.count)
+}
+
+/// Adds `shard`'s samples to `metrics`: `batch` at a time, or whole images as `evaluate` says.
+private func evaluateInBatches(_ net: any Network, wholeImages: Bool, loader: BatchLoader, shard: Range<Int>, batch: Int, pixels: Int,
+                               into metrics: inout any TaskMetrics) throws {
     var chunk = wholeImages ? 1 : batch
     var start = shard.lowerBound
     while start < shard.upperBound {
@@ -77,12 +93,21 @@ public func evaluate(_ replica: Replica, loader: BatchLoader, batch: Int = 100, 
             while end < samples.count, samples[end].image.width == samples[first].image.width,
                   samples[end].image.height == samples[first].image.height, (end - first + 1) * area <= pixels { end += 1 }
             let group = loader.assemble(Array(samples[first..<end]), indices: Array(indices[first..<end]), epoch: nil)
-            metrics.add(logits: try replica.net.forward(group.images), batch: group)
+            metrics.add(logits: try net.forward(group.images), batch: group)
             first = end
         }
     }
-    metrics.sums.withUnsafeMutableBufferPointer { comm.allreduceSum($0.baseAddress!, count: $0.count, what: "the evaluation sums") }
-    return metrics.result(samples: data.count)
+}
+
+/// Adds `shard`'s whole images to `metrics` one at a time through `inference`, the next image
+/// loaded while the current one computes.
+private func evaluateOneByOne(_ net: any Network, inference: Inference, loader: BatchLoader, shard: Range<Int>,
+                              into metrics: inout any TaskMetrics) throws {
+    for index in shard {
+        let image = try loader.batch([index], epoch: nil)
+        if index + 1 < shard.upperBound { loader.prefetch([index + 1], epoch: nil) }
+        metrics.add(logits: try inference.logits(net, image: image.images), batch: image)
+    }
 }
 
 extension TrainingConfig {

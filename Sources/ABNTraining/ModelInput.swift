@@ -26,6 +26,28 @@ public struct ModelInput: Sendable, Equatable {
         self.init(channels: config.data.channels > 0 ? config.data.channels : FashionMNISTScenes.channels,
                   classes: config.model.classes > 0 ? config.model.classes : FashionMNISTScenes.classNames.count, task: .segmentation)
     }
+
+    /// The input of the network `config.model` describes whose weights `checkpoint` holds, from
+    /// their shapes alone (no data set): the channels of its first parameter, the input
+    /// convolution's weight (out, channels, kh, kw), and the classes of its last, the output
+    /// layer's bias or weight (classes first). The network is built once with placeholder sizes
+    /// to learn those parameters' names.
+    public init(checkpoint: Checkpoint, config: TrainingConfig) throws {
+        let task = config.model.architecture.task
+        let names = try config.makeNetwork(ModelInput(channels: 3, classes: 2, task: task)).parameters.parameters.map(\.name)
+        guard let first = names.first, let last = names.last, let input = checkpoint.entries[first], let output = checkpoint.entries[last],
+              input.shape.count == 4, !output.shape.isEmpty else {
+            throw TrainingError("\(checkpoint.source) holds no tensors \(names.first ?? "?") and \(names.last ?? "?") of the shapes of a model.arch \(config.model.arch) "
+                                + "network; give the config it was trained with (--config).")
+        }
+        guard [1, 3].contains(input.shape[1]) else {
+            throw TrainingError("\(checkpoint.source): \(first) takes \(input.shape[1]) input channels; images have 1 (gray) or 3 (RGB).")
+        }
+        guard (2...255).contains(output.shape[0]) else {
+            throw TrainingError("\(checkpoint.source): \(last) has \(output.shape[0]) classes; a network has 2 to 255.")
+        }
+        self.init(channels: input.shape[1], classes: output.shape[0], task: task)
+    }
 }
 
 extension TrainingConfig {

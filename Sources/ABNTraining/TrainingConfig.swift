@@ -11,6 +11,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var data = DataSettings()
     public var train = Train()
     public var checkpoint = Checkpoint()
+    public var eval = EvalSettings()
 
     public struct Model: Codable, Equatable, Sendable {
         /// resnet (the reference classifier) | deeplab (DeepLabV3 segmentation network) | resnet18 | resnet34 |
@@ -149,6 +150,20 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         public var keep = 3
     }
 
+    /// How evaluation and `abn predict` compute a whole image's logits (`Inference`).
+    public struct EvalSettings: Codable, Equatable, Sendable {
+        /// whole (one forward pass per image) | slide (windows of `crop` every `stride`).
+        public var mode = "whole"
+        /// slide: window [height, width] in pixels ([]: data.crop_size) and its step ([]: two
+        /// thirds of the window, rounded).
+        public var crop: [Int] = []
+        public var stride: [Int] = []
+        /// The image is evaluated at each of these scales; the logits are averaged.
+        public var scales = [1.0]
+        /// Also evaluate the mirrored image (its logits mirrored back) and average.
+        public var flip = false
+    }
+
     public init() {}
 
     // MARK: Loading
@@ -162,7 +177,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             throw TrainingError("\(path) is not a text file; a config is YAML text (see configs/).")
         }
         guard !text.allSatisfy(\.isWhitespace) else {
-            throw TrainingError("\(path) is empty; a config is YAML with sections model, data, train, checkpoint (see configs/).")
+            throw TrainingError("\(path) is empty; a config is YAML with sections model, data, train, checkpoint, eval (see configs/).")
         }
         return try parse(yaml: text, source: path, overrides: overrides)
     }
@@ -177,7 +192,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         var given: Set<String> = []
         if let loaded {
             guard let mapping = loaded as? [String: Any] else {
-                throw TrainingError("\(source) must be a mapping with sections model, data, train, checkpoint.")
+                throw TrainingError("\(source) must be a mapping with sections model, data, train, checkpoint, eval.")
             }
             try merge(mapping, into: &tree, path: [], given: &given)
         }
@@ -379,6 +394,13 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(["auto", "openblas", "onednn"].contains(train.gemm), "train.gemm", "must be auto, openblas or onednn, got '\(train.gemm)'.")
         try require(checkpoint.every >= 0, "checkpoint.every", "must be >= 0 (0: only at the end), got \(checkpoint.every).")
         try require((1...1_000_000).contains(checkpoint.keep), "checkpoint.keep", "must be in 1...1000000, got \(checkpoint.keep).")
+        try require(["whole", "slide"].contains(eval.mode), "eval.mode", "must be whole or slide, got '\(eval.mode)'.")
+        try require(eval.crop.isEmpty || (eval.crop.count == 2 && eval.crop.allSatisfy { (8...8192).contains($0) }), "eval.crop",
+                    "must be [] (data.crop_size) or [height, width] in 8...8192, got \(eval.crop).")
+        try require(eval.stride.isEmpty || (eval.stride.count == 2 && zip(eval.stride, evalCrop).allSatisfy { (1...$1).contains($0) }), "eval.stride",
+                    "must be [] (two thirds of the window) or [height, width], each from 1 to the window's (\(evalCrop)), got \(eval.stride).")
+        try require((1...16).contains(eval.scales.count) && eval.scales.allSatisfy { $0 > 0 && $0 <= 8 }, "eval.scales",
+                    "must list one to sixteen scales, each 0 < scale <= 8, got \(eval.scales).")
     }
 
     /// Every key a config accepts, as "section.key" ("train.lr", "data.generate.kind"), sorted:
@@ -387,12 +409,14 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
     // MARK: Comparing runs
 
-    /// Keys whose values do not change what a run computes: logging, evaluation, checkpoint
-    /// cadence, how gradients travel, the watchdog, the GEMM library, the test subset, and the
-    /// initial weights' file (a resumed run takes its weights from the checkpoint).
+    /// Keys whose values do not change what a run computes: logging, evaluation and how it
+    /// computes logits, checkpoint cadence, how gradients travel, the watchdog, the GEMM library,
+    /// the test subset, and the initial weights' file (a resumed run takes its weights from the
+    /// checkpoint).
     static let keysThatKeepTheRun: Set<String> = [
         "train.log_every", "train.evaluate", "train.evaluate_every", "train.bucket_kib", "train.overlap", "train.collective_timeout_s", "train.gemm",
         "checkpoint.every", "checkpoint.keep", "data.test_limit", "model.pretrained",
+        "eval.mode", "eval.crop", "eval.stride", "eval.scales", "eval.flip",
     ]
 
     /// The settings that differ from `stored` and change the run (its batches, schedule,
@@ -450,6 +474,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public func normSettings() throws -> NormSettings {
         NormSettings(mode: model.norm, activation: try activation(), eps: Float(model.eps), momentum: Float(model.momentum))
     }
+
+    /// The evaluation window [height, width]: `eval.crop`, else `data.crop_size`.
+    public var evalCrop: [Int] { eval.crop.isEmpty ? data.cropSize : eval.crop }
+
+    /// The evaluation window's step [height, width]: `eval.stride`, else two thirds of the window, rounded.
+    public var evalStride: [Int] { eval.stride.isEmpty ? evalCrop.map { max(1, Int((Double(2 * $0) / 3).rounded())) } : eval.stride }
 
     public var sgdSettings: SGDSettings {
         SGDSettings(learningRate: Float(train.lr), momentum: Float(train.momentum), nesterov: train.nesterov,

@@ -125,7 +125,8 @@ final class TrainingLoop {
         let own = !p.config.model.sync && comm.size > 1 ? buffers.array : nil
         if own != nil { comm.broadcast(buffers, what: "rank 0's running statistics for evaluation") }
         defer { own?.withUnsafeBufferPointer { buffers.data.update(from: $0.baseAddress!, count: $0.count) } }
-        let result = try ABNTraining.evaluate(p.replica, loader: p.session.test, pixels: p.config.evaluationPixels(ranks: comm.size))
+        let result = try ABNTraining.evaluate(p.replica, loader: p.session.test, pixels: p.config.evaluationPixels(ranks: comm.size),
+                                              inference: p.config.inference(ranks: comm.size))
         let epoch = Double(step) / Double(p.batches.stepsPerEpoch)
         var line: [String: Any] = ["step": step, "epoch": epoch]
         line.merge(result.jsonFields) { $1 }

@@ -7,7 +7,7 @@ struct ABN: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "abn",
         abstract: "Data-parallel training with In-Place Activated BatchNorm, synchronized over MPI.",
-        subcommands: [Train.self, Eval.self, Verify.self, Bench.self, DataCommand.self, Convert.self])
+        subcommands: [Train.self, Eval.self, Predict.self, Verify.self, Bench.self, DataCommand.self, Convert.self])
 }
 
 /// Options shared by the commands that compute.

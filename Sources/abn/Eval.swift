@@ -10,8 +10,9 @@ struct Eval: ParsableCommand {
         discussion: """
         Classification: test loss and accuracy. Segmentation: test loss per valid pixel, pixel \
         accuracy, mIoU and the IoU of each class, from a confusion matrix summed over the whole test \
-        images and all ranks. The model and data come from the config stored in the checkpoint, \
-        unless --config is given (a checkpoint abn convert wrote has none).
+        images and all ranks, at full resolution as eval.* says (whole images or sliding windows, \
+        scales, flip). The model and data come from the config stored in the checkpoint, unless \
+        --config is given (a checkpoint abn convert wrote has none).
         """)
 
     @Option(help: "A checkpoint written by abn train or abn convert.") var checkpoint: String
@@ -38,18 +39,7 @@ struct Eval: ParsableCommand {
             if coordinator.isRoot {
                 let c = try Checkpoint(path: checkpoint)
                 loaded = c
-                if let path = config {
-                    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                        throw TrainingError("cannot read the config file \(path).")
-                    }
-                    configText = text
-                } else if let stored = c.metadata["config"] {
-                    configText = stored
-                } else {
-                    let origin = c.metadata["converted_from"].map { " (abn convert wrote it from \($0))" } ?? ""
-                    throw TrainingError("\(checkpoint) holds weights without a config\(origin): give the model and data with --config FILE "
-                                        + "(model.arch and model.base_width as the weights were trained, model.eps as they were converted for).")
-                }
+                configText = try c.configText(file: config)
             }
             let text = coordinator.broadcast(configText)
             let config = try TrainingConfig.parse(yaml: text, source: self.config ?? "the checkpoint's config", overrides: overrides)
@@ -62,7 +52,8 @@ struct Eval: ParsableCommand {
             }
             coordinator.broadcastInitialState(replica.net.parameters)
             let loader = session.test, data = session.data
-            let result = try evaluate(replica, loader: loader, pixels: config.evaluationPixels(ranks: coordinator.comm.size))
+            let ranks = coordinator.comm.size, inference = config.inference(ranks: ranks)
+            let result = try evaluate(replica, loader: loader, pixels: config.evaluationPixels(ranks: ranks), inference: inference)
             guard coordinator.isRoot else { return }
             if let directory = savePredictions {
                 try ABNTraining.savePredictions(replica, loader: loader, count: predictions, directory: directory)
@@ -75,7 +66,8 @@ struct Eval: ParsableCommand {
                 if result.classIoU != nil { line["classes"] = data.classNames }
                 printJSONLine(line)
             } else {
-                print("\(checkpoint) (step \(loaded?.step ?? 0)): \(result.summary) on \(result.samples) images")
+                let how = result.classIoU != nil && !inference.isPlainWhole ? " (\(inference))" : ""
+                print("\(checkpoint) (step \(loaded?.step ?? 0)): \(result.summary) on \(result.samples) images\(how)")
                 if let iou = result.classIoU {
                     for (name, value) in zip(data.classNames, iou) {
                         print("  IoU " + name.padding(toLength: 16, withPad: " ", startingAt: 0) + (value.map { String(format: "%.4f", $0) } ?? "n/a"))

@@ -76,9 +76,9 @@ public struct Segmentation: Task {
     }
 }
 
-/// Segmentation logits (N, K, h, w) resized bilinearly to the size of images (N, C, H, W).
+/// Segmentation logits (N, K, h, w) resized bilinearly to the size of images (N, C, H, W); the
+/// logits themselves when they have that size already (full-resolution `Inference`).
 func upsampled(_ logits: Tensor, like images: Tensor) -> Tensor {
-    let output = Tensor(uninitialized: [logits.shape[0], logits.shape[1], images.shape[2], images.shape[3]])
-    bilinearUpsampleForward(output: output, input: logits)
-    return output
+    let height = images.shape[2], width = images.shape[3]
+    return logits.shape[2] == height && logits.shape[3] == width ? logits : resized(logits, height: height, width: width)
 }
