@@ -53,7 +53,11 @@ final class ResidualJoin: ProbedLayer {
         checkShape(shortcut.shape == branch.shape, "residual join: branch \(branch.shape) and shortcut \(shortcut.shape) differ")
         let y = branch.data, s = shortcut.data, act = activation
         Parallel.forRanges(branch.count, minimumPerThread: 4096) { r in
-            for i in r { y[i] = act.apply(y[i] + s[i]) }
+            if case .leakyReLU(let slope) = act {
+                for i in r { let v = y[i] + s[i]; y[i] = v < 0 ? v * slope : v }  // branch-free: vectorizes
+            } else {
+                for i in r { y[i] = act.apply(y[i] + s[i]) }
+            }
         }
         output = branch
         input = x
@@ -74,6 +78,14 @@ final class ResidualJoin: ProbedLayer {
         for (index, factor) in gradientFactors { g[index] *= factor }
         gradientFactors = []
         Parallel.forRanges(output.count, minimumPerThread: 4096) { r in
+            if case .leakyReLU(let slope) = act {
+                // branch-free: vectorizes
+                for i in r { g[i] *= z[i] < 0 ? slope : 1 }
+                if let s = shortcut {
+                    for i in r { let v = z[i]; z[i] = (v < 0 ? v / slope : v) - s[i] }
+                }
+                return
+            }
             for i in r { g[i] *= act.derivative(atOutput: z[i]) }
             if let s = shortcut {
                 for i in r { z[i] = act.inverse(z[i]) - s[i] }
