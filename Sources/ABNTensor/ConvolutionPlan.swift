@@ -13,6 +13,7 @@ struct ConvolutionPlan {
     static let lowerings: [any ConvolutionLowering.Type] = [
         DirectLowering.self,
         WinogradLowering.self,
+        TapLowering.self,
         PhaseStackLowering.self,
         RowShiftLowering.self,
         Stride2Im2colLowering.self,
