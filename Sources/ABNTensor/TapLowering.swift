@@ -18,7 +18,9 @@
 //
 // The weight gradient is dW_ij = sum over images of dY_j[:, R_i] X_j[:, R_i + t_i]^T, dY_j the
 // output gradient's columns V_j; its items are blocks of dW_ij (tap, output-channel block,
-// input-channel block), each summing the images in order, so no partial sums are needed.
+// input-channel block), each summing the images in order, so no partial sums are needed. A 1x1
+// kernel without padding instead gives each item a block of an image's pixels and the whole
+// dW, summed in fixed groups like im2col's: whole (outC, C) products run faster than blocks.
 
 extension Conv2DGeometry {
     /// For kernel row `i`: the output rows whose input row lies inside the image (empty when
@@ -232,6 +234,10 @@ enum TapLowering: ConvolutionLowering {
             if !accumulate { dW.update(repeating: 0, count: weightCount) }
             return
         }
+        if T == 1 && g.padHeight == 0 && g.padWidth == 0 {
+            pointwiseWeightGradient(dW, dy, x, accumulate: accumulate, workspace, g)
+            return
+        }
         let columns = (0..<kW).map { g.validOutputColumns(kernelColumn: $0) }
         // per image: X_j (windows of x) and dY_j (the columns V_j of dy, where not all of them)
         let windowOffsets = g.tapWindowOffsets
@@ -243,8 +249,7 @@ enum TapLowering: ConvolutionLowering {
         }
         let windows = workspace.buffers(.loweredInput, workers: 1, count: g.tapWindowCount)[0]
         let gradientWindows = workspace.buffers(.loweredOutput, workers: 1, count: gradientCount)[0]
-        // a 1x1 kernel's dW is its only tap's; larger kernels gather in (kH*kW, outC, C) and join at the end
-        let tapGradient = T == 1 ? dW : workspace.buffers(.weightGradientPartials, workers: 1, count: weightCount)[0]
+        let tapGradient = workspace.buffers(.weightGradientPartials, workers: 1, count: weightCount)[0]  // (kH*kW, outC, C)
         let (outBlocks, inBlocks) = weightGradientBlocks(g)
         let items = T * outBlocks * inBlocks
         let copies = g.tapWindowCount + gradientCount > 0
@@ -264,7 +269,7 @@ enum TapLowering: ConvolutionLowering {
                 let o0 = OC * ob / outBlocks, o1 = OC * (ob + 1) / outBlocks, c0 = C * cb / inBlocks, c1 = C * (cb + 1) / inBlocks
                 let target = tapGradient + t * OC * C + o0 * C + c0
                 let rows = g.validOutputRows(kernelRow: i), v = columns[j]
-                let overwrite = images.lowerBound == 0 && !(T == 1 && accumulate)
+                let overwrite = images.lowerBound == 0
                 guard !rows.isEmpty && !v.isEmpty else {
                     if overwrite { for o in o0..<o1 { (target + (o - o0) * C).update(repeating: 0, count: c1 - c0) } }
                     return
@@ -281,7 +286,26 @@ enum TapLowering: ConvolutionLowering {
                 }
             }
         }
-        if T > 1 { joinKernelTaps(dW, tapGradient, accumulate: accumulate, g) }
+        joinKernelTaps(dW, tapGradient, accumulate: accumulate, g)
+    }
+
+    /// dW (outC, C) of a 1x1 kernel without padding: per item (a block of an image's pixels) one
+    /// GEMM dY_item (outC, pixels) x_item^T, whole, summed in the plan's groups of items into
+    /// partials added in order.
+    private static func pointwiseWeightGradient(_ dW: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                                accumulate: Bool, _ workspace: Workspace, _ g: Conv2DGeometry) {
+        let plan = plan(for: .weightGradient, of: g, budget: workspace.columnBudget)
+        let P = g.outPixels, OC = g.outChannels, C = g.inChannels, OW = g.outWidth
+        let partials = workspace.buffers(.weightGradientPartials, workers: plan.groups, count: OC * C)
+        Parallel.forEachClaimed(plan.groups) { _, group in
+            let items = plan.items(ofGroup: group)
+            for index in items {
+                let (n, _, rows) = plan.item(index, g)
+                BLAS.sgemm(transB: true, m: OC, n: C, k: rows.count * OW, a: dy + n * OC * P + rows.lowerBound * OW, lda: P,
+                           b: x + n * C * P + rows.lowerBound * OW, ldb: P, beta: index == items.lowerBound ? 0 : 1, c: partials[group], ldc: C)
+            }
+        }
+        sumPartials(dW, partials.prefix(plan.groups), accumulate: accumulate, count: OC * C)
     }
 }
 
