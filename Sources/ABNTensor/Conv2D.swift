@@ -118,16 +118,15 @@ func convInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Fl
     convolve(dx, dy, flipped, nil, accumulate: accumulate, workspace, transposed)
 }
 
-/// flipped (C, outC, kH, kW)[c, o, i, j] = weight (outC, C, kH, kW)[o, c, kH-1-i, kW-1-j].
+/// flipped (C, outC, kH, kW)[c, o, i, j] = weight (outC, C, kH, kW)[o, c, kH-1-i, kW-1-j]: each
+/// kernel's taps in reverse order.
 private func flipTransposed(_ flipped: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>, _ g: Conv2DGeometry) {
-    let C = g.inChannels, OC = g.outChannels, kH = g.kernelHeight, kW = g.kernelWidth
-    for o in 0..<OC {
-        for c in 0..<C {
-            for i in 0..<kH {
-                for j in 0..<kW {
-                    flipped[((c * OC + o) * kH + i) * kW + j] = weight[((o * C + c) * kH + (kH - 1 - i)) * kW + (kW - 1 - j)]
-                }
-            }
+    let C = g.inChannels, OC = g.outChannels, T = g.kernelHeight * g.kernelWidth
+    Parallel.forRanges(C * OC, minimumPerThread: 4096) { pairs in
+        for pair in pairs {
+            let c = pair / OC, o = pair % OC
+            let source = weight + (o * C + c) * T, target = flipped + pair * T
+            for t in 0..<T { target[t] = source[T - 1 - t] }
         }
     }
 }
