@@ -157,7 +157,7 @@ struct BenchKernels: ParsableCommand {
             print("abn bench kernels: \(subject), batch \(batch), \(Parallel.threadCount) threads, \(VectorLevel.summary); raw sgemm \(peakSize)^3: "
                   + "\(formatted(limits.min()!))-\(formatted(limits.max()!)) GFLOP/s over the run (engine threads), "
                   + "\(formatted(library)) GFLOP/s (OpenBLAS threads)")
-            print("kernel".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "lowering     "
+            print("kernel".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "lowering        "
                   + "direction    conv GFLOP/s  sgemm GFLOP/s  same-shape sgemm  conv/sgemm  calls  step share")
         }
         for r in results {
@@ -170,7 +170,7 @@ struct BenchKernels: ParsableCommand {
                               .merging(r.calls.map { ["calls": $0, "step_share": r.stepFlops / stepFlops] } ?? [:]) { $1 })
             } else {
                 print(r.kernel.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
-                      + r.lowering.padding(toLength: 13, withPad: " ", startingAt: 0)
+                      + r.lowering.padding(toLength: 16, withPad: " ", startingAt: 0)
                       + r.direction.padding(toLength: 13, withPad: " ", startingAt: 0)
                       + formatted(r.gflops).leftPadded(12) + formatted(r.limit).leftPadded(15) + formatted(sameShape).leftPadded(18)
                       + (formatted(100 * r.fraction, 0) + "%").leftPadded(12)
