@@ -1,6 +1,8 @@
 // The convolution's entry points: shapes checked, each direction handed to the lowering
 // `ConvolutionPlan` chooses for it.
 
+import Synchronization
+
 private func checkConvShapes(_ g: Conv2DGeometry, input: Tensor, output: Tensor, weight: Tensor, bias: Tensor?,
                              outputName: String = "output") {
     checkShape(input.shape == g.inputShape, "conv2d: input shape \(input.shape) does not match the geometry's input shape \(g.inputShape)")
@@ -19,6 +21,7 @@ private func checkConvShapes(_ g: Conv2DGeometry, input: Tensor, output: Tensor,
 public func conv2dForward(output: Tensor, input: Tensor, weight: Tensor, bias: Tensor?,
                           geometry g: Conv2DGeometry, accumulate: Bool = false, workspace: Workspace) {
     checkConvShapes(g, input: input, output: output, weight: weight, bias: bias)
+    ConvolutionCalls.record(g) { $0.forward += 1 }
     convolve(output.data, input.data, weight.data, bias?.data, accumulate: accumulate, workspace, g)
 }
 
@@ -38,9 +41,56 @@ public func conv2dBackward(dInput: Tensor?, dWeight: Tensor?, dBias: Tensor?,
     checkConvShapes(g, input: input, output: dOutput, weight: weight, bias: dBias, outputName: "dOutput")
     if let dInput { checkShape(dInput.shape == g.inputShape, "conv2d: dInput shape \(dInput.shape) does not match the input shape \(g.inputShape)") }
     if let dWeight { checkShape(dWeight.shape == g.weightShape, "conv2d: dWeight shape \(dWeight.shape) does not match the weight shape \(g.weightShape)") }
+    ConvolutionCalls.record(g) {
+        if dInput != nil { $0.inputGradient += 1 }
+        if dWeight != nil { $0.weightGradient += 1 }
+    }
     if let dBias { channelSums(dBias.data, dOutput.data, images: g.batch, channels: g.outChannels, pixels: g.outPixels, accumulate: accumulate) }
     if let dWeight { convWeightGradient(dWeight.data, dOutput.data, input.data, accumulate: accumulate, workspace, g) }
     if let dInput { convInputGradient(dInput.data, dOutput.data, weight.data, accumulate: accumulateInput, workspace, g) }
+}
+
+/// How often a geometry's directions ran, for `ConvolutionCalls.recording`.
+public struct ConvolutionCalls: Sendable, Equatable {
+    public var forward = 0
+    public var inputGradient = 0
+    public var weightGradient = 0
+
+    public init(forward: Int = 0, inputGradient: Int = 0, weightGradient: Int = 0) {
+        self.forward = forward
+        self.inputGradient = inputGradient
+        self.weightGradient = weightGradient
+    }
+
+    /// Floating-point operations of these calls of `g` (each direction costs `g.forwardFlops`).
+    public func flops(_ g: Conv2DGeometry) -> Double { Double(forward + inputGradient + weightGradient) * g.forwardFlops }
+
+    private static let recording = Atomic<Bool>(false)
+    private static let recorded = Mutex<[(Conv2DGeometry, ConvolutionCalls)]>([])
+
+    /// Runs `body` and returns the geometries that `conv2dForward` and `conv2dBackward` ran
+    /// in it, in the order of their first call, each with its calls per direction.
+    public static func recording(_ body: () throws -> Void) rethrows -> [(geometry: Conv2DGeometry, calls: ConvolutionCalls)] {
+        recorded.withLock { $0 = [] }
+        recording.store(true, ordering: .relaxed)
+        defer { recording.store(false, ordering: .relaxed) }
+        try body()
+        return recorded.withLock { $0.map { (geometry: $0.0, calls: $0.1) } }
+    }
+
+    /// Counts a call of `g` while recording.
+    static func record(_ g: Conv2DGeometry, _ count: (inout ConvolutionCalls) -> Void) {
+        guard recording.load(ordering: .relaxed) else { return }
+        recorded.withLock { list in
+            if let i = list.firstIndex(where: { $0.0 == g }) {
+                count(&list[i].1)
+            } else {
+                var calls = ConvolutionCalls()
+                count(&calls)
+                list.append((g, calls))
+            }
+        }
+    }
 }
 
 /// The forward convolution on raw buffers (shapes already checked).
@@ -68,16 +118,15 @@ func convInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Fl
     convolve(dx, dy, flipped, nil, accumulate: accumulate, workspace, transposed)
 }
 
-/// flipped (C, outC, kH, kW)[c, o, i, j] = weight (outC, C, kH, kW)[o, c, kH-1-i, kW-1-j].
+/// flipped (C, outC, kH, kW)[c, o, i, j] = weight (outC, C, kH, kW)[o, c, kH-1-i, kW-1-j]: each
+/// kernel's taps in reverse order.
 private func flipTransposed(_ flipped: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>, _ g: Conv2DGeometry) {
-    let C = g.inChannels, OC = g.outChannels, kH = g.kernelHeight, kW = g.kernelWidth
-    for o in 0..<OC {
-        for c in 0..<C {
-            for i in 0..<kH {
-                for j in 0..<kW {
-                    flipped[((c * OC + o) * kH + i) * kW + j] = weight[((o * C + c) * kH + (kH - 1 - i)) * kW + (kW - 1 - j)]
-                }
-            }
+    let C = g.inChannels, OC = g.outChannels, T = g.kernelHeight * g.kernelWidth
+    Parallel.forRanges(C * OC, minimumPerThread: 4096) { pairs in
+        for pair in pairs {
+            let c = pair / OC, o = pair % OC
+            let source = weight + (o * C + c) * T, target = flipped + pair * T
+            for t in 0..<T { target[t] = source[T - 1 - t] }
         }
     }
 }

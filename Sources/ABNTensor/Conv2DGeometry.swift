@@ -58,7 +58,7 @@ public struct Conv2DGeometry: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// How the forward pass is computed, for reports: its lowering's name ("direct", "winograd",
-    /// "phase-stack", "row-shift", "stride2-im2col" or "im2col").
+    /// "taps", "phase-stack", "row-shift", "stride2-im2col" or "im2col").
     public var lowering: String { ConvolutionPlan.lowering(for: .forward, of: self).name }
     /// How the weight gradient is computed, named like `lowering`.
     public var weightGradientLowering: String { ConvolutionPlan.lowering(for: .weightGradient, of: self).name }

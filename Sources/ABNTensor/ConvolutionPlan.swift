@@ -13,6 +13,7 @@ struct ConvolutionPlan {
     static let lowerings: [any ConvolutionLowering.Type] = [
         DirectLowering.self,
         WinogradLowering.self,
+        TapLowering.self,
         PhaseStackLowering.self,
         RowShiftLowering.self,
         Stride2Im2colLowering.self,
@@ -55,8 +56,8 @@ struct ConvolutionPlan {
 
     /// `ABN_LOWERING`, for A/B runs: `NAME` (every convolution it applies to) or comma-separated
     /// `TEXT=NAME` rules, the first rule whose TEXT is part of the geometry's description
-    /// (e.g. "64->64 3x3") deciding; NAME is a lowering's name (direct, winograd, phase-stack,
-    /// row-shift, stride2-im2col, im2col) or alias ("phases" for stride2-im2col). A lowering
+    /// (e.g. "64->64 3x3") deciding; NAME is a lowering's name (direct, winograd, taps,
+    /// phase-stack, row-shift, stride2-im2col, im2col) or alias ("phases" for stride2-im2col). A lowering
     /// that does not apply to a shape (see each one's `applies`) leaves that shape's automatic
     /// choice. It decides the forward pass and the weight gradient; an input gradient that is
     /// the forward pass of the transposed geometry follows the rules for that geometry, the

@@ -6,10 +6,10 @@ import Foundation
 struct BenchKernels: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernels",
-        abstract: "GFLOP/s of every convolution of the reference network (or the DeepLab head's), forward and both backward directions, next to raw sgemm.",
+        abstract: "GFLOP/s of every convolution of a network, forward and both backward directions, next to raw sgemm.",
         discussion: """
-        For each conv shape of the reference network at the given batch, times the forward pass, \
-        the input gradient and the weight gradient after a warm-up, in --repeats rounds: each round \
+        For each conv shape of the network at the given batch, times the forward pass, the input \
+        gradient and the weight gradient after a warm-up, in --repeats rounds: each round \
         first times a raw --peak-size^3 sgemm the way the convolutions run it (each worker a \
         single-threaded sgemm on its share of the columns: the machine's GEMM limit at that moment), \
         then each direction once, each product on the library --gemm names (auto: as a \
@@ -20,35 +20,53 @@ struct BenchKernels: ParsableCommand {
         shape of the convolution's im2col GEMM (`same_shape_sgemm_gflops`); OpenBLAS's spinning \
         threads would slow the convolutions, hence last. GFLOP/s count the direct convolution's \
         flops; `lowering` names how each convolution runs ("winograd" ones do 2.25x fewer \
-        multiplications, so they can exceed the sgemm). With --network deeplab: the dilated 3x3 \
-        convolutions of the segmentation default (configs/fmnist-scenes-deeplab.yaml at 96x96, \
-        output stride 4: stage 3 at dilation 2, stage 4 at 4, the head's at 4, 8 and 12, on 24x24 \
-        maps) next to the same widths undilated.
+        multiplications, so they can exceed the sgemm). \
+        With --config: the convolutions one training step of that config's model runs at --batch \
+        and --crop (default: its global batch and training crop), recorded in a first step, in the \
+        order of their first call; each direction the step runs is timed, with its calls per step \
+        (`calls`) and its share of the step's convolution flops (`step_share`), and a last line \
+        adds the directions up: the step's convolution seconds at the measured speeds and their \
+        fraction of sgemm. Without it: the reference network's convolutions (--network reference) \
+        or, with --network deeplab, the dilated 3x3 convolutions of the segmentation default \
+        (configs/fmnist-scenes-deeplab.yaml at 96x96, output stride 4: stage 3 at dilation 2, \
+        stage 4 at 4, the head's at 4, 8 and 12, on 24x24 maps) next to the same widths undilated.
         """)
 
-    @Option(parsing: .unconditional, help: "Batch size.") var batch = 128
+    @Option(help: "A YAML config whose model's convolutions to time (default: --network's).") var config: String?
+    @Option(name: .customLong("set"), help: "Override a key of --config (repeatable).") var overrides: [String] = []
+    @Option(parsing: .unconditional, help: "Batch size (default: 128, or the config's global batch).") var batch: Int?
+    @Option(parsing: .unconditional, help: "Square input side with --config (default: the config's crop).") var crop: Int?
     @Option(parsing: .unconditional, help: "Rounds per shape (medians are reported).") var repeats = 7
     @Option(help: "Channel widths of the three stages.") var widths = "32,64,128"
-    @Option(help: "reference (the reference classifier, docs/design.md#reference-network) or deeplab (the dilated convolutions of the segmentation default).")
+    @Option(help: "Without --config: reference (the reference classifier, docs/design.md#reference-network) or deeplab (the dilated convolutions of the segmentation default).")
     var network = "reference"
     @Option(parsing: .unconditional, help: "Size of the square sgemm that measures the GEMM limit.") var peakSize = 2048
     @Option(parsing: .unconditional, help: "Elements of one worker's lowered matrix (default: the workspace's).") var columnBudget: Int?
-    @Option(help: "Only the convolutions whose name contains this text, e.g. 'stage2' or '1x1'.") var only: String?
+    @Option(help: "Only the convolutions whose name contains this text, e.g. 'stage2', '1x1' or 'd12'.") var only: String?
     @Option(help: "GEMM library: openblas, onednn or auto (per product, as train.gemm auto chooses).") var gemm = "openblas"
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
         guard ["auto", "openblas", "onednn"].contains(gemm) else { throw ValidationError("--gemm must be auto, openblas or onednn, got '\(gemm)'.") }
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch).") }
+        if let batch, !(1...65_536).contains(batch) { throw ValidationError("--batch must be 1 to 65536, got \(batch).") }
+        if let crop, !(8...8192).contains(crop) { throw ValidationError("--crop must be 8 to 8192 pixels, got \(crop).") }
+        if config == nil && (!overrides.isEmpty || crop != nil) { throw ValidationError("--set and --crop need --config.") }
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1, got \(repeats).") }
         guard parseWidths(widths) != nil else { throw ValidationError("--widths must be three positive integers like 32,64,128, got '\(widths)'.") }
         guard ["reference", "deeplab"].contains(network) else { throw ValidationError("--network must be reference or deeplab, got '\(network)'.") }
         if let columnBudget, columnBudget < 1 { throw ValidationError("--column-budget must be positive, got \(columnBudget).") }
-        if let only, !convolutions(batch: 1).contains(where: { $0.0.contains(only) }) {
-            let names = convolutions(batch: 1).map(\.0).joined(separator: ", ")
+        if config == nil, let only, !builtInConvolutions(batch: 1).contains(where: { $0.name.contains(only) }) {
+            let names = builtInConvolutions(batch: 1).map(\.name).joined(separator: ", ")
             throw ValidationError("--only '\(only)' matches no convolution; the names are: \(names).")
         }
+    }
+
+    /// A convolution to time: its name, geometry and, for a config's model, its calls per step.
+    struct Convolution {
+        let name: String
+        let geometry: Conv2DGeometry
+        let calls: ConvolutionCalls?
     }
 
     /// One timed convolution direction.
@@ -64,6 +82,10 @@ struct BenchKernels: ParsableCommand {
         let limit: Double
         /// Median over the rounds of conv GFLOP/s / the square sgemm's GFLOP/s of the same round.
         let fraction: Double
+        /// Calls of this direction in a training step (nil: not recorded).
+        let calls: Int?
+        /// Flops of those calls.
+        let stepFlops: Double
     }
 
     func run() throws {
@@ -71,28 +93,36 @@ struct BenchKernels: ParsableCommand {
         var rng = SplitMix64(seed: 1)
         let workspace = Workspace()
         if let columnBudget { workspace.columnBudget = columnBudget }
+        let (all, subject, batch) = try self.convolutions()
+        let convolutions = all.filter { only.map($0.name.contains) ?? true }
+        guard !convolutions.isEmpty else {
+            throw ValidationError("--only '\(only ?? "")' matches no convolution; the names are: \(all.map(\.name).joined(separator: ", ")).")
+        }
         var results: [Measurement] = []
         var limits: [Double] = []  // every sample of the engine-threaded square sgemm
         let square = GEMMShape(m: peakSize, n: peakSize, k: peakSize)
         let squareOperands = square.operands(rng: &rng)
-        for (name, g) in convolutions(batch: batch) where only.map(name.contains) ?? true {
+        for convolution in convolutions {
+            let name = convolution.name, g = convolution.geometry
             let x = Tensor(uninitialized: g.inputShape); x.fillUniform(-1, 1, using: &rng)
             let w = Tensor(uninitialized: g.weightShape); w.fillUniform(-0.1, 0.1, using: &rng)
             let y = Tensor(uninitialized: g.outputShape)
             let dy = Tensor(uninitialized: g.outputShape); dy.fillUniform(-1, 1, using: &rng)
             let dx = Tensor(uninitialized: g.inputShape)
             let dw = Tensor(uninitialized: g.weightShape)
-            let directions: [(String, () -> Void, GEMMShape)] = [
+            let calls = convolution.calls
+            let allDirections: [(String, () -> Void, GEMMShape, Int?, String)] = [
                 ("forward", { conv2dForward(output: y, input: x, weight: w, bias: nil, geometry: g, workspace: workspace) },
-                 GEMMShape(m: g.outChannels, n: g.batch * g.outPixels, k: g.patchSize)),
+                 GEMMShape(m: g.outChannels, n: g.batch * g.outPixels, k: g.patchSize), calls?.forward, g.lowering),
                 ("input_grad", { conv2dBackward(dInput: dx, dWeight: nil, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace) },
-                 GEMMShape(transA: true, m: g.patchSize, n: g.batch * g.outPixels, k: g.outChannels)),
+                 GEMMShape(transA: true, m: g.patchSize, n: g.batch * g.outPixels, k: g.outChannels), calls?.inputGradient, g.inputGradientLowering),
                 ("weight_grad", { conv2dBackward(dInput: nil, dWeight: dw, dBias: nil, dOutput: dy, input: x, weight: w, geometry: g, workspace: workspace) },
-                 GEMMShape(transB: true, m: g.outChannels, n: g.patchSize, k: g.batch * g.outPixels)),
+                 GEMMShape(transB: true, m: g.outChannels, n: g.patchSize, k: g.batch * g.outPixels), calls?.weightGradient, g.weightGradientLowering),
             ]
+            let directions = allDirections.filter { $0.3 != 0 }  // the directions a recorded step does not run are not timed
             // warm-up, recording the products, whose libraries are chosen as a training run chooses
             let shapes = BLAS.recordingShapes {
-                for (_, body, _) in directions { body() }
+                for direction in directions { direction.1() }
                 _ = square.gflopsSplitOverWorkers(squareOperands)
             }
             if gemm == "auto" {
@@ -113,21 +143,22 @@ struct BenchKernels: ParsableCommand {
                 }
             }
             limits += rounds
-            for (i, (direction, _, gemm)) in directions.enumerated() {
+            for (i, (direction, _, gemm, calls, lowering)) in directions.enumerated() {
                 let gflops = seconds[i].map { g.forwardFlops / $0 / 1e9 }
-                let lowering = [g.lowering, g.inputGradientLowering, g.weightGradientLowering][i]
                 results.append(Measurement(kernel: name, lowering: lowering, direction: direction, gflops: median(gflops), gemm: gemm,
-                                           limit: median(rounds), fraction: median(zip(gflops, rounds).map { $0 / $1 })))
+                                           limit: median(rounds), fraction: median(zip(gflops, rounds).map { $0 / $1 }),
+                                           calls: calls, stepFlops: Double(calls ?? 0) * g.forwardFlops))
             }
         }
         workspace.release()
+        let stepFlops = results.reduce(0) { $0 + $1.stepFlops }
         let library = square.gflops(repeats: 3, rng: &rng)
         if !json {
-            print("abn bench kernels: batch \(batch), \(Parallel.threadCount) threads, \(VectorLevel.summary); raw sgemm \(peakSize)^3: "
+            print("abn bench kernels: \(subject), batch \(batch), \(Parallel.threadCount) threads, \(VectorLevel.summary); raw sgemm \(peakSize)^3: "
                   + "\(formatted(limits.min()!))-\(formatted(limits.max()!)) GFLOP/s over the run (engine threads), "
                   + "\(formatted(library)) GFLOP/s (OpenBLAS threads)")
-            print("kernel".padding(toLength: 22, withPad: " ", startingAt: 0) + "lowering     "
-                  + "direction    conv GFLOP/s  sgemm GFLOP/s  same-shape sgemm  conv/sgemm")
+            print("kernel".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "lowering        "
+                  + "direction    conv GFLOP/s  sgemm GFLOP/s  same-shape sgemm  conv/sgemm  calls  step share")
         }
         for r in results {
             let sameShape = r.gemm.gflops(repeats: repeats, rng: &rng)
@@ -135,22 +166,58 @@ struct BenchKernels: ParsableCommand {
                 printJSONLine(["kernel": r.kernel, "lowering": r.lowering, "direction": r.direction, "batch": batch, "threads": Parallel.threadCount,
                                "gflops": r.gflops, "sgemm_gflops": r.limit,
                                "library_sgemm_gflops": library, "same_shape_sgemm_gflops": sameShape,
-                               "fraction_of_sgemm": r.fraction])
+                               "fraction_of_sgemm": r.fraction]
+                              .merging(r.calls.map { ["calls": $0, "step_share": r.stepFlops / stepFlops] } ?? [:]) { $1 })
             } else {
-                print(r.kernel.padding(toLength: 22, withPad: " ", startingAt: 0)
-                      + r.lowering.padding(toLength: 13, withPad: " ", startingAt: 0)
+                print(r.kernel.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+                      + r.lowering.padding(toLength: 16, withPad: " ", startingAt: 0)
                       + r.direction.padding(toLength: 13, withPad: " ", startingAt: 0)
                       + formatted(r.gflops).leftPadded(12) + formatted(r.limit).leftPadded(15) + formatted(sameShape).leftPadded(18)
-                      + (formatted(100 * r.fraction, 0) + "%").leftPadded(12))
+                      + (formatted(100 * r.fraction, 0) + "%").leftPadded(12)
+                      + (r.calls.map(String.init) ?? "-").leftPadded(7)
+                      + (r.calls == nil ? "-" : formatted(100 * r.stepFlops / stepFlops) + "%").leftPadded(12))
             }
         }
+        guard stepFlops > 0 else { return }
+        // the step's convolutions at the measured speeds: each direction's seconds at its median GFLOP/s and
+        // at its median fraction of the sgemm's median
+        let seconds = results.reduce(0) { $0 + $1.stepFlops / ($1.gflops * 1e9) }
+        let sgemmSeconds = results.reduce(0) { $0 + $1.stepFlops / ($1.fraction * $1.limit * 1e9) }
+        let fraction = results.reduce(0) { $0 + $1.stepFlops / ($1.limit * 1e9) } / sgemmSeconds
+        if json {
+            printJSONLine(["kernel": "step", "batch": batch, "threads": Parallel.threadCount, "step_gflop": stepFlops / 1e9,
+                           "step_seconds": seconds, "fraction_of_sgemm": fraction])
+        } else {
+            print("step: \(formatted(stepFlops / 1e9)) GFLOP of convolutions in \(formatted(seconds, 2)) s at these speeds "
+                  + "(\(formatted(stepFlops / seconds / 1e9)) GFLOP/s), \(formatted(100 * fraction, 0))% of sgemm")
+        }
     }
+
+    /// Width of the kernel column.
+    private var nameWidth: Int { config == nil ? 22 : 42 }
 }
 
 extension BenchKernels {
     /// The convolutions `--network` names.
-    func convolutions(batch: Int) -> [(String, Conv2DGeometry)] {
-        network == "deeplab" ? deeplabDilatedConvolutions(batch: batch) : referenceConvolutions(widths: parseWidths(widths)!, batch: batch)
+    func builtInConvolutions(batch: Int) -> [Convolution] {
+        let list = network == "deeplab" ? deeplabDilatedConvolutions(batch: batch) : referenceConvolutions(widths: parseWidths(widths)!, batch: batch)
+        return list.map { Convolution(name: $0.0, geometry: $0.1, calls: nil) }
+    }
+
+    /// The convolutions of the network, where they come from and the batch: with --config, those
+    /// of one training step of its model (named by geometry), else `builtInConvolutions`.
+    func convolutions() throws -> (convolutions: [Convolution], subject: String, batch: Int) {
+        guard let config else {
+            let subject = network == "deeplab" ? "dilated convolutions of the segmentation default" : "reference network"
+            return (builtInConvolutions(batch: batch ?? 128), subject, batch ?? 128)
+        }
+        let network = try BenchNetwork(configPath: config, overrides: overrides, widths: parseWidths(widths)!)
+        let batch = batch ?? network.defaultBatch, crop = crop ?? network.defaultCrop
+        let recorded = try ConvolutionCalls.recording {
+            try network.trainingStep(mode: network.config.model.norm, batch: batch, crop: crop)({ _ in })
+        }
+        return (recorded.map { Convolution(name: $0.geometry.description, geometry: $0.geometry, calls: $0.calls) },
+                "\(network.description), \(network.config.model.norm.rawValue), crop \(crop)", batch)
     }
 }
 

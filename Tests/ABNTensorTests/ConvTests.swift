@@ -95,6 +95,15 @@ let convCases: [Conv2DGeometry] = [
     Conv2DGeometry(input: [2, 3, 7, 37], outChannels: 4, kernel: 3, stride: 2, padding: 1),
     // stride 2 with 8 output columns: slices of 8 values, every lane of the vector used
     Conv2DGeometry(input: [2, 5, 6, 16], outChannels: 3, kernel: 3, stride: 2, padding: 1),
+    // one GEMM per kernel tap (TapLowering): a 1x1 kernel on 1024+ pixels (no copy), and padded
+    // (every column staged, the block zeroed first); dilated kernels with 64+ channels whose taps
+    // mostly fall on padding (also for the input gradients), one with a centre column whose
+    // window is copied but covers every output column
+    Conv2DGeometry(input: [2, 8, 32, 32], outChannels: 12, kernel: 1),
+    Conv2DGeometry(input: [1, 8, 32, 31], outChannels: 5, kernel: 1, padding: 1),
+    Conv2DGeometry(input: [2, 64, 9, 11], outChannels: 64, kernel: 3, padding: 5, dilation: 5),
+    Conv2DGeometry(input: [2, 64, 10, 10], outChannels: 16, kernel: 3, padding: 6, dilation: 6),
+    Conv2DGeometry(input: [2, 64, 12, 10], outChannels: 64, kernel: (3, 3), padding: (4, 1), dilation: (4, 2)),
 ]
 
 /// Column budgets: one output row per item, several images per item, the whole batch at once.
@@ -135,7 +144,7 @@ struct ConvTests {
     }
 
     @Test("backward accumulates into existing gradients when asked (every lowering)",
-          arguments: [convCases[1], convCases[10], convCases[18], convCases[14], convCases[33]])
+          arguments: [convCases[1], convCases[10], convCases[18], convCases[14], convCases[33], convCases[38], convCases[40]])
     func accumulate(g: Conv2DGeometry) {
         let workspace = Workspace(columnBudget: 200)
         let x = randomTensor(g.inputShape, seed: 9), w = randomTensor(g.weightShape, seed: 10)
@@ -150,7 +159,7 @@ struct ConvTests {
     }
 
     @Test("an empty batch (a rank with no samples) gives zero weight gradients (every lowering)",
-          arguments: [convCases[1], convCases[10], convCases[18], convCases[14], convCases[33]])
+          arguments: [convCases[1], convCases[10], convCases[18], convCases[14], convCases[33], convCases[38], convCases[40]])
     func emptyBatch(g: Conv2DGeometry) {
         let empty = Conv2DGeometry(input: [0] + g.inputShape.dropFirst(), outChannels: g.outChannels,
                                    kernel: (g.kernelHeight, g.kernelWidth), stride: (g.strideHeight, g.strideWidth),
@@ -168,7 +177,7 @@ struct ConvTests {
 
     @Test("the input gradient can be added to an existing one (every lowering)",
           arguments: [convCases[1], convCases[7], convCases[9], convCases[11], convCases[18], convCases[20], convCases[22], convCases[33],
-                      convCases[34], convCases[35], convCases[36]])
+                      convCases[34], convCases[35], convCases[36], convCases[38], convCases[40], convCases[42]])
     func accumulateInput(g: Conv2DGeometry) {
         let workspace = Workspace(columnBudget: 200)
         let x = randomTensor(g.inputShape, seed: 15), w = randomTensor(g.weightShape, seed: 16)
@@ -189,7 +198,9 @@ struct ConvTests {
                       Conv2DGeometry(input: [70, 16, 5, 5], outChannels: 16, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [3, 16, 31, 29], outChannels: 16, kernel: 3, padding: 1),
                       Conv2DGeometry(input: [9, 8, 9, 9], outChannels: 5, kernel: 3, stride: 2, padding: 1),
-                      Conv2DGeometry(input: [3, 16, 40, 40], outChannels: 16, kernel: 3, padding: 2, dilation: 2)])
+                      Conv2DGeometry(input: [3, 16, 40, 40], outChannels: 16, kernel: 3, padding: 2, dilation: 2),
+                      Conv2DGeometry(input: [3, 64, 33, 40], outChannels: 64, kernel: 1),
+                      Conv2DGeometry(input: [3, 64, 40, 24], outChannels: 128, kernel: 3, padding: 12, dilation: 12)])
     func threadCountIndependent(g: Conv2DGeometry) {
         withProcessSettings {
             let x = randomTensor(g.inputShape, seed: 12), w = randomTensor(g.weightShape, seed: 13)
@@ -316,5 +327,25 @@ struct ConvTests {
         #expect(Conv2DGeometry(input: [1, 15, 8, 8], outChannels: 16, kernel: 3, padding: 2, dilation: 2).lowering == "row-shift")
         #expect(Conv2DGeometry(input: [1, 16, 8, 8], outChannels: 16, kernel: 3, padding: 1, dilation: 2).lowering == "row-shift")
         #expect(Conv2DGeometry(input: [1, 16, 8, 8], outChannels: 16, kernel: 3, padding: 1).lowering == "winograd")
+    }
+
+    @Test("1x1 convolutions on 1024+ pixels and dilated kernels whose taps mostly fall on padding run tap by tap")
+    func tapsChosen() {
+        for g in [convCases[38], convCases[40], convCases[42]] {
+            #expect([g.lowering, g.inputGradientLowering, g.weightGradientLowering] == ["taps", "taps", "taps"], "\(g)")
+        }
+        // the padded 1x1's input gradient is col2im's (a padding beyond the kernel), the 64->16's a
+        // transposed convolution of 16 input channels
+        #expect([convCases[39].lowering, convCases[39].inputGradientLowering, convCases[39].weightGradientLowering] == ["taps", "col2im", "taps"])
+        #expect([convCases[41].lowering, convCases[41].weightGradientLowering] == ["taps", "taps"])
+        for d in [12, 24, 36] {  // DeepLabV3's atrous branches at output stride 8 on 512x512 crops
+            let aspp = Conv2DGeometry(input: [2, 2048, 64, 64], outChannels: 256, kernel: 3, padding: d, dilation: d)
+            #expect([aspp.lowering, aspp.inputGradientLowering, aspp.weightGradientLowering] == ["taps", "taps", "taps"], "\(aspp)")
+        }
+        // controls: small maps, strides, few channels, and dilations the image holds
+        #expect(Conv2DGeometry(input: [8, 96, 24, 24], outChannels: 64, kernel: 1).lowering == "im2col")
+        #expect(Conv2DGeometry(input: [2, 256, 64, 64], outChannels: 512, kernel: 1, stride: 2).lowering == "im2col")
+        #expect(Conv2DGeometry(input: [2, 32, 10, 10], outChannels: 64, kernel: 3, padding: 6, dilation: 6).lowering != "taps")
+        #expect(Conv2DGeometry(input: [2, 512, 64, 64], outChannels: 512, kernel: 3, padding: 4, dilation: 4).lowering == "phase-stack")
     }
 }
