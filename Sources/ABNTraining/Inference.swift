@@ -141,10 +141,12 @@ public struct Inference: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension TrainingConfig {
-    /// The inference `eval.*` describes, with windows batched up to `evaluationPixels(ranks:)`.
+    /// The inference `eval.*` describes, with windows batched up to half of
+    /// `evaluationPixels(ranks:)`: a forward pass keeps about half of what a training step holds
+    /// (no gradients), and the other half leaves room for the full-size sums of a large image.
     public func inference(ranks: Int) -> Inference {
         Inference(mode: Inference.Mode(rawValue: eval.mode)!, crop: evalCrop, stride: evalStride, scales: eval.scales, flip: eval.flip,
-                  pixels: evaluationPixels(ranks: ranks))
+                  pixels: max(1, evaluationPixels(ranks: ranks) / 2))
     }
 }
 
