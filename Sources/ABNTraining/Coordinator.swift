@@ -53,6 +53,17 @@ public struct Coordinator {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// A checkpoint's config on every rank (the file `configFile` when given, else the one the
+    /// checkpoint stores; `overrides` applied; its wait limit watched), and on rank 0 the
+    /// checkpoint, which only rank 0 reads.
+    public func loadCheckpoint(path: String, configFile: String?, overrides: [String]) throws -> (checkpoint: Checkpoint?, config: TrainingConfig) {
+        let checkpoint = isRoot ? try Checkpoint(path: path) : nil
+        let text = broadcast(try checkpoint?.configText(file: configFile) ?? "")
+        let config = try TrainingConfig.parse(yaml: text, source: configFile ?? "the checkpoint's config", overrides: overrides)
+        watch(config)
+        return (checkpoint, config)
+    }
+
     /// The config resolved once: rank 0 reads `path` and applies `overrides`, every rank parses
     /// rank 0's resolved YAML. Only rank 0 needs the file; an error there ends the job.
     public func loadConfig(path: String, overrides: [String]) throws -> TrainingConfig {

@@ -34,16 +34,7 @@ struct Eval: ParsableCommand {
         let coordinator = Coordinator.launch()
         coordinator.run {
             // rank 0 reads the file and hands config and weights to the others
-            var loaded: Checkpoint?
-            var configText = ""
-            if coordinator.isRoot {
-                let c = try Checkpoint(path: checkpoint)
-                loaded = c
-                configText = try c.configText(file: config)
-            }
-            let text = coordinator.broadcast(configText)
-            let config = try TrainingConfig.parse(yaml: text, source: self.config ?? "the checkpoint's config", overrides: overrides)
-            coordinator.watch(config)
+            let (loaded, config) = try coordinator.loadCheckpoint(path: checkpoint, configFile: self.config, overrides: overrides)
             let session = try Session(config: config, coordinator: coordinator)
             let replica = try session.replica()
             if let loaded {

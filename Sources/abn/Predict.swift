@@ -43,16 +43,7 @@ struct Predict: ParsableCommand {
             let started = monotonicSeconds()
             let comm = coordinator.comm
             // rank 0 reads the checkpoint and lists the files; the others get config, sizes, files and weights from it
-            var loaded: Checkpoint?
-            var configText = ""
-            if coordinator.isRoot {
-                let c = try Checkpoint(path: checkpoint)
-                loaded = c
-                configText = try c.configText(file: config)
-            }
-            let text = coordinator.broadcast(configText)
-            let config = try TrainingConfig.parse(yaml: text, source: self.config ?? "the checkpoint's config", overrides: overrides)
-            coordinator.watch(config)
+            let (loaded, config) = try coordinator.loadCheckpoint(path: checkpoint, configFile: self.config, overrides: overrides)
             var jobText = ""
             if let loaded {
                 let input = try ModelInput(checkpoint: loaded, config: config)
