@@ -7,7 +7,7 @@ import Synchronization
 /// MPI_THREAD_MULTIPLE, so that a communication thread can reduce gradients while the main
 /// thread synchronizes batch statistics on another communicator). Every collective is
 /// nonblocking underneath and waited for by `waitForRequest`: waiting ranks sleep between
-/// polls instead of spinning, and a wait longer than `Watchdog.limitSeconds` ends the job
+/// polls instead of spinning, and a wait longer than the run's `collectiveTimeout` ends the job
 /// with a message naming `what` the rank waited in.
 public final class MPICommunicator: Communicator {
     private let comm: MPI_Comm

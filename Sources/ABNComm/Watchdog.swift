@@ -3,8 +3,9 @@ import CMPI
 import Foundation
 import Synchronization
 
-/// The limit on every wait for other ranks (`train.collective_timeout_s`), and the step the
-/// job is at, for the message that ends a job whose ranks stopped meeting.
+/// Ends a job whose ranks stopped meeting. The limit on every wait for other ranks
+/// (`train.collective_timeout_s`) and the step the job is at are the run's
+/// (`RunContext.process.collectiveTimeout` and `.step`).
 ///
 /// A rank whose wait outlasts the limit asks the others, on a communicator of its own, where
 /// they wait; for a few seconds it collects the answers of the ranks that are waiting too,
@@ -14,23 +15,9 @@ public enum Watchdog {
     /// The exit code of a job ended by the watchdog (that of `timeout(1)`).
     public static let exitCode: Int32 = 124
 
-    private static let limitBits = Atomic<UInt64>(0)
-    private static let currentStep = Atomic<Int>(-1)
     /// The watchdog's communicator, as the bits of its handle (0: none).
     private static let diagnostics = Atomic<UInt>(0)
     private static let expiring = Atomic<Bool>(false)
-
-    /// Seconds a rank waits for the others before the job ends (0: no limit).
-    public static var limitSeconds: Double {
-        get { Double(bitPattern: limitBits.load(ordering: .relaxed)) }
-        set { limitBits.store(max(0, newValue).bitPattern, ordering: .relaxed) }
-    }
-
-    /// The global step being computed (-1: not training), named in the message.
-    public static var step: Int {
-        get { currentStep.load(ordering: .relaxed) }
-        set { currentStep.store(newValue, ordering: .relaxed) }
-    }
 
     /// Gives the watchdog its communicator (a duplicate of the world, made while every rank is present).
     static func attach(_ comm: MPI_Comm) { diagnostics.store(UInt(bitPattern: Int(bitPattern: comm)), ordering: .relaxed) }
@@ -39,6 +26,7 @@ public enum Watchdog {
     static func expire(rank: Int, size: Int, what: String, waited: Double) -> Never {
         // one thread per process reports (the communication thread may expire at the same time)
         guard !expiring.exchange(true, ordering: .relaxed) else { while true { sleep(1) } }
+        let step = RunContext.process.step, limitSeconds = RunContext.process.collectiveTimeout
         let place = step >= 0 ? "\(what) at step \(step)" : what
         let handle = MPI_Comm(bitPattern: Int(bitPattern: diagnostics.load(ordering: .relaxed)))
         let answers = handle.map { exchange(place, on: $0, rank: rank, size: size) } ?? [:]
@@ -75,7 +63,7 @@ public enum Watchdog {
             MPI_Isend(message, Int32(bytes.count), cmpi_byte(), Int32(other), tag, comm, &request)
         }
         var answers: [Int: String] = [:]
-        let grace = min(10, max(1, limitSeconds / 4)), start = monotonicSeconds()
+        let grace = min(10, max(1, RunContext.process.collectiveTimeout / 4)), start = monotonicSeconds()
         while monotonicSeconds() - start < grace && answers.count < size - 1 {
             var flag: Int32 = 0
             var status = MPI_Status()
@@ -106,7 +94,7 @@ func waitForRequest(_ request: inout MPI_Request?, rank: Int, size: Int, what: (
         if done != 0 { return }
         let waited = monotonicSeconds() - start
         if waited < 0.001 { continue }
-        let limit = Watchdog.limitSeconds
+        let limit = RunContext.process.collectiveTimeout
         if limit > 0 && waited > limit { Watchdog.expire(rank: rank, size: size, what: what(), waited: waited) }
         usleep(pause)
         pause = min(pause * 2, 1000)

@@ -40,9 +40,8 @@ final class ASPP {
         let j = branches.count
         poolConv = Conv2DLayer("\(name).convs.\(j).1", inChannels: inChannels, outChannels: width, kernel: 1, rng: &rng)
         poolNorm = try norm.layer("\(name).convs.\(j).2", channels: width)
-        let weight = Tensor(uninitialized: [width, (j + 1) * width, 1, 1])
-        weight.fillNormal(std: Float((2.0 / Double((j + 1) * width)).squareRoot()), using: &rng)
-        project = Parameter("\(name).project.0.weight", value: weight)
+        project = Parameter("\(name).project.0.weight", shape: [width, (j + 1) * width, 1, 1],
+                            initial: .normal(std: Float((2.0 / Double((j + 1) * width)).squareRoot()), count: (j + 1) * width * width, from: &rng))
         projectNorm = try norm.layer("\(name).project.1", channels: width)
         self.dropout = Dropout(probability: dropout)
     }
@@ -59,7 +58,7 @@ final class ASPP {
     func multiplyAdds(height: Int, width: Int) -> Double {
         let positions = Double(height * width)
         return branches.reduce(0) { $0 + $1.conv.multiplyAdds(height: height, width: width).count }
-            + poolConv.multiplyAdds(height: 1, width: 1).count + Double(project.value.count) / Double(branches.count + 1) * (Double(branches.count) * positions + 1)
+            + poolConv.multiplyAdds(height: 1, width: 1).count + Double(project.count) / Double(branches.count + 1) * (Double(branches.count) * positions + 1)
     }
 
     /// The projection's output (N, width, h, w) after dropout for the body's output x (N, C, h, w),

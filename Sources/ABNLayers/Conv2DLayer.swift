@@ -23,10 +23,10 @@ public final class Conv2DLayer {
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
-        let w = Tensor(uninitialized: [outChannels, inChannels, kernel, kernel])
-        w.fillNormal(std: Float((2.0 / Double(inChannels * kernel * kernel)).squareRoot()), using: &rng)
-        weight = Parameter("\(name).weight", value: w)
-        self.bias = bias ? Parameter("\(name).bias", value: Tensor(zeros: [outChannels])) : nil
+        let shape = [outChannels, inChannels, kernel, kernel]
+        weight = Parameter("\(name).weight", shape: shape, initial: .normal(std: Float((2.0 / Double(inChannels * kernel * kernel)).squareRoot()),
+                                                                           count: shape.reduce(1, *), from: &rng))
+        self.bias = bias ? Parameter("\(name).bias", shape: [outChannels], initial: .constant(0)) : nil
     }
 
     public var allParameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }

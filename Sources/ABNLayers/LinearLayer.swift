@@ -8,10 +8,9 @@ public final class LinearLayer {
 
     public init(_ name: String, inFeatures: Int, outFeatures: Int, rng: inout SplitMix64) {
         let bound = Float(1 / Double(inFeatures).squareRoot())
-        let w = Tensor(uninitialized: [outFeatures, inFeatures]); w.fillUniform(-bound, bound, using: &rng)
-        let b = Tensor(uninitialized: [outFeatures]); b.fillUniform(-bound, bound, using: &rng)
-        weight = Parameter("\(name).weight", value: w)
-        bias = Parameter("\(name).bias", value: b)
+        weight = Parameter("\(name).weight", shape: [outFeatures, inFeatures],
+                           initial: .uniform(-bound, bound, count: outFeatures * inFeatures, from: &rng))
+        bias = Parameter("\(name).bias", shape: [outFeatures], initial: .uniform(-bound, bound, count: outFeatures, from: &rng))
     }
 
     public var allParameters: [Parameter] { [weight, bias] }

@@ -72,10 +72,10 @@ public final class NormAct: ProbedLayer {
         self.activation = activation
         self.eps = eps
         self.momentum = momentum
-        weight = Parameter("\(name).weight", value: Tensor(Array(repeating: 1, count: channels), shape: [channels]))
-        bias = Parameter("\(name).bias", value: Tensor(zeros: [channels]))
-        runningMean = Parameter("\(name).running_mean", .buffer, value: Tensor(zeros: [channels]))
-        runningVar = Parameter("\(name).running_var", .buffer, value: Tensor(Array(repeating: 1, count: channels), shape: [channels]))
+        weight = Parameter("\(name).weight", shape: [channels], initial: .constant(1))
+        bias = Parameter("\(name).bias", shape: [channels], initial: .constant(0))
+        runningMean = Parameter("\(name).running_mean", .buffer, shape: [channels], initial: .constant(0))
+        runningVar = Parameter("\(name).running_var", .buffer, shape: [channels], initial: .constant(1))
         mean = Array(repeating: 0, count: channels)
         variance = Array(repeating: 1, count: channels)
     }

@@ -94,6 +94,6 @@ public final class PreActResNet: Network {
 
     /// Multiply-adds of convolutions and the linear layer for one image of size h x w, forward.
     public func forwardMultiplyAdds(height: Int, width: Int) -> Double {
-        body.multiplyAdds(height: height, width: width).count + Double(fc.weight.value.count)
+        body.multiplyAdds(height: height, width: width).count + Double(fc.weight.count)
     }
 }

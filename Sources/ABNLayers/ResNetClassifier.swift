@@ -78,7 +78,7 @@ final class ResNetClassifier<Block: ResidualBlock>: Network {
     }
 
     func forwardMultiplyAdds(height: Int, width: Int) -> Double {
-        body.multiplyAdds(height: height, width: width).count + Double(fc.weight.value.count)
+        body.multiplyAdds(height: height, width: width).count + Double(fc.weight.count)
     }
 }
 

@@ -7,17 +7,6 @@ import Synchronization
 /// single-threaded: the engine's workers call them in parallel on separate blocks (see
 /// `Parallel`).
 public enum BLAS {
-    /// `ABN_GEMM` (openblas or onednn): the library of every product, whatever the config or
-    /// `GEMMChoice` say, for A/B runs; nil when unset.
-    public static let forced: GEMMLibrary? = {
-        guard let name = ProcessInfo.processInfo.environment["ABN_GEMM"], !name.isEmpty else { return nil }
-        guard let library = GEMMLibrary(rawValue: name) else {
-            FileHandle.standardError.write(Data("abn: ABN_GEMM=\(name) is not a GEMM library (openblas or onednn); ignored.\n".utf8))
-            return nil
-        }
-        return library
-    }()
-
     /// OpenBLAS's kernel set on this processor (`openblas_get_corename`), e.g. "Haswell".
     public static var openBLASCore: String { String(cString: openblas_get_corename()) }
 
@@ -47,7 +36,7 @@ public enum BLAS {
 
     /// C (m x n) = alpha * op(A) * op(B) + beta * C, with op(A) (m x k) and op(B) (k x n).
     /// `lda`, `ldb`, `ldc` are the row strides of A, B, C as stored. `library` computes it
-    /// (default: the one `GEMMChoice` holds for the shape).
+    /// (default: the run's library for the shape, `RunContext.library(for:)`).
     public static func sgemm(transA: Bool = false, transB: Bool = false,
                              m: Int, n: Int, k: Int, alpha: Float = 1,
                              a: UnsafePointer<Float>, lda: Int,
@@ -61,7 +50,7 @@ public enum BLAS {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
-        switch library ?? GEMMChoice.library(for: shape) {
+        switch library ?? RunContext.process.library(for: shape) {
         case .openblas:
             _ = Parallel.threadCount  // keeps OpenBLAS single-threaded from the first call on
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,

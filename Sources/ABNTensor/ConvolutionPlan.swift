@@ -47,31 +47,15 @@ struct ConvolutionPlan {
     }
 
     /// The lowering of `direction` of `g`: the one `ABN_LOWERING` forces for it where that one
-    /// applies (not for the input gradient, see `overrides`), else the first of `lowerings`
+    /// applies (not for every input gradient, see `LoweringRule`), else the first of `lowerings`
     /// that applies and is preferred.
     static func lowering(for direction: ConvolutionDirection, of g: Conv2DGeometry) -> any ConvolutionLowering.Type {
         if direction != .inputGradient, let forced = forcedLowering(of: g) { return forced }
         return lowerings.first { $0.applies(to: g) && $0.isPreferred(for: direction, of: g) }!
     }
 
-    /// `ABN_LOWERING`, for A/B runs: `NAME` (every convolution it applies to) or comma-separated
-    /// `TEXT=NAME` rules, the first rule whose TEXT is part of the geometry's description
-    /// (e.g. "64->64 3x3") deciding; NAME is a lowering's name (direct, winograd, taps,
-    /// phase-stack, row-shift, stride2-im2col, im2col) or alias ("phases" for stride2-im2col). A lowering
-    /// that does not apply to a shape (see each one's `applies`) leaves that shape's automatic
-    /// choice. It decides the forward pass and the weight gradient; an input gradient that is
-    /// the forward pass of the transposed geometry follows the rules for that geometry, the
-    /// others (col2im, the stride-2 col2im) keep their automatic choice.
-    static let overrides: [(text: String, name: String)] = {
-        guard let value = ProcessInfo.processInfo.environment["ABN_LOWERING"], !value.isEmpty else { return [] }
-        return value.split(separator: ",").map { rule in
-            let parts = rule.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            return parts.count == 2 ? (parts[0], parts[1]) : ("", parts[0])
-        }
-    }()
-
     private static func forcedLowering(of g: Conv2DGeometry) -> (any ConvolutionLowering.Type)? {
-        guard let rule = overrides.first(where: { $0.text.isEmpty || g.description.contains($0.text) }) else { return nil }
+        guard let rule = RunContext.process.loweringRules.first(where: { $0.text.isEmpty || g.description.contains($0.text) }) else { return nil }
         return lowerings.first { ($0.name == rule.name || $0.aliases.contains(rule.name)) && $0.applies(to: g) }
     }
 

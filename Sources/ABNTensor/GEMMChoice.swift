@@ -1,32 +1,27 @@
 import Foundation
-import Synchronization
 
-/// Which library computes each product shape: `BLAS.forced` when set, else a table measured at
-/// start-up (see `GEMMChoice.measure`), else a default (OpenBLAS unless installed otherwise).
-/// A table fixed for a run keeps its results deterministic; only its speed depends on it.
-public enum GEMMChoice {
-    private static let state = Mutex<(table: [GEMMShape: GEMMLibrary], otherwise: GEMMLibrary)>(([:], .openblas))
+/// Which library computes each product shape: a table (measured at start-up, see `measure`),
+/// and one library for the shapes it does not list. A run installs its choice in
+/// `RunContext.process.gemm`; a choice fixed for a run keeps its results deterministic, only
+/// its speed depends on it.
+public struct GEMMChoice: Sendable, Equatable {
+    /// The library of each listed shape.
+    public var table: [GEMMShape: GEMMLibrary]
+    /// The library of the shapes `table` does not list.
+    public var otherwise: GEMMLibrary
+
+    public init(_ table: [GEMMShape: GEMMLibrary] = [:], otherwise: GEMMLibrary = .openblas) {
+        self.table = table
+        self.otherwise = otherwise
+    }
+
+    /// The choice of each timing (`Timing.choice`), OpenBLAS for other shapes.
+    public init(timings: [Timing]) {
+        self.init(Dictionary(timings.map { ($0.shape, $0.choice()) }, uniquingKeysWith: { first, _ in first }))
+    }
 
     /// The library of `shape`.
-    public static func library(for shape: GEMMShape) -> GEMMLibrary {
-        BLAS.forced ?? state.withLock { $0.table[shape] ?? $0.otherwise }
-    }
-
-    /// Installs the choice of each timing (`Timing.choice`), OpenBLAS for other shapes.
-    public static func install(timings: [Timing]) {
-        install(Dictionary(timings.map { ($0.shape, $0.choice()) }, uniquingKeysWith: { first, _ in first }))
-    }
-
-    /// The library of shapes the table does not hold.
-    public static var defaultLibrary: GEMMLibrary { BLAS.forced ?? state.withLock { $0.otherwise } }
-
-    /// The installed choices.
-    public static var installed: [GEMMShape: GEMMLibrary] { state.withLock { $0.table } }
-
-    /// Replaces the table, and the library of shapes it does not hold.
-    public static func install(_ table: [GEMMShape: GEMMLibrary], otherwise: GEMMLibrary = .openblas) {
-        state.withLock { $0 = (table, otherwise) }
-    }
+    public func library(for shape: GEMMShape) -> GEMMLibrary { table[shape] ?? otherwise }
 
     /// One shape's timing: median GFLOP/s of each library, single-threaded.
     public struct Timing: Codable, Sendable {

@@ -4,14 +4,11 @@ import Synchronization
 /// such as im2col columns): live bytes now and the peak since the last `resetPeak()`.
 ///
 /// Thread-safe. Allocations are charged to `MemoryLedger.current`, a task-local that defaults
-/// to `MemoryLedger.shared`, so a test or benchmark can measure one piece of work in isolation:
-/// `MemoryLedger.$current.withValue(ledger) { ... }`.
+/// to the run's ledger (`RunContext.process.ledger`), so a test or benchmark can measure one
+/// piece of work in isolation: `MemoryLedger.$current.withValue(ledger) { ... }`.
 public final class MemoryLedger: Sendable {
-    /// The process-wide ledger.
-    public static let shared = MemoryLedger()
-
     /// The ledger that new tensor buffers are charged to.
-    @TaskLocal public static var current: MemoryLedger = .shared
+    @TaskLocal public static var current: MemoryLedger = RunContext.process.ledger
 
     private struct Counts {
         var live = 0

@@ -77,6 +77,11 @@ public final class Tensor {
         forBlocks(count) { r in (data + r.lowerBound).update(repeating: 0, count: r.count) }
     }
 
+    /// Sets every element to `value`.
+    public func fill(_ value: Float) {
+        data.update(repeating: value, count: count)
+    }
+
     /// Copies `other`'s elements, which must have the same count (in parallel blocks).
     public func copy(from other: Tensor) {
         checkShape(other.count == count, "cannot copy a tensor of shape \(other.shape) into one of shape \(shape)")

@@ -12,13 +12,13 @@ public struct Coordinator {
     /// MPI when started by an MPI launcher, otherwise a single process without MPI. Waits for
     /// other ranks are limited by the default `train.collective_timeout_s` until a config says otherwise.
     public static func launch() -> Coordinator {
-        Watchdog.limitSeconds = TrainingConfig.Train().collectiveTimeoutS
+        RunContext.process.collectiveTimeout = TrainingConfig.Train().collectiveTimeoutS
         return Coordinator(comm: MPICommunicator.launchedByMPI ? MPICommunicator.world() : SingleProcess())
     }
 
     /// Applies the config's limit on waits for other ranks.
     public func watch(_ config: TrainingConfig) {
-        Watchdog.limitSeconds = config.train.collectiveTimeoutS
+        RunContext.process.collectiveTimeout = config.train.collectiveTimeoutS
     }
 
     public init(comm: Communicator) { self.comm = comm }

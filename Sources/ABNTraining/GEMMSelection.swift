@@ -21,13 +21,13 @@ struct GEMMSelection {
     func prepare(resume: Bool) throws -> Bool {
         switch config.train.gemm {
         case "openblas":
-            GEMMChoice.install([:], otherwise: .openblas)
+            RunContext.process.gemm = GEMMChoice(otherwise: .openblas)
             return false
         case "onednn":
-            GEMMChoice.install([:], otherwise: .onednn)
+            RunContext.process.gemm = GEMMChoice(otherwise: .onednn)
             return false
         default:
-            GEMMChoice.install([:])
+            RunContext.process.gemm = GEMMChoice()
             guard resume else { return true }
             let stored = coordinator.isRoot ? ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "") : ""
             let shared = coordinator.broadcast(stored, what: "the run's GEMM choices")
@@ -48,13 +48,13 @@ struct GEMMSelection {
                 throw TrainingError("cannot write \(path): \(error.localizedDescription)")
             }
         }
-        let choices = GEMMChoice.installed
+        let choices = RunContext.process.gemm.table
         let onednn = choices.values.filter { $0 == .onednn }.count
         coordinator.say("train: matrix products: \(onednn) shape(s) on oneDNN, \(choices.count - onednn) on OpenBLAS (see \(path))")
     }
 
     private func install(_ text: String) throws {
-        GEMMChoice.install(timings: try GEMMCache.decode(text, source: path))
+        RunContext.process.gemm = GEMMChoice(timings: try GEMMCache.decode(text, source: path))
     }
 }
 
@@ -65,7 +65,7 @@ extension Coordinator {
     public func chooseProducts(_ shapes: [GEMMShape: Int]) throws -> String {
         let text = isRoot ? try GEMMCache.encode(GEMMCache.forThisMachine().timings(for: shapes, say: say)) : ""
         let shared = broadcast(text, what: "rank 0's GEMM choices (it times the products first)")
-        GEMMChoice.install(timings: try GEMMCache.decode(shared, source: "rank 0's GEMM choices"))
+        RunContext.process.gemm = GEMMChoice(timings: try GEMMCache.decode(shared, source: "rank 0's GEMM choices"))
         return shared
     }
 }

@@ -30,11 +30,13 @@ public struct ModelInput: Sendable, Equatable {
     /// The input of the network `config.model` describes whose weights `checkpoint` holds, from
     /// their shapes alone (no data set): the channels of its first parameter, the input
     /// convolution's weight (out, channels, kh, kw), and the classes of its last, the output
-    /// layer's bias or weight (classes first). The network is built once with placeholder sizes
+    /// layer's bias or weight (classes first). The network is declared once with placeholder sizes
     /// to learn those parameters' names.
     public init(checkpoint: Checkpoint, config: TrainingConfig) throws {
         let task = config.model.architecture.task
-        let names = try config.makeNetwork(ModelInput(channels: 3, classes: 2, task: task)).parameters.parameters.map(\.name)
+        let names = try ParameterStore.$declaredOnly.withValue(true) {
+            try config.makeNetwork(ModelInput(channels: 3, classes: 2, task: task)).parameters.parameters.map(\.name)
+        }
         guard let first = names.first, let last = names.last, let input = checkpoint.entries[first], let output = checkpoint.entries[last],
               input.shape.count == 4, !output.shape.isEmpty else {
             throw TrainingError("\(checkpoint.source) holds no tensors \(names.first ?? "?") and \(names.last ?? "?") of the shapes of a model.arch \(config.model.arch) "
@@ -60,5 +62,11 @@ extension TrainingConfig {
                                 + "use model.arch \(fitting), or a \(architecture.task.rawValue) data set.")
         }
         return try architecture.build(self, input: input, norm: try normSettings(), seed: UInt64(model.initSeed))
+    }
+
+    /// The trainable parameters of the network `model` describes for `input`, counted on its
+    /// declared layers: their values are not allocated.
+    public func parameterCount(_ input: ModelInput) throws -> Int {
+        try ParameterStore.$declaredOnly.withValue(true) { try makeNetwork(input).parameters.parameterCount }
     }
 }

@@ -61,7 +61,7 @@ public struct PretrainedWeights {
                                 + "\nUse a file of the same architecture and widths (model.arch, model.base_width).")
         }
         for (p, e) in matched {
-            e.values.withUnsafeBufferPointer { p.value.data.update(from: $0.baseAddress!, count: p.value.count) }
+            e.values.withUnsafeBufferPointer { p.value.data.update(from: $0.baseAddress!, count: p.count) }
         }
         let names = Set(targets.map(\.name))
         source = checkpoint.source

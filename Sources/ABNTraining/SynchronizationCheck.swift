@@ -237,9 +237,9 @@ public struct SynchronizationCheck {
         let sides = Dictionary(grouping: synchronized.outcome.kinks) { KinkPlace(step: $0.step, layer: $0.layer) }
             .mapValues { $0.map { (index: $0.index, below: $0.below) } }
 
-        let library = GEMMChoice.defaultLibrary
+        let run = RunContext.process, library = run.defaultLibrary
         let otherLibrary: GEMMLibrary = library == .openblas ? .onednn : .openblas
-        let floorOrder = "batch reversed, statistics merged image by image" + (BLAS.forced == nil ? ", products on \(otherLibrary.rawValue)" : " (ABN_GEMM fixes the library)")
+        let floorOrder = "batch reversed, statistics merged image by image" + (run.forcedGEMM == nil ? ", products on \(otherLibrary.rawValue)" : " (ABN_GEMM fixes the library)")
         var reference = Outcome(), second = Outcome()
         if coordinator.isRoot {
             progress("reference: one replica on the whole global batch of \(slices.total)")
@@ -247,9 +247,9 @@ public struct SynchronizationCheck {
             reference = try train(try session.replica(comm: SingleProcess(), sync: Replica.Synchronization.none),
                                   positions: whole, sides: sides)
             progress("noise floor: the same in another valid order (\(floorOrder))")
-            let installed = GEMMChoice.installed
-            GEMMChoice.install([:], otherwise: otherLibrary)
-            defer { GEMMChoice.install(installed, otherwise: library) }
+            let installed = run.gemm
+            run.gemm = GEMMChoice(otherwise: otherLibrary)
+            defer { run.gemm = installed }
             let other = try session.replica(comm: SingleProcess(), sync: Replica.Synchronization.none)
             for layer in other.net.normLayers { layer.momentsByImage = true }
             second = try train(other, positions: whole, reversed: true, sides: sides)

@@ -342,10 +342,6 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require((1...64).contains(model.blocksPerStage), "model.blocks_per_stage", "must be in 1...64, got \(model.blocksPerStage).")
         try require(model.blocks.isEmpty || (model.blocks.count == model.widths.count && model.blocks.allSatisfy { (1...64).contains($0) }),
                     "model.blocks", "must list one depth in 1...64 per stage width (\(model.widths.count)), got \(model.blocks).")
-        let weightBytes = 16 * estimatedParameterCount  // values, gradients, momentum, copies
-        try require(weightBytes < Double(ProcessInfo.processInfo.physicalMemory), "model.widths",
-                    String(format: "with these widths and blocks the network has about %.3g parameters, which need about %.3g GB for weights, gradients and momentum; this machine has %.3g GB.",
-                           estimatedParameterCount, weightBytes / 1e9, Double(ProcessInfo.processInfo.physicalMemory) / 1e9))
         do { _ = try activation() } catch let error as LayerError {
             throw TrainingError("model.activation: \(error.description)")
         }
@@ -358,6 +354,13 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         let formats = DataFormat.allCases.map(\.rawValue)
         try require(formats.contains(data.format), "data.format", "must be \(formats.joined(separator: ", ")), got '\(data.format)'.")
         try require([0, 1, 3].contains(data.channels), "data.channels", "must be 0 (from the images), 1 or 3, got \(data.channels).")
+        let input = ModelInput(channels: data.channels > 0 ? data.channels : 3, classes: model.classes > 0 ? model.classes : 255, task: model.architecture.task)
+        let parameters = try parameterCount(input)
+        let weightBytes = 16 * Double(parameters)  // values, gradients, momentum, copies
+        try require(weightBytes < Double(ProcessInfo.processInfo.physicalMemory), model.architecture.sizeKeys,
+                    String(format: "the network has %d parameters (for %d input channels and %d classes), which need about %.3g GB for weights, "
+                           + "gradients and momentum; this machine has %.3g GB.",
+                           parameters, input.channels, input.classes, weightBytes / 1e9, Double(ProcessInfo.processInfo.physicalMemory) / 1e9))
         try require(data.imageSize.isEmpty || (data.imageSize.count == 2 && data.imageSize.allSatisfy { (1...8192).contains($0) }),
                     "data.image_size", "must be [] (the first image's size) or [height, width] in 1...8192, got \(data.imageSize).")
         try require(data.cropSize.count == 2 && data.cropSize.allSatisfy { (8...8192).contains($0) }, "data.crop_size",
@@ -462,10 +465,6 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     }
 
     // MARK: Derived settings
-
-    /// About how many weights the configured network has (3 input channels, 255 classes at
-    /// most; in Double, so that absurd widths cannot overflow).
-    public var estimatedParameterCount: Double { model.architecture.estimatedParameters(model) }
 
     public func activation() throws -> Activation {
         try Activation(name: model.activation, parameter: Float(model.activationParam))

@@ -45,7 +45,7 @@ final class TrainingLoop {
     /// Runs the steps; a stop request of any rank ends the loop after the current step (with a
     /// checkpoint) or before the first one.
     func run() throws -> Trainer.Outcome {
-        defer { Watchdog.step = -1 }
+        defer { RunContext.process.step = -1 }
         if let signal = agreedStop() { return .stoppedBeforeStart(signal: signal, step: step) }
         while step < p.lastStep {
             let rate = try trainStep()
@@ -74,7 +74,7 @@ final class TrainingLoop {
 
     /// One training step (the next step's batch prefetched meanwhile); returns its learning rate.
     private func trainStep() throws -> Float {
-        Watchdog.step = step
+        RunContext.process.step = step
         let (indices, epoch) = slice(step)
         let batch = try p.session.train.batch(indices, epoch: epoch)
         if step + 1 < p.lastStep {

@@ -126,9 +126,9 @@ struct BenchKernels: ParsableCommand {
                 _ = square.gflopsSplitOverWorkers(squareOperands)
             }
             if gemm == "auto" {
-                GEMMChoice.install(timings: GEMMCache.forThisMachine().timings(for: shapes) { if !json { print($0) } })
+                RunContext.process.gemm = GEMMChoice(timings: GEMMCache.forThisMachine().timings(for: shapes) { if !json { print($0) } })
             } else {
-                GEMMChoice.install([:], otherwise: GEMMLibrary(rawValue: gemm)!)
+                RunContext.process.gemm = GEMMChoice(otherwise: GEMMLibrary(rawValue: gemm)!)
             }
             // rounds of (square sgemm, then each direction once): each conv time is paired with
             // the GEMM limit measured just before it

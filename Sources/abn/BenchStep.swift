@@ -258,7 +258,7 @@ struct BenchStep: ParsableCommand {
     /// does, from the products of one untimed step of each run.
     private func chooseProducts(_ library: String, for runs: [ModeRun], batch: Int, coordinator: Coordinator) throws {
         guard library == "auto" else {
-            GEMMChoice.install([:], otherwise: GEMMLibrary(rawValue: library)!)
+            RunContext.process.gemm = GEMMChoice(otherwise: GEMMLibrary(rawValue: library)!)
             return
         }
         var shapes: [GEMMShape: Int] = [:]

@@ -52,7 +52,7 @@ struct Eval: ParsableCommand {
             }
             if json {
                 var line: [String: Any] = ["checkpoint": checkpoint, "step": loaded?.step ?? 0, "samples": result.samples,
-                                           "ranks": coordinator.comm.size, "memory_peak_bytes": MemoryLedger.shared.peakBytes]
+                                           "ranks": coordinator.comm.size, "memory_peak_bytes": RunContext.process.ledger.peakBytes]
                 line.merge(result.jsonFields) { $1 }
                 if result.classIoU != nil { line["classes"] = data.classNames }
                 printJSONLine(line)

@@ -1,4 +1,5 @@
 import ABNLayers
+import ABNTensor
 import ABNTraining
 import Foundation
 import Testing
@@ -64,6 +65,25 @@ struct ConfigTests {
         #expect(error("train:\n  collective_timeout_s: -1\n").contains("train.collective_timeout_s"))
         #expect(error("model:\n  widths: [16384, 16384, 16384, 16384]\n  blocks_per_stage: 64\n").contains("GB"))
         #expect(error("train:\n  collective_timeout_s: 5\n") == "no error")  // the control
+    }
+
+    @Test("parameter counts come from the declared network: torchvision's own counts, and no memory spent")
+    func parameterCounts() throws {
+        // torchvision 0.29's sum of numel() over parameters(), 1000 classes (21 and 19 for DeepLabV3, aux_loss=False)
+        let published: [(arch: String, backbone: String, classes: Int, count: Int)] = [
+            ("resnet18", "", 1000, 11_689_512), ("resnet34", "", 1000, 21_797_672), ("resnet50", "", 1000, 25_557_032),
+            ("resnet101", "", 1000, 44_549_160), ("deeplabv3", "resnet50", 21, 39_638_869), ("deeplabv3", "resnet101", 19, 58_630_483),
+        ]
+        for net in published {
+            let config = try TrainingConfig.parse(yaml: "model:\n  arch: \(net.arch)\n" + (net.backbone.isEmpty ? "" : "  backbone: \(net.backbone)\n"))
+            let input = ModelInput(channels: 3, classes: net.classes, task: config.model.architecture.task)
+            let ledger = MemoryLedger()
+            let count = try MemoryLedger.$current.withValue(ledger) { try config.parameterCount(input) }
+            #expect(count == net.count, "\(net.arch) \(net.backbone)")
+            #expect(ledger.peakBytes < 1 << 20, "\(net.arch) \(net.backbone): \(ledger.peakBytes) bytes")
+        }
+        let built = try TrainingConfig.parse(yaml: "model:\n  arch: resnet18\n").makeNetwork(ModelInput(channels: 3, classes: 1000, task: .classification))
+        #expect(built.parameters.parameterCount == 11_689_512)
     }
 
     @Test("a config file that is empty or not text is refused with a sentence")

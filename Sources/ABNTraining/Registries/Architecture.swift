@@ -2,8 +2,8 @@ import ABNData
 import ABNLayers
 
 /// `model.arch`: the networks `abn` builds. Each names the task it serves, the stage widths and
-/// output strides it accepts, its builder and a rough parameter count; adding a network is a
-/// case here and its file in ABNLayers.
+/// output strides it accepts, and its builder; adding a network is a case here and its file in
+/// ABNLayers.
 public enum Architecture: String, CaseIterable, Sendable {
     /// A pre-activation ResNet classifier (`PreActResNet`).
     case resnet
@@ -37,6 +37,9 @@ public enum Architecture: String, CaseIterable, Sendable {
         }
     }
 
+    /// The keys that size the network.
+    var sizeKeys: String { depth == nil && self != .deeplabv3 ? "model.widths" : "model.base_width" }
+
     /// The network of `config.model` for `input`, with initial weights from `seed`.
     func build(_ config: TrainingConfig, input: ModelInput, norm: NormSettings, seed: UInt64) throws -> any Network {
         let m = config.model
@@ -62,40 +65,6 @@ public enum Architecture: String, CaseIterable, Sendable {
         DeepLabV3Shape(backbone: ResNetDepth(rawValue: m.backbone)!, baseWidth: m.baseWidth, inChannels: input.channels,
                        outputStride: m.outputStride, headWidth: m.headWidth > 0 ? m.headWidth : 256,
                        dilations: m.asppDilations.isEmpty ? nil : m.asppDilations, dropout: Float(m.dropout), classes: input.classes)
-    }
-
-    /// About how many weights `model` has with 3 input channels and 255 classes (in Double, so
-    /// that absurd widths cannot overflow).
-    func estimatedParameters(_ model: TrainingConfig.Model) -> Double {
-        switch self {
-        case .resnet, .deeplab:
-            let w = model.widths.map(Double.init)
-            var total = 9 * 3 * w[0], previous = w[0]
-            for (width, blocks) in zip(w, model.stageBlocks.map(Double.init)) {
-                total += 9 * previous * width + 9 * width * width + previous * width + 9 * width * width * 2 * (blocks - 1)
-                previous = width
-            }
-            let head = Double(model.headWidth > 0 ? model.headWidth : 64)
-            return total + (self == .resnet ? previous * 255 : previous * head * 29 + 4 * head * head + head * head * 2 + head * 255)
-        case .resnet18, .resnet34, .resnet50, .resnet101:
-            return Self.backboneParameters(depth!, baseWidth: model.baseWidth) + Double(depth!.outChannels(baseWidth: model.baseWidth)) * 256
-        case .deeplabv3:
-            let depth = ResNetDepth(rawValue: model.backbone) ?? .resnet101
-            let body = Double(depth.outChannels(baseWidth: model.baseWidth)), head = Double(model.headWidth > 0 ? model.headWidth : 256)
-            return Self.backboneParameters(depth, baseWidth: model.baseWidth) + body * head * 29 + head * head * 14 + head * 256
-        }
-    }
-
-    /// About how many weights a torchvision ResNet body has: torchvision's counts at width 64
-    /// (without the classifier), scaled with the square of the width.
-    private static func backboneParameters(_ depth: ResNetDepth, baseWidth: Int) -> Double {
-        let atWidth64: Double = switch depth {
-        case .resnet18: 11.18e6
-        case .resnet34: 21.29e6
-        case .resnet50: 23.51e6
-        case .resnet101: 42.50e6
-        }
-        return atWidth64 * Double(baseWidth * baseWidth) / (64 * 64)
     }
 }
 
