@@ -178,8 +178,8 @@ class DeepLabHead(nn.Module):
         return self.red_bn(out + pooled)
 
 
-def network_from_config(config, in_channels, classes):
-    """The network an abn config describes (its `model` section) for the data's channels and classes."""
+def preact_layers(config):
+    """(norm layer factory, stage widths, stage depths) of an abn config's `model` section."""
     model = config.get("model", {})
     activation = model.get("activation", "leaky_relu")
     param = float(model.get("activation_param", 0.01))
@@ -189,13 +189,26 @@ def network_from_config(config, in_channels, classes):
         return NormAct(c, activation, param, eps, momentum)
 
     widths = tuple(model.get("widths", (32, 64, 128)))
-    # model.blocks lists each stage's depth; configs without it give one depth for all
-    blocks = [int(b) for b in model.get("blocks") or [model.get("blocks_per_stage", 2)] * len(widths)]
-    if model.get("arch", "resnet") == "deeplab":
-        # head_width 0 and aspp_dilations [] mean the architecture's own, as in abn's config
-        return DeepLab(in_channels, widths, blocks, int(model.get("output_stride", 16)), int(model.get("head_width") or 64),
-                       tuple(model.get("aspp_dilations") or (2, 4, 6)), classes, norm)
+    # model.blocks lists each stage's depth; one number (or none: model.blocks_per_stage) is every stage's
+    blocks = model.get("blocks") or []
+    blocks = [blocks] if isinstance(blocks, int) else blocks
+    if len(blocks) <= 1:
+        blocks = [blocks[0] if blocks else model.get("blocks_per_stage", 2)] * len(widths)
+    return norm, widths, [int(b) for b in blocks]
+
+
+def preact_resnet_network(config, in_channels, classes):
+    """model.arch resnet: the pre-activation ResNet classifier."""
+    norm, widths, blocks = preact_layers(config)
     return PreActResNet(widths, blocks, in_channels, classes, norm=norm)
+
+
+def deeplab_network(config, in_channels, classes):
+    """model.arch deeplab; head_width 0 and aspp_dilations [] mean the architecture's own, as in abn's config."""
+    model = config.get("model", {})
+    norm, widths, blocks = preact_layers(config)
+    return DeepLab(in_channels, widths, blocks, int(model.get("output_stride", 16)), int(model.get("head_width") or 64),
+                   tuple(model.get("aspp_dilations") or (2, 4, 6)), classes, norm)
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -260,55 +273,70 @@ class SegmentationLogits(nn.Module):
         return self.net(x)["out"]
 
 
-def torchvision_network(config, tensors):
-    """The torchvision network of a config (model.arch resnet18|34|50|101, or deeplabv3 with
-    model.backbone (default resnet50), output_stride (default 16), aspp_dilations (default
-    12-24-36 at stride 8, 6-12-18 at 16) and head_width (default 256); model.base_width, default
-    64) shaped like `tensors`
-    (input channels, classes), every ReLU replaced by model.activation and every BatchNorm's eps
-    model.eps."""
-    import torchvision_nets
-    model = config.get("model", {})
-    arch = model.get("arch")
-    prefix = "backbone." if arch == "deeplabv3" else ""
-    if prefix + "conv1.weight" not in tensors:
-        raise SystemExit(f"the checkpoint has no tensor {prefix}conv1.weight: is it a {arch}?")
-    channels = int(tensors[prefix + "conv1.weight"].shape[1])
-    head = "classifier.4.weight" if arch == "deeplabv3" else "fc.weight"
-    classes = int(tensors[head].shape[0]) if head in tensors else 0
-    if arch == "deeplabv3":
-        net = torchvision_nets.deeplabv3(model.get("backbone", "resnet50"), classes, int(model.get("output_stride", 16)),
-                                         model.get("aspp_dilations") or None, int(model.get("head_width") or 256), in_channels=channels,
-                                         base_width=int(model.get("base_width", 64)))
-    elif arch in torchvision_nets.BACKBONES:
-        net = torchvision_nets.resnet(arch, classes, in_channels=channels, base_width=int(model.get("base_width", 64)))
-    else:
-        raise SystemExit(f"model.arch {arch!r}: this peer knows resnet, deeplab, deeplabv3 and {', '.join(torchvision_nets.BACKBONES)}")
-    torchvision_nets.set_activation(net, model.get("activation", "leaky_relu"), float(model.get("activation_param", 0.01)))
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.eps = float(model.get("eps", 1e-5))
-    return net, channels, classes
+def torchvision_model(build):
+    """A builder of a torchvision network from `build(torchvision_nets, model section, channels,
+    classes)`, with every ReLU replaced by
+    model.activation and every BatchNorm's eps model.eps."""
+    def make(config, channels, classes):
+        import torchvision_nets
+        model = config.get("model", {})
+        net = build(torchvision_nets, model, channels, classes)
+        torchvision_nets.set_activation(net, model.get("activation", "leaky_relu"), float(model.get("activation_param", 0.01)))
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eps = float(model.get("eps", 1e-5))
+        return net
+    return make
+
+
+def torchvision_deeplabv3(tvn, model, channels, classes):
+    """model.backbone (default resnet50), output_stride (default 16), aspp_dilations (default
+    12-24-36 at stride 8, 6-12-18 at 16), head_width (default 256), base_width (default 64)."""
+    return tvn.deeplabv3(model.get("backbone", "resnet50"), classes, int(model.get("output_stride", 16)), model.get("aspp_dilations") or None,
+                         int(model.get("head_width") or 256), in_channels=channels, base_width=int(model.get("base_width", 64)))
+
+
+def torchvision_resnet(depth):
+    """The builder of torchvision's ResNet classifier `depth` (model.base_width, default 64)."""
+    return lambda tvn, model, channels, classes: tvn.resnet(depth, classes, in_channels=channels, base_width=int(model.get("base_width", 64)))
+
+
+class Architecture:
+    """What the peer needs of a model.arch: its builder (config, channels, classes) -> network, the
+    names of its first (input convolution) and last (output layer) tensors, whether it segments,
+    and what turns the network into one that returns its logits tensor (none: it does)."""
+
+    def __init__(self, build, first, last, segments, logits=None):
+        self.build, self.first, self.last, self.segments, self.logits = build, first, last, segments, logits
+
+
+# model.arch -> its Architecture, as abn's registry (Sources/ABNTraining/Registries/Architecture.swift)
+ARCHITECTURES = {
+    "resnet": Architecture(preact_resnet_network, "stem.weight", "fc.weight", False),
+    "deeplab": Architecture(deeplab_network, "stem.weight", "cls.weight", True),
+    "deeplabv3": Architecture(torchvision_model(torchvision_deeplabv3), "backbone.conv1.weight", "classifier.4.weight", True,
+                              SegmentationLogits),
+    **{depth: Architecture(torchvision_model(torchvision_resnet(depth)), "conv1.weight", "fc.weight", False)
+       for depth in ("resnet18", "resnet34", "resnet50", "resnet101")},
+}
 
 
 def network_for_checkpoint(tensors, metadata, config):
     """(network in eval mode, input channels, classes, is segmentation) of a checkpoint's tensors
-    under `config`: an abn checkpoint (metadata format "abn-checkpoint") or a BatchNorm network's file."""
+    under `config`: an abn checkpoint (metadata format "abn-checkpoint") or a BatchNorm network's
+    file. Channels and classes come from the shapes of the network's first and last tensors."""
     model = config.get("model", {})
-    arch = model.get("arch", "resnet")
-    if arch in ("resnet", "deeplab"):
-        if "stem.weight" not in tensors:
-            raise SystemExit(f"the checkpoint has no tensor stem.weight: is it a {arch} of abn (model.arch)?")
-        channels = int(tensors["stem.weight"].shape[1])
-        classes = int((tensors["cls.weight"] if "cls.weight" in tensors else tensors["fc.weight"]).shape[0])
-        net = network_from_config(config, channels, classes)
-    else:
-        net, channels, classes = torchvision_network(config, tensors)
+    name = model.get("arch", "resnet")
+    if name not in ARCHITECTURES:
+        raise SystemExit(f"model.arch {name!r}: this peer knows {', '.join(ARCHITECTURES)}")
+    arch = ARCHITECTURES[name]
+    if arch.first not in tensors or arch.last not in tensors:
+        raise SystemExit(f"the checkpoint has no tensors {arch.first} and {arch.last}: is it a {name} of abn (model.arch)?")
+    channels, classes = int(tensors[arch.first].shape[1]), int(tensors[arch.last].shape[0])
+    net = arch.build(config, channels, classes)
     norm_eps = float(model.get("eps", 1e-5)) if metadata.get("format") == "abn-checkpoint" else None
     load_checkpoint(net, tensors, norm_eps)
-    if arch == "deeplabv3":
-        net = SegmentationLogits(net)
-    return net.eval(), channels, classes, arch in ("deeplab", "deeplabv3")
+    return (arch.logits(net) if arch.logits else net).eval(), channels, classes, arch.segments
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -512,7 +540,7 @@ def command_train(args):
     masks = [torch.from_numpy(np.array(Image.open(os.path.join(masks_dir, os.path.splitext(os.path.basename(p))[0] + ".png"))).astype(np.int64))
              for p in files]
     torch.manual_seed(int(model.get("init_seed", 0)))
-    net = network_from_config(config, channels, classes)
+    net = deeplab_network(config, channels, classes)
     for m in net.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")  # abn's He-normal

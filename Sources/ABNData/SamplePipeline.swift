@@ -1,21 +1,21 @@
 import ABNTensor
 
-/// How a decoded sample becomes network input: its size (a fixed size for classification, a
-/// random scale and crop for segmentation training, the whole image for segmentation
-/// evaluation), a horizontal flip, and per-channel normalization x = (pixel / 255 - mean) / std.
+/// How a decoded sample becomes network input: its size (a fixed size, as classification wants;
+/// or a random scale and crop in training and the whole image in evaluation, as segmentation
+/// wants), a horizontal flip, and per-channel normalization x = (pixel / 255 - mean) / std.
 /// Random choices come from (seed, epoch, global sample index) alone, so a sample looks the
 /// same whichever rank loads it.
 public struct SamplePipeline: Sendable, Equatable {
     public enum Geometry: Sendable, Equatable {
         /// Every image resized (bilinear) to height x width; augmented by a random shift of up
         /// to `padding` pixels (the uncovered border black) and a flip.
-        case classification(height: Int, width: Int, padding: Int)
+        case resized(height: Int, width: Int, padding: Int)
         /// Training: a random scale in minScale...maxScale (images bilinear, masks nearest) of
         /// the image, or with a base size (baseHeight, baseWidth > 0) of the image first fitted
         /// into that size keeping its aspect ratio; then a random crop of cropHeight x cropWidth
         /// (where the scaled image is smaller, it is placed at random in the crop: image padded
         /// with the mean, mask with 255), and a flip. Evaluation: the whole image.
-        case segmentation(cropHeight: Int, cropWidth: Int, minScale: Float, maxScale: Float, baseHeight: Int = 0, baseWidth: Int = 0)
+        case scaledCrop(cropHeight: Int, cropWidth: Int, minScale: Float, maxScale: Float, baseHeight: Int = 0, baseWidth: Int = 0)
     }
 
     public let geometry: Geometry
@@ -45,8 +45,8 @@ public struct SamplePipeline: Sendable, Equatable {
     /// segmentation crop (evaluation keeps the whole image).
     public func outputSize(height: Int, width: Int, training: Bool) -> (height: Int, width: Int) {
         switch geometry {
-        case .classification(let h, let w, _): return (h, w)
-        case .segmentation(let h, let w, _, _, _, _): return training ? (h, w) : (height, width)
+        case .resized(let h, let w, _): return (h, w)
+        case .scaledCrop(let h, let w, _, _, _, _): return training ? (h, w) : (height, width)
         }
     }
 
@@ -62,7 +62,7 @@ public struct SamplePipeline: Sendable, Equatable {
         var rng = SplitMix64(seed: mixSeed(seed, 0x4155_474D, UInt64(epoch ?? 0), UInt64(index)))
         let random = augment && epoch != nil
         switch geometry {
-        case .classification(let h, let w, let padding):
+        case .resized(let h, let w, let padding):
             var p = Placement(scaledHeight: h, scaledWidth: w, offsetY: 0, offsetX: 0, mirrored: false)
             if random {
                 if padding > 0 {
@@ -72,7 +72,7 @@ public struct SamplePipeline: Sendable, Equatable {
                 p.mirrored = flip && rng.next() & 1 == 1
             }
             return p
-        case .segmentation(let cropHeight, let cropWidth, let minScale, let maxScale, let baseHeight, let baseWidth):
+        case .scaledCrop(let cropHeight, let cropWidth, let minScale, let maxScale, let baseHeight, let baseWidth):
             guard epoch != nil else {
                 return Placement(scaledHeight: height, scaledWidth: width, offsetY: 0, offsetX: 0, mirrored: false)
             }
@@ -97,11 +97,11 @@ public struct SamplePipeline: Sendable, Equatable {
         let C = source.channels, h = source.height, w = source.width
         precondition(C == mean.count, "an image of \(C) channels for a pipeline of \(mean.count)")
         let p = placement(height: h, width: w, index: index, epoch: epoch)
-        let isSegmentation = if case .segmentation = geometry { true } else { false }
+        let padsWithMean = if case .scaledCrop = geometry { true } else { false }
         let scale = (0..<C).map { 1 / (255 * std[$0]) }, shift = (0..<C).map { -mean[$0] / std[$0] }
         let jitter = photometric && augment && epoch != nil ? Jitter(seed: mixSeed(seed, 0x5048_4F54, UInt64(epoch!), UInt64(index))) : nil
-        // the uncovered border: black for classification, the mean (0 after normalization) for segmentation
-        let fill = (0..<C).map { isSegmentation ? Float(0) : shift[$0] }
+        // the uncovered border: black for a resized image, the mean (0 after normalization) for a scaled crop
+        let fill = (0..<C).map { padsWithMean ? Float(0) : shift[$0] }
         let rows = sourceCoordinates(count: height, offset: p.offsetY, scaled: p.scaledHeight, original: h, mirrored: false)
         let columns = sourceCoordinates(count: width, offset: p.offsetX, scaled: p.scaledWidth, original: w, mirrored: p.mirrored)
         source.pixels.withUnsafeBufferPointer { pixels in

@@ -22,7 +22,7 @@ public struct ModelInput: Sendable, Equatable {
     /// `DataSource` would read it: `data.channels` and `model.classes` win when set); nil when
     /// the config makes no set that a segmentation folder reads.
     public init?(generatedBy config: TrainingConfig) {
-        guard config.data.generate.kind == "fmnist-scenes", config.data.layout == .segmentationFolder else { return nil }
+        guard config.data.generate.kind == "fmnist-scenes", config.data.layout.readsGeneratedScenes else { return nil }
         self.init(channels: config.data.channels > 0 ? config.data.channels : FashionMNISTScenes.channels,
                   classes: config.model.classes > 0 ? config.model.classes : FashionMNISTScenes.classNames.count, task: .segmentation)
     }

@@ -16,7 +16,7 @@ public final class Predictor {
     /// The network of `config` for `input` (initial weights: load a checkpoint into `net`), with
     /// `eval.*` windows batched as on `ranks` ranks.
     public init(config: TrainingConfig, input: ModelInput, ranks: Int) throws {
-        guard input.task == .segmentation else {
+        guard input.task.implementation.predictsMasks else {
             throw TrainingError("model.arch \(config.model.arch) is a \(input.task.rawValue) network; predict draws masks of segmentation networks.")
         }
         guard let mean = config.data.mean.expanded(to: input.channels), let std = config.data.std.expanded(to: input.channels) else {
@@ -27,7 +27,7 @@ public final class Predictor {
         net.training = false
         inference = config.inference(ranks: ranks)
         let crop = config.data.cropSize
-        pipeline = SamplePipeline(geometry: .segmentation(cropHeight: crop[0], cropWidth: crop[1], minScale: 1, maxScale: 1),
+        pipeline = SamplePipeline(geometry: .scaledCrop(cropHeight: crop[0], cropWidth: crop[1], minScale: 1, maxScale: 1),
                                   mean: mean.map(Float.init), std: std.map(Float.init), augment: false, flip: false, seed: 0)
     }
 

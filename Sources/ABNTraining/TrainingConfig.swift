@@ -23,7 +23,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         public var baseWidth = 64
         /// resnet, deeplab: channels of each stage of the pre-activation ResNet body.
         public var widths = [32, 64, 128]
-        /// Residual blocks of each stage, one per width, e.g. [3, 4, 6, 3] ([]: `blocksPerStage` in every stage).
+        /// Residual blocks of each stage, one per width, e.g. [3, 4, 6, 3] ([]: `blocksPerStage` in every stage;
+        /// one number, or a list of one, is read as `blocksPerStage`).
         public var blocks: [Int] = []
         /// Residual blocks of every stage when `blocks` is [] (the older, single-number spelling).
         public var blocksPerStage = 2
@@ -202,9 +203,15 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             }
             let key = String(item[..<eq]), text = String(item[item.index(after: eq)...])
             let value: Any = (try? Yams.load(yaml: text)).flatMap { $0 } ?? text
+            if let other = depthSpellings[key], given.remove(other) != nil {  // the later spelling of the depths replaces the earlier
+                let name = String(other.dropFirst("model.".count))
+                var model = tree["model"] as! [String: Any]
+                model[name] = (try defaultTree()["model"] as! [String: Any])[name]
+                tree["model"] = model
+            }
             try merge(nest(key.split(separator: ".").map(String.init), value), into: &tree, path: [], given: &given)
         }
-        let config: TrainingConfig
+        var config: TrainingConfig
         do {
             let json = try JSONSerialization.data(withJSONObject: tree)
             let decoder = JSONDecoder()
@@ -219,9 +226,15 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             throw TrainingError("model.blocks and model.blocks_per_stage are both given; keep one: model.blocks lists the depth of each stage, "
                                 + "model.blocks_per_stage gives every stage the same.")
         }
+        if config.model.blocks.count == 1 {  // one number: every stage's depth
+            (config.model.blocksPerStage, config.model.blocks) = (config.model.blocks[0], [])
+        }
         try config.validate()
         return config
     }
+
+    /// The two spellings of the stage depths, each with the other: an override of one replaces the other.
+    private static let depthSpellings = ["model.blocks": "model.blocks_per_stage", "model.blocks_per_stage": "model.blocks"]
 
     /// The defaults as a JSON-like tree: its keys are the only ones accepted.
     private static func defaultTree() throws -> [String: Any] {
@@ -261,6 +274,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
                 throw TrainingError("'\(here.joined(separator: "."))' must be a finite number, got \(number).")
             } else if integerKeys.contains(here.joined(separator: ".")), !isIntegral(value) {
                 throw TrainingError("'\(here.joined(separator: "."))' must be a whole number (or a list of them), got \(value).")
+            } else if here == ["model", "blocks"], value is Int {
+                tree[key] = [value]  // one depth for every stage
             } else {
                 tree[key] = value
             }
@@ -339,7 +354,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
                     "must be \(ResNetDepth.allCases.map(\.rawValue).joined(separator: ", ")), got '\(model.backbone)'.")
         try require((1...4096).contains(model.baseWidth), "model.base_width", "must be in 1...4096, got \(model.baseWidth).")
         try require(model.dropout >= 0 && model.dropout < 1, "model.dropout", "must be in [0, 1), got \(model.dropout).")
-        try require((1...64).contains(model.blocksPerStage), "model.blocks_per_stage", "must be in 1...64, got \(model.blocksPerStage).")
+        try require((1...64).contains(model.blocksPerStage), "model.blocks_per_stage", "must be in 1...64 (as must one number given as model.blocks), got \(model.blocksPerStage).")
         try require(model.blocks.isEmpty || (model.blocks.count == model.widths.count && model.blocks.allSatisfy { (1...64).contains($0) }),
                     "model.blocks", "must list one depth in 1...64 per stage width (\(model.widths.count)), got \(model.blocks).")
         do { _ = try activation() } catch let error as LayerError {

@@ -14,7 +14,7 @@ struct BatchLoaderTests {
             try root.write("train/masks/\(i).png", PNGCodec.encode(Image8(width: 8, height: 7, channels: 1, pixels: (0..<56).map { UInt8(($0 + i) % 3) })))
         }
         let set = try SegmentationFolder.open(root: root.path, split: "train")
-        let pipeline = SamplePipeline(geometry: .segmentation(cropHeight: 6, cropWidth: 6, minScale: 0.8, maxScale: 1.6), mean: [0.4, 0.4, 0.4],
+        let pipeline = SamplePipeline(geometry: .scaledCrop(cropHeight: 6, cropWidth: 6, minScale: 0.8, maxScale: 1.6), mean: [0.4, 0.4, 0.4],
                                       std: [0.3, 0.3, 0.3], augment: true, flip: true, seed: 9)
         let loader = BatchLoader(dataset: set, pipeline: pipeline)
         let direct = try loader.load([4, 1, 3], epoch: 2)

@@ -29,7 +29,7 @@ struct SamplePipelineTests {
 
     @Test("evaluation keeps the whole image, normalized per channel; the mask is copied")
     func evaluationIsIdentity() {
-        let p = SamplePipeline(geometry: .segmentation(cropHeight: 8, cropWidth: 8, minScale: 0.5, maxScale: 2), mean: [0.1, 0.2, 0.3],
+        let p = SamplePipeline(geometry: .scaledCrop(cropHeight: 8, cropWidth: 8, minScale: 0.5, maxScale: 2), mean: [0.1, 0.2, 0.3],
                                std: [0.5, 0.25, 1], augment: true, flip: true, seed: 3)
         #expect(p.outputSize(height: 4, width: 6, training: false) == (4, 6))
         let (image, mask) = render(p, sample, index: 5, epoch: nil, height: 4, width: 6)
@@ -46,7 +46,7 @@ struct SamplePipelineTests {
 
     @Test("a training crop larger than the image pads the image with the mean (0) and the mask with 255")
     func paddedCrop() {
-        let p = SamplePipeline(geometry: .segmentation(cropHeight: 6, cropWidth: 9, minScale: 1, maxScale: 1), mean: [0, 0, 0],
+        let p = SamplePipeline(geometry: .scaledCrop(cropHeight: 6, cropWidth: 9, minScale: 1, maxScale: 1), mean: [0, 0, 0],
                                std: [1, 1, 1], augment: false, flip: false, seed: 0)
         let (image, mask) = render(p, sample, index: 0, epoch: 0, height: 6, width: 9)
         // without augmentation the image sits in the middle: rows 1...4, columns 1...6
@@ -57,7 +57,7 @@ struct SamplePipelineTests {
 
     @Test("random scale, crop and flip are a function of (seed, epoch, sample): the same whichever batch; another epoch differs")
     func deterministic() {
-        let p = SamplePipeline(geometry: .segmentation(cropHeight: 5, cropWidth: 5, minScale: 0.75, maxScale: 2), mean: [0.5, 0.5, 0.5],
+        let p = SamplePipeline(geometry: .scaledCrop(cropHeight: 5, cropWidth: 5, minScale: 0.75, maxScale: 2), mean: [0.5, 0.5, 0.5],
                                std: [0.25, 0.25, 0.25], augment: true, flip: true, seed: 11)
         let a = render(p, sample, index: 7, epoch: 2, height: 5, width: 5)
         let b = render(p, sample, index: 7, epoch: 2, height: 5, width: 5)
@@ -70,7 +70,7 @@ struct SamplePipelineTests {
 
     @Test("a flip mirrors the image and the mask together")
     func flipMirrors() {
-        let p = SamplePipeline(geometry: .segmentation(cropHeight: 4, cropWidth: 6, minScale: 1, maxScale: 1), mean: [0, 0, 0],
+        let p = SamplePipeline(geometry: .scaledCrop(cropHeight: 4, cropWidth: 6, minScale: 1, maxScale: 1), mean: [0, 0, 0],
                                std: [1, 1, 1], augment: true, flip: true, seed: 5)
         let straight = render(p, sample, index: 0, epoch: nil, height: 4, width: 6)
         var mirrored: (image: [Float], mask: [UInt8])?
@@ -90,7 +90,7 @@ struct SamplePipelineTests {
     @Test("scaling by 2 doubles the mask by nearest pixels and the image by PyTorch's bilinear rule")
     func scaleTwo() {
         let gray = Sample(image: Image8(width: 2, height: 1, channels: 1, pixels: [0, 255]), target: .mask(Image8(width: 2, height: 1, channels: 1, pixels: [1, 2])))
-        let p = SamplePipeline(geometry: .segmentation(cropHeight: 2, cropWidth: 4, minScale: 2, maxScale: 2), mean: [0], std: [1],
+        let p = SamplePipeline(geometry: .scaledCrop(cropHeight: 2, cropWidth: 4, minScale: 2, maxScale: 2), mean: [0], std: [1],
                                augment: true, flip: false, seed: 0)
         let r = render(p, gray, index: 0, epoch: 0, height: 2, width: 4)
         #expect(r.mask == [1, 1, 2, 2, 1, 1, 2, 2])
@@ -103,7 +103,7 @@ struct SamplePipelineTests {
     func classification() {
         let image = Image8(width: 5, height: 5, channels: 1, pixels: (0..<25).map { UInt8(10 * $0) })
         let s = Sample(image: image, target: .label(3))
-        let p = SamplePipeline(geometry: .classification(height: 5, width: 5, padding: 2), mean: [0.2], std: [0.5], augment: true, flip: true, seed: 1)
+        let p = SamplePipeline(geometry: .resized(height: 5, width: 5, padding: 2), mean: [0.2], std: [0.5], augment: true, flip: true, seed: 1)
         let plain = render(p, s, index: 0, epoch: nil, height: 5, width: 5).image
         let scale: Float = 1 / (255 * 0.5), shift: Float = -0.2 / 0.5
         let want: [Float] = (0..<25).map { (i: Int) -> Float in Float(10 * i) * scale + shift }
@@ -123,7 +123,7 @@ struct SamplePipelineTests {
 
     @Test("a base size fits the image into it (aspect kept) before the random scale: 100x50 into 40x40 is 40x20")
     func baseSize() {
-        let p = SamplePipeline(geometry: .segmentation(cropHeight: 20, cropWidth: 40, minScale: 1, maxScale: 1, baseHeight: 40, baseWidth: 40),
+        let p = SamplePipeline(geometry: .scaledCrop(cropHeight: 20, cropWidth: 40, minScale: 1, maxScale: 1, baseHeight: 40, baseWidth: 40),
                                mean: [0], std: [1], augment: false, flip: false, seed: 0)
         let (_, mask) = render(p, halves, index: 0, epoch: 0, height: 20, width: 40)
         // the whole image, scaled by 0.4, fills the crop exactly: the class boundary lands at column 20
@@ -133,7 +133,7 @@ struct SamplePipelineTests {
 
     @Test("photometric jitter changes training images, as a function of (seed, epoch, sample), within 0...255; masks and evaluation are untouched")
     func photometric() {
-        let plain = SamplePipeline(geometry: .segmentation(cropHeight: 50, cropWidth: 100, minScale: 1, maxScale: 1), mean: [0], std: [1],
+        let plain = SamplePipeline(geometry: .scaledCrop(cropHeight: 50, cropWidth: 100, minScale: 1, maxScale: 1), mean: [0], std: [1],
                                    augment: true, flip: false, seed: 4)
         let jittered = SamplePipeline(geometry: plain.geometry, mean: [0], std: [1], augment: true, flip: false, photometric: true, seed: 4)
         var changed = 0

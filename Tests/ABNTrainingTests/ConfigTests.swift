@@ -128,6 +128,26 @@ struct ConfigTests {
         #expect(both.contains("model.blocks ") && both.contains("model.blocks_per_stage"), "\(both)")
         #expect(error("model:\n  blocks: [1, 1]\n").contains("model.blocks:"))
         #expect(error("model:\n  blocks: [1, 0, 1]\n").contains("model.blocks:"))
+        for one in ["3", "[3]"] {  // one number for every stage
+            let single = try TrainingConfig.parse(yaml: "model:\n  blocks: \(one)\n")
+            #expect(single.model.stageBlocks == [3, 3, 3] && single == uniform, "\(one)")
+        }
+        #expect(error("model:\n  blocks: 2\n  blocks_per_stage: 3\n").contains("both given"))
+        #expect(error("model:\n  blocks: 65\n").contains("model.blocks_per_stage"))
+    }
+
+    @Test("a --set of one spelling of the stage depths replaces the other, wherever that was given")
+    func stageDepthsOverridden() throws {
+        let listedFile = "model:\n  blocks: [1, 2, 1]\n", uniformFile = "model:\n  blocks_per_stage: 2\n"
+        #expect(try TrainingConfig.parse(yaml: listedFile, overrides: ["model.blocks_per_stage=3"]).model.stageBlocks == [3, 3, 3])
+        #expect(try TrainingConfig.parse(yaml: uniformFile, overrides: ["model.blocks=[1,2,3]"]).model.stageBlocks == [1, 2, 3])
+        #expect(try TrainingConfig.parse(yaml: uniformFile, overrides: ["model.blocks=4"]).model.stageBlocks == [4, 4, 4])
+        #expect(try TrainingConfig.parse(yaml: "", overrides: ["model.blocks=[1,2,3]", "model.blocks_per_stage=2"]).model.stageBlocks == [2, 2, 2])
+        // the bundled configs spell one depth as model.blocks, and take either override
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let tiny = root.appendingPathComponent("configs/tiny.yaml").path
+        #expect(try TrainingConfig.load(path: tiny, overrides: ["model.blocks=[1,2,1]"]).model.stageBlocks == [1, 2, 1])
+        #expect(try TrainingConfig.load(path: tiny, overrides: ["model.blocks_per_stage=2"]).model.stageBlocks == [2, 2, 2])
     }
 
     @Test("resume compares stage depths, not their spelling")

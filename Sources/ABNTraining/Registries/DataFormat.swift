@@ -25,6 +25,9 @@ public enum DataFormat: String, CaseIterable, Sendable {
         }
     }
 
+    /// Whether it reads the scenes `data.generate` makes (`FashionMNISTScenes` writes a segmentation folder).
+    var readsGeneratedScenes: Bool { self == .segmentationFolder }
+
     /// The layout's names of the training and test splits.
     public var defaultSplits: (train: String, test: String) {
         switch self {

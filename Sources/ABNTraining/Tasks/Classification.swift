@@ -7,6 +7,7 @@ public struct Classification: Task {
     public var kind: TaskKind { .classification }
     public var evaluatesWholeImages: Bool { false }
     public var acceptsFewerClasses: Bool { false }
+    public var predictsMasks: Bool { false }
 
     /// `data.image_size`; nil when empty (the first training image's size).
     public func trainingInputSize(_ data: TrainingConfig.DataSettings) -> (height: Int, width: Int)? {
@@ -16,7 +17,7 @@ public struct Classification: Task {
     /// Every image resized to the training input size.
     public func sampleGeometry(_ data: TrainingConfig.DataSettings, train: any Dataset) throws -> SamplePipeline.Geometry {
         let size = try trainingInputSize(data) ?? train.imageSize(0)
-        return .classification(height: size.height, width: size.width, padding: data.cropPadding)
+        return .resized(height: size.height, width: size.width, padding: data.cropPadding)
     }
 
     public func lossNormalizer(_ batch: Batch, globalBatch: Int, comm: Communicator) -> Double { Double(globalBatch) }

@@ -9,6 +9,7 @@ public struct Segmentation: Task {
     public var kind: TaskKind { .segmentation }
     public var evaluatesWholeImages: Bool { true }
     public var acceptsFewerClasses: Bool { true }
+    public var predictsMasks: Bool { true }
 
     /// `data.crop_size`.
     public func trainingInputSize(_ data: TrainingConfig.DataSettings) -> (height: Int, width: Int)? { (data.cropSize[0], data.cropSize[1]) }
@@ -16,7 +17,7 @@ public struct Segmentation: Task {
     /// Random crops of `data.crop_size` after a random scale in `data.scale_range` (of
     /// `data.base_size` when given).
     public func sampleGeometry(_ data: TrainingConfig.DataSettings, train: any Dataset) throws -> SamplePipeline.Geometry {
-        .segmentation(cropHeight: data.cropSize[0], cropWidth: data.cropSize[1], minScale: Float(data.scaleRange[0]), maxScale: Float(data.scaleRange[1]),
+        .scaledCrop(cropHeight: data.cropSize[0], cropWidth: data.cropSize[1], minScale: Float(data.scaleRange[0]), maxScale: Float(data.scaleRange[1]),
                       baseHeight: data.baseSize.first ?? 0, baseWidth: data.baseSize.last ?? 0)
     }
 

@@ -32,6 +32,8 @@ public protocol Task: Sendable {
     /// Whether `model.classes` may be fewer than the classes the data set names (the masks may
     /// use fewer ids than a segmentation set lists).
     var acceptsFewerClasses: Bool { get }
+    /// Whether a prediction is a mask of classes per pixel (what `abn predict` writes).
+    var predictsMasks: Bool { get }
 }
 
 /// An evaluation's sums on one rank, then over all ranks, and the result they give.
