@@ -3,7 +3,7 @@ import CKernels
 import Foundation
 
 /// How a norm layer trades memory for computation; all three compute the same values.
-public enum NormMode: String, Sendable, CaseIterable, Codable {
+public enum NormMode: String, Sendable, CaseIterable {
     /// InPlace-ABN: overwrites its input with its output and keeps only the output (plus
     /// per-channel variance and count); backward inverts the activation and the affine step.
     case inplace

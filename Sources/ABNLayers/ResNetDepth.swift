@@ -2,7 +2,7 @@ import ABNTensor
 
 /// torchvision's ResNets by depth: the block and the number of blocks of each of the four
 /// stages (`layer1` ... `layer4`, widths base, 2 base, 4 base, 8 base).
-public enum ResNetDepth: String, CaseIterable, Sendable, Codable {
+public enum ResNetDepth: String, CaseIterable, Sendable {
     case resnet18, resnet34, resnet50, resnet101
 
     /// Blocks of each stage.

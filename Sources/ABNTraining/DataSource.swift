@@ -14,7 +14,7 @@ public struct DataSource {
     /// Opens both splits of `config.data` (nothing is decoded but one image's header).
     public init(config: TrainingConfig) throws {
         let d = config.data
-        (train, test) = try d.layout.open(config)
+        (train, test) = try d.format.open(config)
         task = train.task
         channels = train.channels
         let own = train.classNames
@@ -39,7 +39,7 @@ public struct DataSource {
     /// rank 0 first: ranks on a node without the folder (no shared file system) make their own copy.
     public static func generateIfMissing(_ config: TrainingConfig, progress: ProgressStyle?) throws {
         let g = config.data.generate
-        guard g.kind == "fmnist-scenes", !FileManager.default.fileExists(atPath: config.data.root) else { return }
+        guard g.kind == .fmnistScenes, !FileManager.default.fileExists(atPath: config.data.root) else { return }
         let bar = progress.map { ProgressBar(total: g.train + g.test, style: $0) }
         bar?.line("data: \(config.data.root) is missing; making \(g.train) + \(g.test) Fashion-MNIST scenes of \(g.size)x\(g.size) there (data.generate)")
         defer { bar?.finish() }

@@ -1,6 +1,14 @@
 import ABNTensor
 import Foundation
 
+/// `train.gemm`: one library for every matrix product, or the faster one per product shape.
+public enum GEMMSetting: String, ConfigChoice {
+    case openblas, onednn, auto
+
+    /// The library of every product; nil for auto.
+    public var library: GEMMLibrary? { GEMMLibrary(rawValue: rawValue) }
+}
+
 /// `train.gemm` for a run: which library computes each matrix product. With `auto`, the first
 /// step of a fresh run computes on OpenBLAS while recording its products; then rank 0 takes the
 /// timings of those shapes from this machine's cache (`GEMMCache`), measuring and adding the
@@ -19,22 +27,17 @@ struct GEMMSelection {
     /// Before the first step: installs the configured library, or a resumed run's choices.
     /// True when the first step's products are still to be recorded and chosen (`choose`).
     func prepare(resume: Bool) throws -> Bool {
-        switch config.train.gemm {
-        case "openblas":
-            RunContext.process.gemm = GEMMChoice(otherwise: .openblas)
-            return false
-        case "onednn":
-            RunContext.process.gemm = GEMMChoice(otherwise: .onednn)
-            return false
-        default:
-            RunContext.process.gemm = GEMMChoice()
-            guard resume else { return true }
-            let stored = coordinator.isRoot ? ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "") : ""
-            let shared = coordinator.broadcast(stored, what: "the run's GEMM choices")
-            guard !shared.isEmpty else { return true }
-            try install(shared)
+        if let library = config.train.gemm.library {
+            RunContext.process.gemm = GEMMChoice(otherwise: library)
             return false
         }
+        RunContext.process.gemm = GEMMChoice()
+        guard resume else { return true }
+        let stored = coordinator.isRoot ? ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "") : ""
+        let shared = coordinator.broadcast(stored, what: "the run's GEMM choices")
+        guard !shared.isEmpty else { return true }
+        try install(shared)
+        return false
     }
 
     /// After the first step: chooses for the products it computed (`shapes`, rank 0's count),

@@ -145,7 +145,7 @@ extension TrainingConfig {
     /// `evaluationPixels(ranks:)`: a forward pass keeps about half of what a training step holds
     /// (no gradients), and the other half leaves room for the full-size sums of a large image.
     public func inference(ranks: Int) -> Inference {
-        Inference(mode: Inference.Mode(rawValue: eval.mode)!, crop: evalCrop, stride: evalStride, scales: eval.scales, flip: eval.flip,
+        Inference(mode: eval.mode, crop: evalCrop, stride: evalStride, scales: eval.scales, flip: eval.flip,
                   pixels: max(1, evaluationPixels(ranks: ranks) / 2))
     }
 }

@@ -22,7 +22,7 @@ public struct ModelInput: Sendable, Equatable {
     /// `DataSource` would read it: `data.channels` and `model.classes` win when set); nil when
     /// the config makes no set that a segmentation folder reads.
     public init?(generatedBy config: TrainingConfig) {
-        guard config.data.generate.kind == "fmnist-scenes", config.data.layout.readsGeneratedScenes else { return nil }
+        guard config.data.generate.kind == .fmnistScenes, config.data.format.readsGeneratedScenes else { return nil }
         self.init(channels: config.data.channels > 0 ? config.data.channels : FashionMNISTScenes.channels,
                   classes: config.model.classes > 0 ? config.model.classes : FashionMNISTScenes.classNames.count, task: .segmentation)
     }
@@ -33,7 +33,7 @@ public struct ModelInput: Sendable, Equatable {
     /// layer's bias or weight (classes first). The network is declared once with placeholder sizes
     /// to learn those parameters' names.
     public init(checkpoint: Checkpoint, config: TrainingConfig) throws {
-        let task = config.model.architecture.task
+        let task = config.model.arch.task
         let names = try ParameterStore.$declaredOnly.withValue(true) {
             try config.makeNetwork(ModelInput(channels: 3, classes: 2, task: task)).parameters.parameters.map(\.name)
         }
@@ -55,7 +55,7 @@ public struct ModelInput: Sendable, Equatable {
 extension TrainingConfig {
     /// The network `model` describes for `input`, with its initial weights from `model.init_seed`.
     public func makeNetwork(_ input: ModelInput) throws -> any Network {
-        let architecture = model.architecture
+        let architecture = model.arch
         guard input.task == architecture.task else {
             let fitting = Architecture.allCases.filter { $0.task == input.task }.map(\.rawValue).joined(separator: " or ")
             throw TrainingError("model.arch \(model.arch) is a \(architecture.task.rawValue) network, but \(data.root) is a \(input.task.rawValue) set; "

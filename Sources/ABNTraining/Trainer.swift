@@ -83,7 +83,7 @@ public final class Trainer {
                         + "(\(slices.counts.map(String.init).joined(separator: "+"))), \(batches.stepsPerEpoch) steps per epoch, "
                         + "steps \(step)..<\(lastStep) of \(totalSteps), norm \(config.model.norm.rawValue)\(config.model.sync ? " synchronized" : ""), "
                         + "\(replica.net.parameters.parameterCount) parameters; run directory \(runDirectory)")
-        if config.train.gemm == "openblas", let warning = BLAS.openBLASFallbackWarning { coordinator.say(warning) }
+        if config.train.gemm == .openblas, let warning = BLAS.openBLASFallbackWarning { coordinator.say(warning) }
         coordinator.say("train: \(data.task.rawValue) of \(data.train.count) images (\(data.channels) channel(s), \(data.classNames.count) classes) from \(config.data.root); model \(replica.net.summary)")
         let gemm = GEMMSelection(config: config, runDirectory: runDirectory, coordinator: coordinator)
         let choosingProducts = try gemm.prepare(resume: resume)

@@ -16,9 +16,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public struct Model: Codable, Equatable, Sendable {
         /// resnet (the reference classifier) | deeplab (DeepLabV3 segmentation network) | resnet18 | resnet34 |
         /// resnet50 | resnet101 (torchvision's classifiers) | deeplabv3 (torchvision's DeepLabV3).
-        public var arch = "resnet"
+        public var arch = Architecture.resnet
         /// deeplabv3: its ResNet backbone, resnet18 | resnet34 | resnet50 | resnet101.
-        public var backbone = "resnet50"
+        public var backbone = ResNetDepth.resnet50
         /// torchvision networks: channels of the first stage (the others double).
         public var baseWidth = 64
         /// resnet, deeplab: channels of each stage of the pre-activation ResNet body.
@@ -64,7 +64,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public struct DataSettings: Codable, Equatable, Sendable {
         /// fashion-mnist (IDX files) | image-folder (ROOT/SPLIT/CLASS/NAME.png|.jpg) |
         /// segmentation-folder (ROOT/SPLIT/images, ROOT/SPLIT/masks) | cityscapes | voc | ade20k.
-        public var format = "fashion-mnist"
+        public var format = DataFormat.fashionMNIST
         /// The training and test splits by the layout's own names ("": the layout's default).
         public var trainSplit = ""
         public var testSplit = ""
@@ -101,13 +101,20 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
         public struct Generate: Codable, Equatable, Sendable {
             /// none | fmnist-scenes.
-            public var kind = "none"
+            public var kind = Kind.none
             public var size = 96
             public var train = 10_000
             public var test = 2_000
             public var seed = 0
             /// Where the Fashion-MNIST IDX files are.
             public var fashionMnist = "/usr/share/datasets/fashion-mnist"
+
+            /// The synthetic sets `abn` makes.
+            public enum Kind: String, ConfigChoice {
+                case none
+                /// Fashion-MNIST items pasted on textured backgrounds (`FashionMNISTScenes`).
+                case fmnistScenes = "fmnist-scenes"
+            }
         }
     }
 
@@ -120,7 +127,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         /// Peak learning rate (reached after warmup).
         public var lr: Double = 0.1
         /// cosine | poly | constant, after a linear warmup of `warmup_steps`.
-        public var schedule = "cosine"
+        public var schedule = ScheduleKind.cosine
         public var polyPower: Double = 0.9
         public var warmupSteps = 200
         public var momentum: Double = 0.9
@@ -141,7 +148,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         public var collectiveTimeoutS: Double = 600
         /// The GEMM library: openblas (the default), onednn, or auto (per product shape, the
         /// faster of the two as measured at start-up and cached per processor).
-        public var gemm = "openblas"
+        public var gemm = GEMMSetting.openblas
     }
 
     public struct Checkpoint: Codable, Equatable, Sendable {
@@ -154,7 +161,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// How evaluation and `abn predict` compute a whole image's logits (`Inference`).
     public struct EvalSettings: Codable, Equatable, Sendable {
         /// whole (one forward pass per image) | slide (windows of `crop` every `stride`).
-        public var mode = "whole"
+        public var mode = Inference.Mode.whole
         /// slide: window [height, width] in pixels ([]: data.crop_size) and its step ([]: two
         /// thirds of the window, rounded).
         public var crop: [Int] = []
@@ -336,22 +343,18 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         func require(_ ok: Bool, _ key: String, _ message: String) throws {
             if !ok { throw TrainingError("\(key): \(message)") }
         }
-        let architectures = Architecture.allCases.map(\.rawValue)
-        try require(architectures.contains(model.arch), "model.arch", "must be \(architectures.joined(separator: " or ")), got '\(model.arch)'.")
         try require((1...8).contains(model.widths.count) && model.widths.allSatisfy { (1...16384).contains($0) }, "model.widths",
                     "must list one to eight channel counts in 1...16384, got \(model.widths).")
-        if let stages = model.architecture.stages {
+        if let stages = model.arch.stages {
             try require(model.widths.count == stages, "model.widths", "\(model.arch) needs \(stages) stage widths, got \(model.widths.count).")
         }
         try require(model.classes == 0 || (2...255).contains(model.classes), "model.classes", "must be 0 (from the data) or 2...255, got \(model.classes).")
-        let strides = model.architecture.outputStrides
+        let strides = model.arch.outputStrides
         try require(strides.contains(model.outputStride), "model.output_stride",
                     "must be \(strides.map(String.init).joined(separator: ", ")) for \(model.arch), got \(model.outputStride).")
         try require((0...16384).contains(model.headWidth), "model.head_width", "must be 0 (the architecture's) or in 1...16384, got \(model.headWidth).")
         try require(model.asppDilations.isEmpty || (model.asppDilations.count == 3 && model.asppDilations.allSatisfy { (1...64).contains($0) }),
                     "model.aspp_dilations", "must be [] (the architecture's) or three dilations in 1...64, got \(model.asppDilations).")
-        try require(ResNetDepth(rawValue: model.backbone) != nil, "model.backbone",
-                    "must be \(ResNetDepth.allCases.map(\.rawValue).joined(separator: ", ")), got '\(model.backbone)'.")
         try require((1...4096).contains(model.baseWidth), "model.base_width", "must be in 1...4096, got \(model.baseWidth).")
         try require(model.dropout >= 0 && model.dropout < 1, "model.dropout", "must be in [0, 1), got \(model.dropout).")
         try require((1...64).contains(model.blocksPerStage), "model.blocks_per_stage", "must be in 1...64 (as must one number given as model.blocks), got \(model.blocksPerStage).")
@@ -366,13 +369,11 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(data.cropPadding >= 0 && data.cropPadding <= 8, "data.crop_padding", "must be in 0...8, got \(data.cropPadding).")
         try require(data.trainLimit >= 0 && data.testLimit >= 0, "data.train_limit", "limits must be >= 0 (0 means all).")
         try require(data.generate.train <= 10_000_000 && data.generate.test <= 10_000_000, "data.generate.train", "at most 10,000,000 scenes per split.")
-        let formats = DataFormat.allCases.map(\.rawValue)
-        try require(formats.contains(data.format), "data.format", "must be \(formats.joined(separator: ", ")), got '\(data.format)'.")
         try require([0, 1, 3].contains(data.channels), "data.channels", "must be 0 (from the images), 1 or 3, got \(data.channels).")
-        let input = ModelInput(channels: data.channels > 0 ? data.channels : 3, classes: model.classes > 0 ? model.classes : 255, task: model.architecture.task)
+        let input = ModelInput(channels: data.channels > 0 ? data.channels : 3, classes: model.classes > 0 ? model.classes : 255, task: model.arch.task)
         let parameters = try parameterCount(input)
         let weightBytes = 16 * Double(parameters)  // values, gradients, momentum, copies
-        try require(weightBytes < Double(ProcessInfo.processInfo.physicalMemory), model.architecture.sizeKeys,
+        try require(weightBytes < Double(ProcessInfo.processInfo.physicalMemory), model.arch.sizeKeys,
                     String(format: "the network has %d parameters (for %d input channels and %d classes), which need about %.3g GB for weights, "
                            + "gradients and momentum; this machine has %.3g GB.",
                            parameters, input.channels, input.classes, weightBytes / 1e9, Double(ProcessInfo.processInfo.physicalMemory) / 1e9))
@@ -389,7 +390,6 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(data.labelMap.allSatisfy { $0.count == 2 && (0...255).contains($0[0]) && (0...255).contains($0[1]) }, "data.label_map",
                     "must list [stored id, class] pairs of integers in 0...255, got \(data.labelMap).")
         try require(data.labelMap.isEmpty || !data.reduceZeroLabel, "data.reduce_zero_label", "cannot be combined with data.label_map; put the shift into the map.")
-        try require(["none", "fmnist-scenes"].contains(data.generate.kind), "data.generate.kind", "must be none or fmnist-scenes, got '\(data.generate.kind)'.")
         try require((56...4096).contains(data.generate.size), "data.generate.size", "must be 56...4096, got \(data.generate.size).")
         try require(data.generate.train >= 0 && data.generate.test >= 0 && data.generate.train + data.generate.test >= 1,
                     "data.generate.train", "train and test counts must be >= 0 and not both 0.")
@@ -398,7 +398,6 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require((1...1_000_000).contains(train.epochs), "train.epochs", "must be in 1...1000000, got \(train.epochs).")
         try require((0...(1 << 40)).contains(train.maxSteps), "train.max_steps", "must be in 0...2^40 (0 means all epochs), got \(train.maxSteps).")
         try require(train.lr > 0 && train.lr < 100, "train.lr", "must be in (0, 100), got \(train.lr).")
-        try require(["cosine", "poly", "constant"].contains(train.schedule), "train.schedule", "must be cosine, poly or constant, got '\(train.schedule)'.")
         try require(train.polyPower > 0, "train.poly_power", "must be positive, got \(train.polyPower).")
         try require((0...(1 << 40)).contains(train.warmupSteps), "train.warmup_steps", "must be in 0...2^40, got \(train.warmupSteps).")
         try require(train.momentum >= 0 && train.momentum < 1, "train.momentum", "must be in [0, 1), got \(train.momentum).")
@@ -409,10 +408,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require((1...1_000_000).contains(train.evaluateEvery), "train.evaluate_every", "must be a number of epochs in 1...1000000, got \(train.evaluateEvery).")
         try require(train.collectiveTimeoutS == 0 || (1...1_000_000).contains(train.collectiveTimeoutS), "train.collective_timeout_s",
                     "must be 0 (no limit) or 1...1000000 seconds, got \(train.collectiveTimeoutS).")
-        try require(["auto", "openblas", "onednn"].contains(train.gemm), "train.gemm", "must be auto, openblas or onednn, got '\(train.gemm)'.")
         try require(checkpoint.every >= 0, "checkpoint.every", "must be >= 0 (0: only at the end), got \(checkpoint.every).")
         try require((1...1_000_000).contains(checkpoint.keep), "checkpoint.keep", "must be in 1...1000000, got \(checkpoint.keep).")
-        try require(["whole", "slide"].contains(eval.mode), "eval.mode", "must be whole or slide, got '\(eval.mode)'.")
         try require(eval.crop.isEmpty || (eval.crop.count == 2 && eval.crop.allSatisfy { (8...8192).contains($0) }), "eval.crop",
                     "must be [] (data.crop_size) or [height, width] in 8...8192, got \(eval.crop).")
         try require(eval.stride.isEmpty || (eval.stride.count == 2 && zip(eval.stride, evalCrop).allSatisfy { (1...$1).contains($0) }), "eval.stride",

@@ -43,12 +43,11 @@ struct BenchKernels: ParsableCommand {
     @Option(parsing: .unconditional, help: "Size of the square sgemm that measures the GEMM limit.") var peakSize = 2048
     @Option(parsing: .unconditional, help: "Elements of one worker's lowered matrix (default: the workspace's).") var columnBudget: Int?
     @Option(help: "Only the convolutions whose name contains this text, e.g. 'stage2', '1x1' or 'd12'.") var only: String?
-    @Option(help: "GEMM library: openblas, onednn or auto (per product, as train.gemm auto chooses).") var gemm = "openblas"
+    @Option(help: "GEMM library: openblas, onednn or auto (per product, as train.gemm auto chooses).") var gemm = GEMMSetting.openblas
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
-        guard ["auto", "openblas", "onednn"].contains(gemm) else { throw ValidationError("--gemm must be auto, openblas or onednn, got '\(gemm)'.") }
         if let batch, !(1...65_536).contains(batch) { throw ValidationError("--batch must be 1 to 65536, got \(batch).") }
         if let crop, !(8...8192).contains(crop) { throw ValidationError("--crop must be 8 to 8192 pixels, got \(crop).") }
         if config == nil && (!overrides.isEmpty || crop != nil) { throw ValidationError("--set and --crop need --config.") }
@@ -125,10 +124,10 @@ struct BenchKernels: ParsableCommand {
                 for direction in directions { direction.1() }
                 _ = square.gflopsSplitOverWorkers(squareOperands)
             }
-            if gemm == "auto" {
-                RunContext.process.gemm = GEMMChoice(timings: GEMMCache.forThisMachine().timings(for: shapes) { if !json { print($0) } })
+            if let library = gemm.library {
+                RunContext.process.gemm = GEMMChoice(otherwise: library)
             } else {
-                RunContext.process.gemm = GEMMChoice(otherwise: GEMMLibrary(rawValue: gemm)!)
+                RunContext.process.gemm = GEMMChoice(timings: GEMMCache.forThisMachine().timings(for: shapes) { if !json { print($0) } })
             }
             // rounds of (square sgemm, then each direction once): each conv time is paired with
             // the GEMM limit measured just before it

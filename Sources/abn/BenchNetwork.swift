@@ -26,7 +26,7 @@ struct BenchNetwork: CustomStringConvertible {
             return
         }
         config = try TrainingConfig.load(path: configPath, overrides: overrides)
-        let task = config.data.layout.task
+        let task = config.data.format.task
         if config.data.channels > 0 && config.model.classes > 0 {
             input = ModelInput(channels: config.data.channels, classes: config.model.classes, task: task)
         } else if !FileManager.default.fileExists(atPath: config.data.root), let generated = ModelInput(generatedBy: config) {

@@ -48,7 +48,7 @@ struct BenchStep: ParsableCommand {
     @Option(help: "Channel widths of the reference network's three stages (without --config).") var widths = "32,64,128"
     @Option(help: "Write an SVG chart of step time against batch per mode (give several --batch).") var svg: String?
     @Option(help: "GEMM library: openblas, onednn or auto (per product, as train.gemm auto chooses); default: openblas, or the config's train.gemm.")
-    var gemm: String?
+    var gemm: GEMMSetting?
     @Flag(help: "Print JSON lines instead of a table.") var json = false
     @OptionGroup var threads: ThreadOptions
 
@@ -57,7 +57,6 @@ struct BenchStep: ParsableCommand {
         guard repeats >= 1, warmup >= 0 else { throw ValidationError("--repeats must be >= 1 and --warmup >= 0.") }
         guard parseWidths(widths) != nil else { throw ValidationError("--widths must be three positive integers like 32,64,128, got '\(widths)'.") }
         if let crop, parseSize(crop) == nil { throw ValidationError("--crop must be N or H,W with each side 8 to 8192 pixels, got '\(crop)'.") }
-        if let gemm, !["auto", "openblas", "onednn"].contains(gemm) { throw ValidationError("--gemm must be auto, openblas or onednn, got '\(gemm)'.") }
         if config == nil && !overrides.isEmpty { throw ValidationError("--set needs --config.") }
     }
 
@@ -107,7 +106,7 @@ struct BenchStep: ParsableCommand {
         /// Input size in pixels.
         let height, width: Int
         let defaultBatch: Int
-        let gemm: String
+        let gemm: GEMMSetting
         let description: String
         /// Whether the modes run one after another (for per-mode resident peaks) rather than interleaved.
         let oneModeAtATime: Bool
@@ -121,7 +120,7 @@ struct BenchStep: ParsableCommand {
             var c = TrainingConfig()
             c.model.widths = parseWidths(widths)!
             return Subject(config: c, input: ModelInput(channels: 1, classes: 10, task: .classification),
-                           height: size?.height ?? 28, width: size?.width ?? 28, defaultBatch: 128, gemm: gemm ?? "openblas",
+                           height: size?.height ?? 28, width: size?.width ?? 28, defaultBatch: 128, gemm: gemm ?? .openblas,
                            description: "reference network", oneModeAtATime: false)
         }
         let c = try coordinator.loadConfig(path: config, overrides: overrides)
@@ -143,7 +142,7 @@ struct BenchStep: ParsableCommand {
             throw TrainingError("bench step reads no data set, so the config must give the input channels and classes of \(config.data.root): "
                                 + "set \(missing.joined(separator: " and ")), e.g. " + missing.map { "--set \($0)=N" }.joined(separator: " ") + ".")
         }
-        return ModelInput(channels: config.data.channels, classes: config.model.classes, task: config.data.layout.task)
+        return ModelInput(channels: config.data.channels, classes: config.model.classes, task: config.data.format.task)
     }
 
     /// One mode's figures at one batch.
@@ -254,11 +253,11 @@ struct BenchStep: ParsableCommand {
         return timings
     }
 
-    /// Installs the GEMM library `library` for every product; auto chooses, as a training run
+    /// Installs the GEMM library `setting` names for every product; auto chooses, as a training run
     /// does, from the products of one untimed step of each run.
-    private func chooseProducts(_ library: String, for runs: [ModeRun], batch: Int, coordinator: Coordinator) throws {
-        guard library == "auto" else {
-            RunContext.process.gemm = GEMMChoice(otherwise: GEMMLibrary(rawValue: library)!)
+    private func chooseProducts(_ setting: GEMMSetting, for runs: [ModeRun], batch: Int, coordinator: Coordinator) throws {
+        if let library = setting.library {
+            RunContext.process.gemm = GEMMChoice(otherwise: library)
             return
         }
         var shapes: [GEMMShape: Int] = [:]

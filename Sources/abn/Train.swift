@@ -75,3 +75,4 @@ struct Train: ParsableCommand {
 }
 
 extension ProgressStyle: ExpressibleByArgument {}
+extension GEMMSetting: ExpressibleByArgument {}

@@ -122,11 +122,11 @@ struct CheckpointFileTests {
 
     @Test("the learning rate warms up linearly and decays to zero")
     func schedule() {
-        let s = LearningRateSchedule(peak: 0.1, warmupSteps: 9, totalSteps: 109, kind: "cosine")
+        let s = LearningRateSchedule(peak: 0.1, warmupSteps: 9, totalSteps: 109, kind: .cosine)
         #expect(abs(s.rate(step: 0) - 0.01) < 1e-7 && abs(s.rate(step: 9) - 0.1) < 1e-7)
         #expect(s.rate(step: 59) < 0.051 && s.rate(step: 59) > 0.049)
         #expect(s.rate(step: 108) < 1e-4)
-        let poly = LearningRateSchedule(peak: 0.1, warmupSteps: 0, totalSteps: 100, kind: "poly", power: 1)
+        let poly = LearningRateSchedule(peak: 0.1, warmupSteps: 0, totalSteps: 100, kind: .poly, power: 1)
         #expect(abs(poly.rate(step: 50) - 0.05) < 1e-6)
     }
 }

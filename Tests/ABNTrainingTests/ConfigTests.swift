@@ -54,6 +54,25 @@ struct ConfigTests {
         #expect(error("train: [1, 2]\n").contains("train"))
     }
 
+    @Test("a name outside its set is refused with the names the key takes; every name of each set is accepted")
+    func choices() throws {
+        #expect(error("model:\n  arch: vgg\n") == "model.arch: must be resnet, deeplab, resnet18, resnet34, resnet50, resnet101 or deeplabv3, got 'vgg'.")
+        #expect(error("data:\n  format: coco\n") == "data.format: must be fashion-mnist, image-folder, segmentation-folder, cityscapes, voc or ade20k, got 'coco'.")
+        #expect(error("train:\n  schedule: step\n") == "train.schedule: must be cosine, poly or constant, got 'step'.")
+        #expect(error("model:\n  norm: fused\n") == "model.norm: must be inplace, standard or checkpoint, got 'fused'.")
+        #expect(error("", overrides: ["eval.mode=tiles"]) == "eval.mode: must be whole or slide, got 'tiles'.")
+        #expect(error("", overrides: ["data.generate.kind=cifar"]) == "data.generate.kind: must be none or fmnist-scenes, got 'cifar'.")
+        #expect(error("", overrides: ["model.backbone=resnet152"]).hasPrefix("model.backbone: must be resnet18, resnet34, resnet50 or resnet101"))
+        #expect(error("", overrides: ["train.gemm=mkl"]) == "train.gemm: must be openblas, onednn or auto, got 'mkl'.")
+        for (key, names) in [("train.schedule", ["cosine", "poly", "constant"]), ("eval.mode", ["whole", "slide"]),
+                             ("train.gemm", ["openblas", "onednn", "auto"]), ("data.generate.kind", ["none", "fmnist-scenes"])] {
+            for name in names {
+                let config = try TrainingConfig.parse(yaml: "", overrides: ["\(key)=\(name)"])
+                #expect(try config.yaml().contains(": \(name)\n"), "\(key)=\(name) written back")
+            }
+        }
+    }
+
     @Test("untrusted numbers get a message naming the key, never a trap")
     func hostileNumbers() {
         #expect(error("train:\n  lr: .nan\n").contains("train.lr"))
@@ -76,7 +95,7 @@ struct ConfigTests {
         ]
         for net in published {
             let config = try TrainingConfig.parse(yaml: "model:\n  arch: \(net.arch)\n" + (net.backbone.isEmpty ? "" : "  backbone: \(net.backbone)\n"))
-            let input = ModelInput(channels: 3, classes: net.classes, task: config.model.architecture.task)
+            let input = ModelInput(channels: 3, classes: net.classes, task: config.model.arch.task)
             let ledger = MemoryLedger()
             let count = try MemoryLedger.$current.withValue(ledger) { try config.parameterCount(input) }
             #expect(count == net.count, "\(net.arch) \(net.backbone)")

@@ -37,7 +37,7 @@ struct PredictorTests {
         try save(try c.makeNetwork(ModelInput(channels: 1, classes: 7, task: .segmentation)), config: c, to: path)
         #expect(try ModelInput(checkpoint: Checkpoint(path: path), config: c) == ModelInput(channels: 1, classes: 7, task: .segmentation))
         var other = c
-        other.model.arch = "deeplab"
+        other.model.arch = .deeplab
         other.model.widths = [4, 8, 8, 8]
         #expect(throws: TrainingError.self) { try ModelInput(checkpoint: Checkpoint(path: path), config: other) }
     }

@@ -78,7 +78,7 @@ struct TrainerTests {
             let one = directory("one"), floor = directory("floor"), three = directory("three"), control = directory("control")
             _ = try train(c, directory: one)
             var other = c
-            other.train.gemm = "onednn"  // another valid order: every product on the other library
+            other.train.gemm = .onednn  // another valid order: every product on the other library
             _ = try train(other, directory: floor)
             _ = try train(c, ranks: 3, directory: three)
             var unsynchronized = c

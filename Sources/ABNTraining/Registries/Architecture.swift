@@ -4,7 +4,7 @@ import ABNLayers
 /// `model.arch`: the networks `abn` builds. Each names the task it serves, the stage widths and
 /// output strides it accepts, and its builder; adding a network is a case here and its file in
 /// ABNLayers.
-public enum Architecture: String, CaseIterable, Sendable {
+public enum Architecture: String, ConfigChoice {
     /// A pre-activation ResNet classifier (`PreActResNet`).
     case resnet
     /// DeepLabV3 with an ASPP head over a dilated pre-activation ResNet (`DeepLab`).
@@ -62,13 +62,8 @@ public enum Architecture: String, CaseIterable, Sendable {
 
     /// The DeepLabV3 shape of `model` for `input`.
     private func deepLabV3Shape(_ m: TrainingConfig.Model, input: ModelInput) -> DeepLabV3Shape {
-        DeepLabV3Shape(backbone: ResNetDepth(rawValue: m.backbone)!, baseWidth: m.baseWidth, inChannels: input.channels,
+        DeepLabV3Shape(backbone: m.backbone, baseWidth: m.baseWidth, inChannels: input.channels,
                        outputStride: m.outputStride, headWidth: m.headWidth > 0 ? m.headWidth : 256,
                        dilations: m.asppDilations.isEmpty ? nil : m.asppDilations, dropout: Float(m.dropout), classes: input.classes)
     }
-}
-
-extension TrainingConfig.Model {
-    /// `arch` parsed (validated by `TrainingConfig.validate`).
-    public var architecture: Architecture { Architecture(rawValue: arch)! }
 }

@@ -3,7 +3,7 @@ import ABNData
 /// `data.format`: the data-set layouts `abn` opens. Each names the task of its sets, its split
 /// names, and opens the training and test splits; adding a layout is a case here and its file
 /// in ABNData.
-public enum DataFormat: String, CaseIterable, Sendable {
+public enum DataFormat: String, ConfigChoice {
     /// The IDX files of Fashion-MNIST (`FashionMNIST`).
     case fashionMNIST = "fashion-mnist"
     /// ROOT/{train,test}/CLASS/*.png|jpg (`ImageFolder`).
@@ -69,9 +69,4 @@ public enum DataFormat: String, CaseIterable, Sendable {
             return (train, try ADE20K.open(root: d.root, split: splits.test, labelMap: labelMap, channels: train.channels, limit: d.testLimit))
         }
     }
-}
-
-extension TrainingConfig.DataSettings {
-    /// `format` parsed (validated by `TrainingConfig.validate`).
-    public var layout: DataFormat { DataFormat(rawValue: format)! }
 }
