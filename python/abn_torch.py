@@ -382,13 +382,17 @@ def per_channel(value, channels):
     return [float(v) for v in (values * channels if len(values) == 1 else values)]
 
 
-def classification_test_set(data, channels, limit):
-    """(N, C, H, W) uint8 test images as (H, W, C) arrays and labels, as abn reads them."""
+def fashion_mnist_test_set(data, channels, limit):
+    """Fashion-MNIST's test images as (N, H, W, C) uint8 and their labels, as abn reads them."""
     root = data.get("root", "/usr/share/datasets/fashion-mnist")
-    if data.get("format", "fashion-mnist") == "fashion-mnist":
-        images = read_idx(f"{root}/t10k-images-idx3-ubyte.gz")[:, :, :, None].repeat(channels, axis=3)
-        labels = read_idx(f"{root}/t10k-labels-idx1-ubyte.gz").astype(np.int64)
-        return (images[:limit], labels[:limit]) if limit else (images, labels)
+    images = read_idx(f"{root}/t10k-images-idx3-ubyte.gz")[:, :, :, None].repeat(channels, axis=3)
+    labels = read_idx(f"{root}/t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    return (images[:limit], labels[:limit]) if limit else (images, labels)
+
+
+def image_folder_test_set(data, channels, limit):
+    """An image folder's test images as (N, H, W, C) and their labels, as abn reads them."""
+    root = data["root"]
     classes = sorted(d for d in os.listdir(split_folder(root, "train")) if not d.startswith(".")
                      and os.path.isdir(os.path.join(split_folder(root, "train"), d)))
     test = split_folder(root, "test")
@@ -411,9 +415,10 @@ def classification_test_set(data, channels, limit):
     return np.stack(arrays), np.array(labels, dtype=np.int64)
 
 
-def evaluate_classifier(net, config, channels, limit):
+def evaluate_classifier(net, config, channels, limit, test_set):
+    """Accuracy and mean loss over `test_set(data, channels, limit)`."""
     data = config.get("data", {})
-    images, labels = classification_test_set(data, channels, limit)
+    images, labels = test_set(data, channels, limit)
     mean, std = per_channel(data.get("mean", 0.2860), channels), per_channel(data.get("std", 0.3530), channels)
     correct, loss = 0, 0.0
     with torch.no_grad():
@@ -455,6 +460,33 @@ def evaluate_segmentation(net, config, channels, classes, limit):
             "test_iou": iou, "samples": len(images)}
 
 
+class DataFormat:
+    """What the peer does with a data.format: evaluate(net, config, channels, classes, limit) on
+    its test split, and whether its sets are segmentation sets."""
+
+    def __init__(self, evaluate, segments):
+        self.evaluate, self.segments = evaluate, segments
+
+
+# data.format -> its DataFormat: the layouts this peer reads (abn's registry:
+# Sources/ABNTraining/Registries/DataFormat.swift)
+DATA_FORMATS = {
+    "fashion-mnist": DataFormat(lambda net, config, channels, classes, limit:
+                                evaluate_classifier(net, config, channels, limit, fashion_mnist_test_set), False),
+    "image-folder": DataFormat(lambda net, config, channels, classes, limit:
+                               evaluate_classifier(net, config, channels, limit, image_folder_test_set), False),
+    "segmentation-folder": DataFormat(evaluate_segmentation, True),
+}
+
+
+def data_format(config):
+    """The DataFormat of config's data.format, refused when the peer does not read it."""
+    name = config.get("data", {}).get("format", "fashion-mnist")
+    if name not in DATA_FORMATS:
+        raise SystemExit(f"data.format {name!r}: this peer reads {', '.join(DATA_FORMATS)}")
+    return DATA_FORMATS[name]
+
+
 def command_load(args):
     if (args.checkpoint is None) == (args.checkpoint_file is None):
         raise SystemExit("give the checkpoint once: as FILE or as --checkpoint FILE")
@@ -470,11 +502,12 @@ def command_load(args):
     if args.data:
         config.setdefault("data", {})["root"] = args.data
     net, channels, classes, segmentation = network_for_checkpoint(tensors, metadata, config)
+    data = data_format(config)
+    if data.segments != segmentation:
+        raise SystemExit(f"model.arch {config.get('model', {}).get('arch', 'resnet')} and data.format {config.get('data', {}).get('format')} "
+                         "are not of the same task")
     limit = args.limit if args.limit is not None else int(config.get("data", {}).get("test_limit", 0))
-    if segmentation:
-        result = evaluate_segmentation(net, config, channels, classes, limit)
-    else:
-        result = evaluate_classifier(net, config, channels, limit)
+    result = data.evaluate(net, config, channels, classes, limit)
     print(json.dumps({"checkpoint": path, "step": int(metadata.get("step", 0)), **result, "torch": torch.__version__}))
 
 

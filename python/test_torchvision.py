@@ -228,9 +228,8 @@ def segmentation_folder(root, classes, size, count, generator):
 
 def reference_metrics(original, config, channels, classes, segmentation):
     original.eval()
-    if segmentation:
-        return abn_torch.evaluate_segmentation(abn_torch.SegmentationLogits(original), config, channels, classes, 0)
-    return abn_torch.evaluate_classifier(original, config, channels, 0)
+    net = abn_torch.SegmentationLogits(original) if segmentation else original
+    return abn_torch.data_format(config).evaluate(net, config, channels, classes, 0)
 
 
 def check_load(folder):
@@ -251,7 +250,7 @@ def check_load(folder):
     ]
     for name, model, channels, classes, data in cases:
         config = {"model": model, "data": data}
-        segmentation = model["arch"] == "deeplabv3"
+        segmentation = abn_torch.ARCHITECTURES[model["arch"]].segments
         torch.manual_seed(6)
         if segmentation:
             original = tvn.deeplabv3(model["backbone"], classes, model["output_stride"], model.get("aspp_dilations"),

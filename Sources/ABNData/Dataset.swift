@@ -1,8 +1,3 @@
-/// What a data set's targets are: one class per image, or one class per pixel.
-public enum TaskKind: String, Sendable, Codable, CaseIterable {
-    case classification, segmentation
-}
-
 /// The target of one sample: a class, or a mask (1 channel, the image's size) of class ids
 /// with 255 for pixels to ignore.
 public enum Target: Sendable, Equatable {

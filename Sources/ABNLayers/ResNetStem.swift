@@ -25,7 +25,7 @@ final class ResNetStem: BackboneStem {
     func forward(_ images: Tensor, workspace: Workspace) throws -> Tensor {
         let normed = try bn1.forward(conv1.forward(images, workspace: workspace))
         let pooled = Tensor(uninitialized: Self.pooling.outputShape(for: normed.shape))
-        maxPool2dForward(output: pooled, input: normed, Self.pooling)
+        maxPool2dForward(output: pooled, input: normed, geometry: Self.pooling)
         self.images = images
         self.normed = bn1.mode != .checkpoint ? normed : nil
         return pooled
@@ -36,7 +36,7 @@ final class ResNetStem: BackboneStem {
         let normed = self.normed ?? bn1.recomputeOutput()
         self.normed = nil
         let dNormed = Tensor(uninitialized: normed.shape)
-        maxPool2dBackward(dInput: dNormed, dOutput: gradient, input: normed, Self.pooling)
+        maxPool2dBackward(dInput: dNormed, dOutput: gradient, input: normed, geometry: Self.pooling)
         let dConv = bn1.backward(dNormed)
         ready(bn1.weight); ready(bn1.bias)
         _ = conv1.backward(dConv, input: images, inputGradient: false, workspace: workspace)

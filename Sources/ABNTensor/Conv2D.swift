@@ -1,7 +1,6 @@
 // The convolution's entry points: shapes checked, each direction handed to the lowering
 // `ConvolutionPlan` chooses for it.
 
-import Synchronization
 
 private func checkConvShapes(_ g: Conv2DGeometry, input: Tensor, output: Tensor, weight: Tensor, bias: Tensor?,
                              outputName: String = "output") {
@@ -16,8 +15,9 @@ private func checkConvShapes(_ g: Conv2DGeometry, input: Tensor, output: Tensor,
 /// output (N, outC, outH, outW) = conv(input (N, C, H, W), weight (outC, C, kH, kW)) + bias (outC),
 /// or added to output when `accumulate`.
 ///
-/// Each worker takes whole work items (see `ConvolutionPlan`), lowers an item into its own
-/// scratch and multiplies it by the weight with a single-threaded sgemm.
+/// Each worker takes whole work items (see `ConvolutionPlan`) and computes each with the
+/// lowering the plan chose: into its own scratch and through a single-threaded sgemm for the
+/// GEMM lowerings, or directly.
 public func conv2dForward(output: Tensor, input: Tensor, weight: Tensor, bias: Tensor?,
                           geometry g: Conv2DGeometry, accumulate: Bool = false, workspace: Workspace) {
     checkConvShapes(g, input: input, output: output, weight: weight, bias: bias)
@@ -48,49 +48,6 @@ public func conv2dBackward(dInput: Tensor?, dWeight: Tensor?, dBias: Tensor?,
     if let dBias { channelSums(dBias.data, dOutput.data, images: g.batch, channels: g.outChannels, pixels: g.outPixels, accumulate: accumulate) }
     if let dWeight { convWeightGradient(dWeight.data, dOutput.data, input.data, accumulate: accumulate, workspace, g) }
     if let dInput { convInputGradient(dInput.data, dOutput.data, weight.data, accumulate: accumulateInput, workspace, g) }
-}
-
-/// How often a geometry's directions ran, for `ConvolutionCalls.recording`.
-public struct ConvolutionCalls: Sendable, Equatable {
-    public var forward = 0
-    public var inputGradient = 0
-    public var weightGradient = 0
-
-    public init(forward: Int = 0, inputGradient: Int = 0, weightGradient: Int = 0) {
-        self.forward = forward
-        self.inputGradient = inputGradient
-        self.weightGradient = weightGradient
-    }
-
-    /// Floating-point operations of these calls of `g` (each direction costs `g.forwardFlops`).
-    public func flops(_ g: Conv2DGeometry) -> Double { Double(forward + inputGradient + weightGradient) * g.forwardFlops }
-
-    private static let recording = Atomic<Bool>(false)
-    private static let recorded = Mutex<[(Conv2DGeometry, ConvolutionCalls)]>([])
-
-    /// Runs `body` and returns the geometries that `conv2dForward` and `conv2dBackward` ran
-    /// in it, in the order of their first call, each with its calls per direction.
-    public static func recording(_ body: () throws -> Void) rethrows -> [(geometry: Conv2DGeometry, calls: ConvolutionCalls)] {
-        recorded.withLock { $0 = [] }
-        recording.store(true, ordering: .relaxed)
-        defer { recording.store(false, ordering: .relaxed) }
-        try body()
-        return recorded.withLock { $0.map { (geometry: $0.0, calls: $0.1) } }
-    }
-
-    /// Counts a call of `g` while recording.
-    static func record(_ g: Conv2DGeometry, _ count: (inout ConvolutionCalls) -> Void) {
-        guard recording.load(ordering: .relaxed) else { return }
-        recorded.withLock { list in
-            if let i = list.firstIndex(where: { $0.0 == g }) {
-                count(&list[i].1)
-            } else {
-                var calls = ConvolutionCalls()
-                count(&calls)
-                list.append((g, calls))
-            }
-        }
-    }
 }
 
 /// The forward convolution on raw buffers (shapes already checked).

@@ -3,7 +3,7 @@
 
 /// cols: (C*kH*kW, ldCols). Fills columns [0, images*rows.count*outW) with the patches of
 /// output rows `rows` of `images` images at `input` (image-major, then row, then column).
-func im2col(_ cols: UnsafeMutablePointer<Float>, ldCols: Int,
+func im2col(_ cols: UnsafeMutablePointer<Float>, ld ldCols: Int,
             _ input: UnsafePointer<Float>, images: Int, rows: Range<Int>, _ g: Conv2DGeometry) {
     let kH = g.kernelHeight, kW = g.kernelWidth, H = g.inHeight, W = g.inWidth
     let OW = g.outWidth, C = g.inChannels
@@ -51,7 +51,7 @@ func im2col(_ cols: UnsafeMutablePointer<Float>, ldCols: Int,
 
 /// Overwrites (or, with `accumulate`, adds to) the `images` input-gradient images at `dInput`
 /// the sum of `dCols` (C*kH*kW, ldCols), all output rows, over the patches each pixel belongs to.
-func col2im(_ dInput: UnsafeMutablePointer<Float>, _ dCols: UnsafePointer<Float>, ldCols: Int,
+func col2im(_ dInput: UnsafeMutablePointer<Float>, _ dCols: UnsafePointer<Float>, ld ldCols: Int,
             accumulate: Bool, images: Int, _ g: Conv2DGeometry) {
     let kH = g.kernelHeight, kW = g.kernelWidth, H = g.inHeight, W = g.inWidth
     let OH = g.outHeight, OW = g.outWidth, P = g.outPixels, C = g.inChannels
@@ -120,7 +120,7 @@ enum Im2colLowering: ConvolutionLowering {
             let (n0, nb, rows) = plan.item(index, g)
             let ld = nb * rows.count * OW
             let yImage = y + n0 * OC * P
-            im2col(cols[worker], ldCols: ld, x + n0 * g.inChannels * g.inPixels, images: nb, rows: rows, g)
+            im2col(cols[worker], ld: ld, x + n0 * g.inChannels * g.inPixels, images: nb, rows: rows, g)
             if nb == 1 {  // straight into the image's output rows
                 let yRows = yImage + rows.lowerBound * OW
                 BLAS.sgemm(m: OC, n: ld, k: K, a: w, lda: K, b: cols[worker], ldb: ld, beta: accumulate ? 1 : 0, c: yRows, ldc: P)
@@ -149,7 +149,7 @@ enum Im2colLowering: ConvolutionLowering {
             let (n0, nb, rows) = plan.item(index, g)
             let ld = nb * rows.count * OW
             let dyImage = dy + n0 * OC * P
-            im2col(cols[worker], ldCols: ld, x + n0 * g.inChannels * g.inPixels, images: nb, rows: rows, g)
+            im2col(cols[worker], ld: ld, x + n0 * g.inChannels * g.inPixels, images: nb, rows: rows, g)
             let dyMatrix: UnsafePointer<Float>, lda: Int  // (OC, ld)
             if nb == 1 {
                 dyMatrix = dyImage + rows.lowerBound * OW
@@ -190,7 +190,7 @@ enum Im2colLowering: ConvolutionLowering {
                 dyMatrix = UnsafePointer(staging[worker])
             }
             BLAS.sgemm(transA: true, m: K, n: ld, k: OC, a: w, lda: K, b: dyMatrix, ldb: ld, c: cols[worker], ldc: ld)
-            col2im(dx + n0 * g.inChannels * g.inPixels, cols[worker], ldCols: ld, accumulate: accumulate, images: nb, g)
+            col2im(dx + n0 * g.inChannels * g.inPixels, cols[worker], ld: ld, accumulate: accumulate, images: nb, g)
         }
         Parallel.forEachClaimed(plan.items, workers: workers, inputGradientItem)
     }

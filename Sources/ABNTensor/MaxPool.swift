@@ -32,7 +32,7 @@ public struct MaxPoolGeometry: Sendable, Equatable {
 }
 
 /// output (N, C, OH, OW) = the maximum of each window of input (N, C, H, W); a NaN in a window wins.
-public func maxPool2dForward(output: Tensor, input: Tensor, _ g: MaxPoolGeometry) {
+public func maxPool2dForward(output: Tensor, input: Tensor, geometry g: MaxPoolGeometry) {
     let want = g.outputShape(for: input.shape)
     checkShape(output.shape == want, "max pool: output shape \(output.shape) does not match \(want) for input shape \(input.shape)")
     let (h, w) = (input.shape[2], input.shape[3]), (oh, ow) = (want[2], want[3])
@@ -47,7 +47,7 @@ public func maxPool2dForward(output: Tensor, input: Tensor, _ g: MaxPoolGeometry
 /// (PyTorch CPU's choice; a NaN wins, the last one when several). The winner is recomputed from
 /// `input` (no index tensor is kept); the adds run in output row-major order, each plane on one
 /// thread, so the result does not depend on the thread count.
-public func maxPool2dBackward(dInput: Tensor, dOutput: Tensor, input: Tensor, _ g: MaxPoolGeometry) {
+public func maxPool2dBackward(dInput: Tensor, dOutput: Tensor, input: Tensor, geometry g: MaxPoolGeometry) {
     let want = g.outputShape(for: input.shape)
     checkShape(dInput.shape == input.shape, "max pool: dInput shape \(dInput.shape) does not match input shape \(input.shape)")
     checkShape(dOutput.shape == want, "max pool: dOutput shape \(dOutput.shape) does not match \(want) for input shape \(input.shape)")

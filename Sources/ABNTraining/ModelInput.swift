@@ -24,7 +24,7 @@ public struct ModelInput: Sendable, Equatable {
     public init?(generatedBy config: TrainingConfig) {
         guard config.data.generate.kind == .fmnistScenes, config.data.format.readsGeneratedScenes else { return nil }
         self.init(channels: config.data.channels > 0 ? config.data.channels : FashionMNISTScenes.channels,
-                  classes: config.model.classes > 0 ? config.model.classes : FashionMNISTScenes.classNames.count, task: .segmentation)
+                  classes: config.model.classes > 0 ? config.model.classes : FashionMNISTScenes.classNames.count, task: config.data.format.task)
     }
 
     /// The input of the network `config.model` describes whose weights `checkpoint` holds, from

@@ -19,7 +19,7 @@ struct BenchNetwork: CustomStringConvertible {
             var c = TrainingConfig()
             c.model.widths = widths
             config = c
-            input = ModelInput(channels: 1, classes: 10, task: .classification)
+            input = ModelInput(channels: 1, classes: 10, task: c.model.arch.task)
             description = "reference network, widths \(widths), 1-channel inputs"
             defaultBatch = 128
             defaultCrop = 28

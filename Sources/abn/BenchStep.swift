@@ -119,7 +119,7 @@ struct BenchStep: ParsableCommand {
         guard let config else {
             var c = TrainingConfig()
             c.model.widths = parseWidths(widths)!
-            return Subject(config: c, input: ModelInput(channels: 1, classes: 10, task: .classification),
+            return Subject(config: c, input: ModelInput(channels: 1, classes: 10, task: c.model.arch.task),
                            height: size?.height ?? 28, width: size?.width ?? 28, defaultBatch: 128, gemm: gemm ?? .openblas,
                            description: "reference network", oneModeAtATime: false)
         }

@@ -51,7 +51,7 @@ struct Predict: ParsableCommand {
                 jobText = String(decoding: try JSONEncoder().encode(Job(channels: input.channels, classes: input.classes, files: files)), as: UTF8.self)
             }
             let job = try JSONDecoder().decode(Job.self, from: Data(coordinator.broadcast(jobText, what: "the images to predict").utf8))
-            let predictor = try Predictor(config: config, input: ModelInput(channels: job.channels, classes: job.classes, task: .segmentation),
+            let predictor = try Predictor(config: config, input: ModelInput(channels: job.channels, classes: job.classes, task: config.model.arch.task),
                                           ranks: comm.size)
             if let loaded {
                 try loaded.load(into: predictor.net)

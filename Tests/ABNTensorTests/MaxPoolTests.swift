@@ -42,8 +42,8 @@ private func referencePool(_ x: Tensor, _ dy: Tensor, _ g: MaxPoolGeometry) -> (
 private func pool(_ x: Tensor, _ dy: Tensor, _ g: MaxPoolGeometry) -> (output: [Float], dInput: [Float]) {
     let y = Tensor(uninitialized: g.outputShape(for: x.shape)), dx = Tensor(uninitialized: x.shape)
     dx.data.update(repeating: .nan, count: dx.count)  // overwritten, not added to
-    maxPool2dForward(output: y, input: x, g)
-    maxPool2dBackward(dInput: dx, dOutput: dy, input: x, g)
+    maxPool2dForward(output: y, input: x, geometry: g)
+    maxPool2dBackward(dInput: dx, dOutput: dy, input: x, geometry: g)
     return (y.array, dx.array)
 }
 
