@@ -162,4 +162,19 @@ struct PredictRunTests {
         let slide = try #require(try evaluation(checkpoint, ["--set", "eval.mode=slide", "--set", "eval.crop=[64, 64]"])["memory_peak_bytes"] as? Int)
         #expect(slide < whole, "ledger peak in 64x64 windows \(slide) B, whole image \(whole) B")
     }
+
+    @Test("predict refuses a classifier's checkpoint with a sentence, and writes nothing")
+    func classifierRefused() throws {
+        let run = runDirectory("predict-classifier"), out = runDirectory("predict-classifier-out")
+        defer { removeAll(run, out) }
+        let train = try BinaryRunner.run(["train", "--config", "configs/tiny.yaml", "--run-dir", run, "--max-steps", "1",
+                                          "--set", "train.evaluate=false", "--set", "train.global_batch=4"])
+        #expect(train.status == 0, "stderr: \(train.stderr)")
+        try write(PNGCodec.encode(Image8(width: 28, height: 28, channels: 1, pixels: [UInt8](repeating: 90, count: 784))), to: "\(out)-in/a.png")
+        defer { removeAll("\(out)-in") }
+        let predict = try BinaryRunner.run(["predict", "--checkpoint", run + "/checkpoints/step-00000001.safetensors", "--out", out, "\(out)-in/a.png"])
+        #expect(predict.status == 1)
+        #expect(predict.stderr.contains("model.arch resnet is a classification network; predict draws masks of segmentation networks."), "\(predict.stderr)")
+        #expect(files(under: out).isEmpty)
+    }
 }
