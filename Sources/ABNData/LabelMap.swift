@@ -24,6 +24,17 @@ public struct LabelMap: Sendable, Equatable {
         self.table = table
     }
 
+    /// For each of `classes` classes, the stored id it is read from (the lowest, where several
+    /// map to it): what an evaluation script of the data set expects. Throws when a class has none.
+    public func storedIDs(classes: Int) throws -> [UInt8] {
+        try (0..<classes).map { c in
+            guard let id = table.firstIndex(of: Int16(c)) else {
+                throw DataError("class \(c) is stored under no id in the data set's label map; give data.label_map with an id for every class.")
+            }
+            return UInt8(id)
+        }
+    }
+
     /// The classes of `mask`'s stored ids (1 channel). Throws, naming `source`, at an id that is
     /// unmapped or not below `classes` (255 excepted).
     public func apply(to mask: Image8, classes: Int, source: String) throws -> Image8 {

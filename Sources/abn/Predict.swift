@@ -11,7 +11,10 @@ struct Predict: ParsableCommand {
         Each image (PNG or JPEG, any size; folders are read recursively, sorted by path) gets \
         OUT/NAME.png, a palette PNG of its size whose indices are the predicted classes, computed \
         at full resolution as eval.* says (whole images or sliding windows, scales, flip) after the \
-        normalization of data.mean and data.std. A folder's sub-folders are kept below OUT. The \
+        normalization of data.mean and data.std. With --ids stored, OUT/NAME.png is instead a gray \
+        PNG of the ids the data set stores the classes under (data.format's own table or \
+        data.label_map: Cityscapes label ids, ADE20K's 1-150), as the data set's evaluation scripts \
+        read them. A folder's sub-folders are kept below OUT. The \
         network's input channels and classes come from the checkpoint: no data set is read. Under \
         mpirun each rank predicts a contiguous share of the files.
         """)
@@ -21,12 +24,22 @@ struct Predict: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override a config key, e.g. --set eval.mode=slide (repeatable).")
     var overrides: [String] = []
     @Option(help: "The folder to write the masks to (made if missing).") var out = "predictions"
+    @Option(help: "What the masks hold: classes (a palette PNG) or stored (the data set's ids for the classes, a gray PNG).")
+    var ids = MaskIDs.classes
     @Flag(help: "Also write OUT/NAME_overlay.png: the image with its colored mask blended over it.") var overlay = false
     @Argument(help: "Image files (PNG or JPEG) and folders of them.") var inputs: [String] = []
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one image file or folder to predict.") }
+    }
+
+    /// What the pixels of a written mask are.
+    enum MaskIDs: String, ExpressibleByArgument, CaseIterable {
+        /// The predicted classes.
+        case classes
+        /// The ids the data set stores the predicted classes under.
+        case stored
     }
 
     /// What rank 0 tells the others: the network's sizes from the checkpoint and the files.
@@ -59,6 +72,7 @@ struct Predict: ParsableCommand {
             }
             coordinator.broadcastInitialState(predictor.net.parameters)
 
+            let storedIDs = ids == .stored ? try config.data.format.storedLabelMap(config.data).storedIDs(classes: job.classes) : nil
             let shard = job.files[BatchSlices(even: job.files.count, ranks: comm.size).range(rank: comm.rank)]
             let bar = coordinator.isRoot ? ProgressBar(total: shard.count, style: try ProgressStyle.fromEnvironment()) : nil
             bar?.line("predict: \(job.files.count) images on \(comm.size) rank(s) (\(predictor.inference)), \(job.classes) classes -> \(out)")
@@ -66,7 +80,12 @@ struct Predict: ParsableCommand {
             for (done, file) in shard.enumerated() {
                 let image = try ImageFile.decode(file.image)
                 let mask = try predictor.mask(image)
-                try write(PNGCodec.encode(indices: mask, palette: MaskPalette.palette), to: file.mask)
+                if let storedIDs {
+                    try write(PNGCodec.encode(Image8(width: mask.width, height: mask.height, channels: 1, pixels: mask.pixels.map { storedIDs[Int($0)] })),
+                              to: file.mask)
+                } else {
+                    try write(PNGCodec.encode(indices: mask, palette: MaskPalette.palette), to: file.mask)
+                }
                 if let name = file.overlay { try write(PNGCodec.encode(MaskPalette.overlay(image.converted(toChannels: 3), mask: mask)), to: name) }
                 pixels += image.width * image.height
                 bar?.count(done + 1, label: comm.size > 1 ? "predict (rank 0)" : "predict")

@@ -77,4 +77,15 @@ struct SegmentationLayoutTests {
         #expect(try LabelMap.reducedZero.apply(to: stored, classes: 150, source: "m").pixels == [255, 0, 149, 255])
         #expect(dataError { _ = try LabelMap.reducedZero.apply(to: stored, classes: 149, source: "m") }.contains("outside 0...148"))
     }
+
+    @Test("each class's stored id, as evaluation scripts read it: Cityscapes' label ids, ADE20K's 1-150, a listed map; a class without one is refused")
+    func storedIDs() throws {
+        // cityscapesScripts' labels.py: the labelId of each trainId 0-18
+        let official: [UInt8] = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]
+        #expect(try Cityscapes.labelIDs.storedIDs(classes: 19) == official)
+        #expect(try LabelMap.reducedZero.storedIDs(classes: 150) == (1...150).map(UInt8.init))
+        #expect(try LabelMap.identity.storedIDs(classes: 21) == (0..<21).map(UInt8.init))
+        #expect(try LabelMap(pairs: [(id: 9, label: 1), (id: 4, label: 0), (id: 6, label: 1)]).storedIDs(classes: 2) == [4, 6])  // the lowest of two
+        #expect(dataError { _ = try Cityscapes.labelIDs.storedIDs(classes: 20) }.contains("class 19 is stored under no id"))
+    }
 }

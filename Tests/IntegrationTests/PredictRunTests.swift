@@ -101,6 +101,28 @@ struct PredictRunTests {
         }
     }
 
+    @Test("predict --ids stored writes the data set's ids: ADE20K's class + 1; a class the layout's table lacks is refused")
+    func storedIDs() throws {
+        let (root, run, checkpoint) = try trained("predict-ids")
+        let classes = runDirectory("predict-ids-classes"), stored = runDirectory("predict-ids-stored"), refused = runDirectory("predict-ids-refused")
+        defer { removeAll(root, run, classes, stored, refused) }
+        let images = try ADE20K.open(root: root, split: "validation").images
+        let a = try BinaryRunner.run(["predict", "--checkpoint", checkpoint, "--out", classes] + images)
+        let b = try BinaryRunner.run(["predict", "--checkpoint", checkpoint, "--out", stored, "--ids", "stored"] + images)
+        #expect(a.status == 0 && b.status == 0, "stderr: \(a.stderr) \(b.stderr)")
+        for name in files(under: classes) {
+            let predicted = try ImageFile.decodeMask(classes + "/" + name), ids = try ImageFile.decodeMask(stored + "/" + name)
+            let info = try PNGCodec.info(ImageFile.bytes(stored + "/" + name), source: name)
+            #expect(info.kind != .palette, "\(name): \(info)")
+            #expect(ids.pixels == predicted.pixels.map { $0 + 1 }, "\(name): ADE20K stores class c as c + 1")
+        }
+        #expect(files(under: classes).count == 3 && files(under: stored) == files(under: classes))
+        // the 150-class network under Cityscapes' table, which stores 19 classes
+        let c = try BinaryRunner.run(["predict", "--checkpoint", checkpoint, "--out", refused, "--ids", "stored", "--set", "data.format=cityscapes"] + images)
+        #expect(c.status == 1 && c.stderr.contains("class 19 is stored under no id"), "stderr: \(c.stderr)")
+        #expect(files(under: refused).isEmpty)
+    }
+
     @Test("the mIoU abn eval prints is the mIoU of the masks abn predict writes against the ground truth, with the same eval settings")
     func predictionsGiveTheEvaluation() throws {
         let (root, run, checkpoint) = try trained("predict-metrics")

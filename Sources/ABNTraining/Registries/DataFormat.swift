@@ -37,12 +37,28 @@ public enum DataFormat: String, ConfigChoice {
         }
     }
 
+    /// The label map `data.label_map` or `data.reduce_zero_label` sets; nil for the layout's own.
+    private static func configuredLabelMap(_ d: TrainingConfig.DataSettings) -> LabelMap? {
+        d.labelMap.isEmpty ? (d.reduceZeroLabel ? LabelMap.reducedZero : nil) : LabelMap(pairs: d.labelMap.map { (id: $0[0], label: $0[1]) })
+    }
+
+    /// How the ids the data set's evaluation expects map to classes: the configured label map,
+    /// else the layout's own (Cityscapes' label ids, ADE20K's ids 1-150, the others as stored).
+    public func storedLabelMap(_ d: TrainingConfig.DataSettings) -> LabelMap {
+        if let configured = Self.configuredLabelMap(d) { return configured }
+        switch self {
+        case .cityscapes: return Cityscapes.labelIDs
+        case .ade20k: return .reducedZero
+        case .fashionMNIST, .imageFolder, .segmentationFolder, .voc: return .identity
+        }
+    }
+
     /// Both splits of `config.data` (nothing is decoded but one image's header).
     func open(_ config: TrainingConfig) throws -> (train: any Dataset, test: any Dataset) {
         let d = config.data
         let channels = d.channels > 0 ? d.channels : nil
         let splits = (train: d.trainSplit.isEmpty ? defaultSplits.train : d.trainSplit, test: d.testSplit.isEmpty ? defaultSplits.test : d.testSplit)
-        let labelMap = d.labelMap.isEmpty ? (d.reduceZeroLabel ? LabelMap.reducedZero : nil) : LabelMap(pairs: d.labelMap.map { (id: $0[0], label: $0[1]) })
+        let labelMap = Self.configuredLabelMap(d)
         switch self {
         case .fashionMNIST:
             let train = try FashionMNIST(root: d.root, split: .train, limit: d.trainLimit)
