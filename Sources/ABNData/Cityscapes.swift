@@ -11,6 +11,13 @@ public enum Cityscapes {
                                     "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
                                     "motorcycle", "bicycle"]
 
+    /// The official colors of the 19 classes, by train id (cityscapesScripts' label table).
+    public static let palette = MaskPalette(classColors: [
+        (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153), (250, 170, 30),
+        (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70),
+        (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
+    ])
+
     /// labelId -> trainId of the 19 classes (cityscapesScripts' label table); the other ids of
     /// 0-33 are ignored.
     public static let labelIDs = LabelMap(pairs: (0...33).map { (id: $0, label: 255) } + [

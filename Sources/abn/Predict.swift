@@ -72,6 +72,7 @@ struct Predict: ParsableCommand {
             }
             coordinator.broadcastInitialState(predictor.net.parameters)
 
+            let palette = config.data.format.palette
             let storedIDs = ids == .stored ? try config.data.format.storedLabelMap(config.data).storedIDs(classes: job.classes) : nil
             let shard = job.files[BatchSlices(even: job.files.count, ranks: comm.size).range(rank: comm.rank)]
             let bar = coordinator.isRoot ? ProgressBar(total: shard.count, style: try ProgressStyle.fromEnvironment()) : nil
@@ -84,9 +85,9 @@ struct Predict: ParsableCommand {
                     try write(PNGCodec.encode(Image8(width: mask.width, height: mask.height, channels: 1, pixels: mask.pixels.map { storedIDs[Int($0)] })),
                               to: file.mask)
                 } else {
-                    try write(PNGCodec.encode(indices: mask, palette: MaskPalette.palette), to: file.mask)
+                    try write(PNGCodec.encode(indices: mask, palette: palette.colors), to: file.mask)
                 }
-                if let name = file.overlay { try write(PNGCodec.encode(MaskPalette.overlay(image.converted(toChannels: 3), mask: mask)), to: name) }
+                if let name = file.overlay { try write(PNGCodec.encode(palette.overlay(image.converted(toChannels: 3), mask: mask)), to: name) }
                 pixels += image.width * image.height
                 bar?.count(done + 1, label: comm.size > 1 ? "predict (rank 0)" : "predict")
             }

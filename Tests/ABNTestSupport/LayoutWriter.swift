@@ -86,7 +86,7 @@ public enum LayoutWriter {
             }
         case .voc:
             try writeFile(path("JPEGImages/\(name).jpg"), JPEGCodec.encode(image, quality: 95))
-            let palette = (0..<256).map { MaskPalette.color(UInt8($0)) }
+            let palette = MaskPalette.voc.colors
             try writeFile(path("SegmentationClass/\(name).png"), PNGCodec.encode(indices: mask, palette: palette))
         case .ade20k:
             try writeFile(path("images/\(split)/\(name).jpg"), JPEGCodec.encode(image, quality: 95))

@@ -53,6 +53,14 @@ public enum DataFormat: String, ConfigChoice {
         }
     }
 
+    /// The colors of its masks' classes in pictures and palette PNGs.
+    public var palette: MaskPalette {
+        switch self {
+        case .cityscapes: Cityscapes.palette
+        case .fashionMNIST, .imageFolder, .segmentationFolder, .voc, .ade20k: .voc
+        }
+    }
+
     /// Both splits of `config.data` (nothing is decoded but one image's header).
     func open(_ config: TrainingConfig) throws -> (train: any Dataset, test: any Dataset) {
         let d = config.data
