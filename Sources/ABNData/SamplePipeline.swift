@@ -11,11 +11,12 @@ public struct SamplePipeline: Sendable, Equatable {
         /// to `padding` pixels (the uncovered border black) and a flip.
         case resized(height: Int, width: Int, padding: Int)
         /// Training: a random scale in minScale...maxScale (images bilinear, masks nearest) of
-        /// the image, or with a base size (baseHeight, baseWidth > 0) of the image first fitted
-        /// into that size keeping its aspect ratio; then a random crop of cropHeight x cropWidth
+        /// the image, or with base edges (baseShort, baseLong > 0) of the image first scaled,
+        /// keeping its aspect ratio, until its short side fits baseShort and its long side
+        /// baseLong, whatever its orientation; then a random crop of cropHeight x cropWidth
         /// (where the scaled image is smaller, it is placed at random in the crop: image padded
         /// with the mean, mask with 255), and a flip. Evaluation: the whole image.
-        case scaledCrop(cropHeight: Int, cropWidth: Int, minScale: Float, maxScale: Float, baseHeight: Int = 0, baseWidth: Int = 0)
+        case scaledCrop(cropHeight: Int, cropWidth: Int, minScale: Float, maxScale: Float, baseShort: Int = 0, baseLong: Int = 0)
     }
 
     public let geometry: Geometry
@@ -72,11 +73,12 @@ public struct SamplePipeline: Sendable, Equatable {
                 p.mirrored = flip && rng.next() & 1 == 1
             }
             return p
-        case .scaledCrop(let cropHeight, let cropWidth, let minScale, let maxScale, let baseHeight, let baseWidth):
+        case .scaledCrop(let cropHeight, let cropWidth, let minScale, let maxScale, let baseShort, let baseLong):
             guard epoch != nil else {
                 return Placement(scaledHeight: height, scaledWidth: width, offsetY: 0, offsetX: 0, mirrored: false)
             }
-            let fit = baseHeight > 0 && baseWidth > 0 ? min(Float(baseHeight) / Float(height), Float(baseWidth) / Float(width)) : 1
+            let fit = baseShort > 0 && baseLong > 0
+                ? min(Float(baseShort) / Float(min(height, width)), Float(baseLong) / Float(max(height, width))) : 1
             let scale = fit * (random ? minScale + (maxScale - minScale) * rng.nextUniform() : 1)
             let sh = max(1, Int((Float(height) * scale).rounded())), sw = max(1, Int((Float(width) * scale).rounded()))
             func offset(_ scaled: Int, _ crop: Int) -> Int {

@@ -79,8 +79,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         public var channels = 0
         /// image-folder: every image is resized to [height, width] ([]: the first training image's size).
         public var imageSize: [Int] = []
-        /// segmentation: training crop [height, width] and random scale [min, max] of the image,
-        /// or of `baseSize` [height, width] ([]: the image's own size) the image is first fitted into.
+        /// segmentation: training crop [height, width] and random scale [min, max] of the image, or
+        /// of the image first fitted into `baseSize`, two edges [short, long] its short and long
+        /// sides fit, whatever its orientation ([]: the image's own size).
         public var cropSize = [96, 96]
         public var scaleRange = [0.75, 1.5]
         public var baseSize: [Int] = []
@@ -386,7 +387,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try require(data.mean.values.count >= 1 && data.mean.values.allSatisfy(\.isFinite), "data.mean", "must be a number or a list of numbers, got \(data.mean.values).")
         try require(data.std.values.count >= 1 && data.std.values.allSatisfy { $0 > 0 && $0.isFinite }, "data.std", "must be positive, got \(data.std.values).")
         try require(data.baseSize.isEmpty || (data.baseSize.count == 2 && data.baseSize.allSatisfy { (8...16384).contains($0) }), "data.base_size",
-                    "must be [] (the image's own size) or [height, width] in 8...16384, got \(data.baseSize).")
+                    "must be [] (the image's own size) or two edges [short, long] in 8...16384, got \(data.baseSize).")
         try require(data.labelMap.allSatisfy { $0.count == 2 && (0...255).contains($0[0]) && (0...255).contains($0[1]) }, "data.label_map",
                     "must list [stored id, class] pairs of integers in 0...255, got \(data.labelMap).")
         try require(data.labelMap.isEmpty || !data.reduceZeroLabel, "data.reduce_zero_label", "cannot be combined with data.label_map; put the shift into the map.")

@@ -121,14 +121,25 @@ struct SamplePipelineTests {
         return Sample(image: Image8(width: 100, height: 50, channels: 1, pixels: pixels), target: .mask(Image8(width: 100, height: 50, channels: 1, pixels: mask)))
     }()
 
-    @Test("a base size fits the image into it (aspect kept) before the random scale: 100x50 into 40x40 is 40x20")
+    @Test("base edges fit the image's short and long sides (aspect kept) before the random scale, in either orientation")
     func baseSize() {
-        let p = SamplePipeline(geometry: .scaledCrop(cropHeight: 20, cropWidth: 40, minScale: 1, maxScale: 1, baseHeight: 40, baseWidth: 40),
+        // 100x50 (landscape) with edges [20, 40]: min(20 / 50, 40 / 100) = 0.4, so 40x20
+        let p = SamplePipeline(geometry: .scaledCrop(cropHeight: 20, cropWidth: 40, minScale: 1, maxScale: 1, baseShort: 20, baseLong: 40),
                                mean: [0], std: [1], augment: false, flip: false, seed: 0)
         let (_, mask) = render(p, halves, index: 0, epoch: 0, height: 20, width: 40)
         // the whole image, scaled by 0.4, fills the crop exactly: the class boundary lands at column 20
         #expect(!mask.contains(255))
         for y in 0..<20 { #expect(Array(mask[y * 40..<y * 40 + 40]) == Array(repeating: 1, count: 20) + Array(repeating: 2, count: 20)) }
+
+        // the same image standing (50 wide, 100 high) scales by 0.4 too, to 20x40, where fitting
+        // a [height 20, width 40] box would have made it 10x20
+        let standing = Sample(image: Image8(width: 50, height: 100, channels: 1, pixels: (0..<5000).map { UInt8($0 / 50 < 50 ? 40 : 200) }),
+                              target: .mask(Image8(width: 50, height: 100, channels: 1, pixels: (0..<5000).map { UInt8($0 / 50 < 50 ? 1 : 2) })))
+        let q = SamplePipeline(geometry: .scaledCrop(cropHeight: 40, cropWidth: 20, minScale: 1, maxScale: 1, baseShort: 20, baseLong: 40),
+                               mean: [0], std: [1], augment: false, flip: false, seed: 0)
+        let (_, upright) = render(q, standing, index: 0, epoch: 0, height: 40, width: 20)
+        #expect(!upright.contains(255))
+        #expect(upright == Array(repeating: 1, count: 20 * 20) + Array(repeating: 2, count: 20 * 20))
     }
 
     @Test("photometric jitter changes training images, as a function of (seed, epoch, sample), within 0...255; masks and evaluation are untouched")

@@ -18,7 +18,7 @@ public struct Segmentation: Task {
     /// `data.base_size` when given).
     public func sampleGeometry(_ data: TrainingConfig.DataSettings, train: any Dataset) throws -> SamplePipeline.Geometry {
         .scaledCrop(cropHeight: data.cropSize[0], cropWidth: data.cropSize[1], minScale: Float(data.scaleRange[0]), maxScale: Float(data.scaleRange[1]),
-                      baseHeight: data.baseSize.first ?? 0, baseWidth: data.baseSize.last ?? 0)
+                      baseShort: data.baseSize.min() ?? 0, baseLong: data.baseSize.max() ?? 0)
     }
 
     /// The valid pixels of the global batch (one allreduce), at least 1.
