@@ -49,6 +49,7 @@ Needs torch, numpy, pyyaml, (for image folders) pillow, and for the torchvision 
 and safetensors.
 """
 import argparse
+import functools
 import gzip
 import json
 import math
@@ -415,8 +416,9 @@ def image_folder_test_set(data, channels, limit):
     return np.stack(arrays), np.array(labels, dtype=np.int64)
 
 
-def evaluate_classifier(net, config, channels, limit, test_set):
-    """Accuracy and mean loss over `test_set(data, channels, limit)`."""
+def evaluate_classifier(net, config, channels, classes, limit, test_set):
+    """Accuracy and mean loss over `test_set(data, channels, limit)` (`classes` unused: the
+    signature of every DataFormat's evaluate)."""
     data = config.get("data", {})
     images, labels = test_set(data, channels, limit)
     mean, std = per_channel(data.get("mean", 0.2860), channels), per_channel(data.get("std", 0.3530), channels)
@@ -471,10 +473,8 @@ class DataFormat:
 # data.format -> its DataFormat: the layouts this peer reads (abn's registry:
 # Sources/ABNTraining/Registries/DataFormat.swift)
 DATA_FORMATS = {
-    "fashion-mnist": DataFormat(lambda net, config, channels, classes, limit:
-                                evaluate_classifier(net, config, channels, limit, fashion_mnist_test_set), False),
-    "image-folder": DataFormat(lambda net, config, channels, classes, limit:
-                               evaluate_classifier(net, config, channels, limit, image_folder_test_set), False),
+    "fashion-mnist": DataFormat(functools.partial(evaluate_classifier, test_set=fashion_mnist_test_set), False),
+    "image-folder": DataFormat(functools.partial(evaluate_classifier, test_set=image_folder_test_set), False),
     "segmentation-folder": DataFormat(evaluate_segmentation, True),
 }
 

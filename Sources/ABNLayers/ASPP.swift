@@ -41,7 +41,7 @@ final class ASPP {
         poolConv = Conv2DLayer("\(name).convs.\(j).1", inChannels: inChannels, outChannels: width, kernel: 1, rng: &rng)
         poolNorm = try norm.layer("\(name).convs.\(j).2", channels: width)
         project = Parameter("\(name).project.0.weight", shape: [width, (j + 1) * width, 1, 1],
-                            initial: .normal(std: Float((2.0 / Double((j + 1) * width)).squareRoot()), count: (j + 1) * width * width, from: &rng))
+                            normalStd: Float((2.0 / Double((j + 1) * width)).squareRoot()), rng: &rng)
         projectNorm = try norm.layer("\(name).project.1", channels: width)
         self.dropout = Dropout(probability: dropout)
     }

@@ -23,9 +23,8 @@ public final class Conv2DLayer {
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
-        let shape = [outChannels, inChannels, kernel, kernel]
-        weight = Parameter("\(name).weight", shape: shape, initial: .normal(std: Float((2.0 / Double(inChannels * kernel * kernel)).squareRoot()),
-                                                                           count: shape.reduce(1, *), from: &rng))
+        weight = Parameter("\(name).weight", shape: [outChannels, inChannels, kernel, kernel],
+                           normalStd: Float((2.0 / Double(inChannels * kernel * kernel)).squareRoot()), rng: &rng)
         self.bias = bias ? Parameter("\(name).bias", shape: [outChannels], initial: .constant(0)) : nil
     }
 

@@ -8,9 +8,8 @@ public final class LinearLayer {
 
     public init(_ name: String, inFeatures: Int, outFeatures: Int, rng: inout SplitMix64) {
         let bound = Float(1 / Double(inFeatures).squareRoot())
-        weight = Parameter("\(name).weight", shape: [outFeatures, inFeatures],
-                           initial: .uniform(-bound, bound, count: outFeatures * inFeatures, from: &rng))
-        bias = Parameter("\(name).bias", shape: [outFeatures], initial: .uniform(-bound, bound, count: outFeatures, from: &rng))
+        weight = Parameter("\(name).weight", shape: [outFeatures, inFeatures], uniform: -bound..<bound, rng: &rng)
+        bias = Parameter("\(name).bias", shape: [outFeatures], uniform: -bound..<bound, rng: &rng)
     }
 
     public var allParameters: [Parameter] { [weight, bias] }

@@ -28,6 +28,20 @@ public final class Parameter {
         self.initial = initial
     }
 
+    /// A trainable parameter of `shape` with normal values of standard deviation `std` drawn from
+    /// `rng`, which moves past them: the next parameter's draws follow this one's.
+    public convenience init(_ name: String, shape: [Int], normalStd std: Float, rng: inout SplitMix64) {
+        self.init(name, shape: shape, initial: .normal(std: std, rng))
+        rng.skip(initial!.draws(count: count))
+    }
+
+    /// A trainable parameter of `shape` with values uniform in `range` drawn from `rng`, which
+    /// moves past them.
+    public convenience init(_ name: String, shape: [Int], uniform range: Range<Float>, rng: inout SplitMix64) {
+        self.init(name, shape: shape, initial: .uniform(low: range.lowerBound, high: range.upperBound, rng))
+        rng.skip(initial!.draws(count: count))
+    }
+
     /// A parameter holding `value`.
     public init(_ name: String, _ kind: Kind = .trainable, value: Tensor) {
         self.name = name

@@ -11,16 +11,13 @@ public enum ParameterInit: Sendable {
     /// Uniform values in [low, high), drawn from the generator state given.
     case uniform(low: Float, high: Float, SplitMix64)
 
-    /// Normal draws for `count` values from `rng`, which moves past them.
-    public static func normal(std: Float, count: Int, from rng: inout SplitMix64) -> ParameterInit {
-        defer { rng.skip(2 * count) }
-        return .normal(std: std, rng)
-    }
-
-    /// Uniform draws for `count` values from `rng`, which moves past them.
-    public static func uniform(_ low: Float, _ high: Float, count: Int, from rng: inout SplitMix64) -> ParameterInit {
-        defer { rng.skip(count) }
-        return .uniform(low: low, high: high, rng)
+    /// How many calls of the generator's `next()` drawing `count` values takes.
+    func draws(count: Int) -> Int {
+        switch self {
+        case .constant: 0
+        case .normal: 2 * count
+        case .uniform: count
+        }
     }
 
     /// Writes the values into `tensor`.

@@ -1,8 +1,9 @@
 import Foundation
 import Synchronization
 
-/// What a run shares across its whole process, in one place: the kernels, the collectives and
-/// the training loop read it, and no other type holds process-wide settings.
+/// What a run sets for its whole process, in one place, for the kernels, the collectives and
+/// the training loop to read (the thread count stays with `Parallel`, the vector level with
+/// `VectorLevel`, stop requests with the signal handling):
 ///
 /// - `forcedGEMM` and `gemm`: which library computes each matrix product (`ABN_GEMM` when set,
 ///   else the choice the run installed from `train.gemm`).
@@ -53,10 +54,10 @@ public final class RunContext: Sendable {
     }
 
     /// The library that computes `shape`.
-    public func library(for shape: GEMMShape) -> GEMMLibrary { forcedGEMM ?? gemm.library(for: shape) }
+    public func library(for shape: GEMMShape) -> GEMMLibrary { forcedGEMM ?? choice.withLock { $0.library(for: shape) } }
 
     /// The library of shapes the installed choice does not list.
-    public var defaultLibrary: GEMMLibrary { forcedGEMM ?? gemm.otherwise }
+    public var defaultLibrary: GEMMLibrary { forcedGEMM ?? choice.withLock { $0.otherwise } }
 
     /// Seconds a rank waits for the others before the job ends (0: no limit).
     public var collectiveTimeout: Double {

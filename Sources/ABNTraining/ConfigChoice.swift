@@ -6,11 +6,20 @@ public protocol ConfigChoice: RawRepresentable, CaseIterable, Codable, Sendable,
 
 extension ConfigChoice {
     public init(from decoder: any Decoder) throws {
-        let name = try decoder.singleValueContainer().decode(String.self)
-        guard let value = Self(rawValue: name) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "must be \(Self.names), got '\(name)'."))
+        let container = try decoder.singleValueContainer()
+        guard let name = try? container.decode(String.self), let value = Self(rawValue: name) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "must be \(Self.names), got \(Self.describe(container))."))
         }
         self = value
+    }
+
+    /// The value `container` holds, for a message: 'name', the number 5, true.
+    private static func describe(_ container: any SingleValueDecodingContainer) -> String {
+        if let text = try? container.decode(String.self) { return "'\(text)'" }
+        if let number = try? container.decode(Int.self) { return "the number \(number)" }
+        if let number = try? container.decode(Double.self) { return "the number \(number)" }
+        if let flag = try? container.decode(Bool.self) { return "\(flag)" }
+        return "a list or a section"
     }
 
     public var description: String { rawValue }

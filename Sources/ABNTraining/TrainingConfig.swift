@@ -211,7 +211,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             }
             let key = String(item[..<eq]), text = String(item[item.index(after: eq)...])
             let value: Any = (try? Yams.load(yaml: text)).flatMap { $0 } ?? text
-            if let other = depthSpellings[key], given.remove(other) != nil {  // the later spelling of the depths replaces the earlier
+            let setsDepths = !((value as? [Any])?.isEmpty ?? false)  // model.blocks=[] leaves the depths to blocks_per_stage
+            if let other = depthSpellings[key], setsDepths, given.remove(other) != nil {  // a later spelling of the depths replaces the earlier
                 let name = String(other.dropFirst("model.".count))
                 var model = tree["model"] as! [String: Any]
                 model[name] = (try defaultTree()["model"] as! [String: Any])[name]
@@ -282,8 +283,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
                 throw TrainingError("'\(here.joined(separator: "."))' must be a finite number, got \(number).")
             } else if integerKeys.contains(here.joined(separator: ".")), !isIntegral(value) {
                 throw TrainingError("'\(here.joined(separator: "."))' must be a whole number (or a list of them), got \(value).")
-            } else if here == ["model", "blocks"], value is Int {
-                tree[key] = [value]  // one depth for every stage
+            } else if here == ["model", "blocks"], value is Int || value is Double {
+                tree[key] = [value]  // one depth for every stage (whole: checked above)
             } else {
                 tree[key] = value
             }

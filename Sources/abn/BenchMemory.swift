@@ -165,7 +165,4 @@ func peakResidentBytes() -> Int {
     return usage.ru_maxrss * 1024
 }
 
-extension NormMode: ExpressibleByArgument {}
-
 func mib(_ bytes: Int) -> Double { Double(bytes) / 1_048_576 }
-

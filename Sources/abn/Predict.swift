@@ -32,6 +32,10 @@ struct Predict: ParsableCommand {
 
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one image file or folder to predict.") }
+        guard !(overlay && ids == .stored) else {
+            throw ValidationError("--overlay and --ids stored: the overlays beside the masks would be taken for predictions by evaluation scripts; "
+                                  + "write the overlays in a run of their own.")
+        }
     }
 
     /// What the pixels of a written mask are.

@@ -73,6 +73,3 @@ struct Train: ParsableCommand {
         }
     }
 }
-
-extension ProgressStyle: ExpressibleByArgument {}
-extension GEMMSetting: ExpressibleByArgument {}

@@ -38,8 +38,8 @@ struct GEMMTests {
         }
     }
 
-    @Test("products are recorded with their counts, and the installed choice decides the library")
-    func recordingAndChoice() {
+    @Test("products are recorded with their counts, and only when asked")
+    func recording() {
         withProcessSettings {
             let shape = Self.shapes[0]
             var rng = SplitMix64(seed: 4)

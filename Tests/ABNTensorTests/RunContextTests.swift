@@ -1,4 +1,5 @@
 import ABNTensor
+import ABNTestSupport
 import Testing
 
 @Suite("Run context")
@@ -18,6 +19,16 @@ struct RunContextTests {
         forced.gemm = GEMMChoice([shapes[0]: .onednn], otherwise: .onednn)
         #expect(forced.forcedGEMM == .openblas && forced.library(for: shapes[0]) == .openblas && forced.defaultLibrary == .openblas)
         #expect(forced.warnings.isEmpty)
+    }
+
+    @Test("the process's context gives the library of its installed choice")
+    func processChoice() {
+        withProcessSettings {
+            let run = RunContext.process, saved = run.gemm
+            defer { run.gemm = saved }
+            run.gemm = GEMMChoice([shapes[0]: .onednn])
+            #expect(run.library(for: shapes[0]) == (run.forcedGEMM ?? .onednn) && run.library(for: shapes[1]) == (run.forcedGEMM ?? .openblas))
+        }
     }
 
     @Test("an ABN_GEMM that names no library is ignored with a sentence")

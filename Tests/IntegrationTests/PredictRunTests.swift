@@ -120,6 +120,8 @@ struct PredictRunTests {
         // the 150-class network under Cityscapes' table, which stores 19 classes
         let c = try BinaryRunner.run(["predict", "--checkpoint", checkpoint, "--out", refused, "--ids", "stored", "--set", "data.format=cityscapes"] + images)
         #expect(c.status == 1 && c.stderr.contains("class 19 is stored under no id"), "stderr: \(c.stderr)")
+        let d = try BinaryRunner.run(["predict", "--checkpoint", checkpoint, "--out", refused, "--ids", "stored", "--overlay"] + images)
+        #expect(d.status != 0 && d.stderr.contains("--overlay and --ids stored"), "stderr: \(d.stderr)")
         #expect(files(under: refused).isEmpty)
     }
 

@@ -38,7 +38,14 @@ public enum Architecture: String, ConfigChoice {
     }
 
     /// The keys that size the network.
-    var sizeKeys: String { depth == nil && self != .deeplabv3 ? "model.widths" : "model.base_width" }
+    var sizeKeys: String {
+        switch self {
+        case .resnet: "model.widths, model.blocks"
+        case .deeplab: "model.widths, model.blocks, model.head_width"
+        case .resnet18, .resnet34, .resnet50, .resnet101: "model.base_width"
+        case .deeplabv3: "model.base_width, model.head_width"
+        }
+    }
 
     /// The network of `config.model` for `input`, with initial weights from `seed`.
     func build(_ config: TrainingConfig, input: ModelInput, norm: NormSettings, seed: UInt64) throws -> any Network {
