@@ -27,7 +27,8 @@ public struct SamplePipeline: Sendable, Equatable {
     public let augment: Bool
     public let flip: Bool
     /// Training: random brightness (+-32 levels), contrast (x 0.5...1.5) and, for RGB,
-    /// saturation (x 0.5...1.5 around the pixel's gray), each applied with probability 1/2.
+    /// saturation (x 0.5...1.5 around the pixel's gray) and hue (+-36 degrees, `turningHue`),
+    /// each applied with probability 1/2.
     public let photometric: Bool
     public let seed: UInt64
 
@@ -144,22 +145,26 @@ public struct SamplePipeline: Sendable, Equatable {
         var brightness: Float = 0
         var contrast: Float = 1
         var saturation: Float = 1
+        /// Degrees the hue turns by.
+        var hue: Float = 0
 
         init(seed: UInt64) {
             var rng = SplitMix64(seed: seed)
             if rng.next() & 1 == 1 { brightness = 64 * rng.nextUniform() - 32 }
             if rng.next() & 1 == 1 { contrast = 0.5 + rng.nextUniform() }
             if rng.next() & 1 == 1 { saturation = 0.5 + rng.nextUniform() }
+            if rng.next() & 1 == 1 { hue = 72 * rng.nextUniform() - 36 }
         }
 
         /// Changes the pixel whose normalized channel values are at `p`, `p + plane`, ...: back to
-        /// 0...255, brightness, contrast, saturation (RGB), clamped, normalized again.
+        /// 0...255, brightness, contrast, then for RGB saturation and hue, clamped, normalized again.
         func apply(_ p: UnsafeMutablePointer<Float>, plane: Int, channels: Int, scale: [Float], shift: [Float]) {
             var v = SIMD4<Float>(repeating: 0)  // up to 3 channels, without allocating
             for c in 0..<channels { v[c] = min(255, max(0, ((p[c * plane] - shift[c]) / scale[c] + brightness) * contrast)) }
             if channels == 3 {
                 let gray = 0.299 * v[0] + 0.587 * v[1] + 0.114 * v[2]
                 for c in 0..<3 { v[c] = min(255, max(0, gray + (v[c] - gray) * saturation)) }
+                if hue != 0 { v = turningHue(v, by: hue) }
             }
             for c in 0..<channels { p[c * plane] = v[c] * scale[c] + shift[c] }
         }

@@ -85,7 +85,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         public var cropSize = [96, 96]
         public var scaleRange = [0.75, 1.5]
         public var baseSize: [Int] = []
-        /// segmentation: random brightness, contrast and saturation when training.
+        /// segmentation: random brightness, contrast, saturation and hue when training.
         public var photometric = false
         public var augment = true
         /// Classification: random shift by up to this many pixels (0: none).
