@@ -47,7 +47,7 @@ struct Eval: ParsableCommand {
             let result = try evaluate(replica, loader: loader, pixels: config.evaluationPixels(ranks: ranks), inference: inference)
             guard coordinator.isRoot else { return }
             if let directory = savePredictions {
-                try ABNTraining.savePredictions(replica, loader: loader, count: predictions, palette: config.data.format.palette,
+                try ABNTraining.savePredictions(replica, loader: loader, count: predictions, palette: config.data.format.palette(config.data),
                                                 directory: directory)
                 if !json { print("eval: wrote \(min(predictions, data.test.count)) pictures (image, ground truth, prediction) to \(directory)") }
             }

@@ -76,7 +76,7 @@ struct Predict: ParsableCommand {
             }
             coordinator.broadcastInitialState(predictor.net.parameters)
 
-            let palette = config.data.format.palette
+            let palette = config.data.format.palette(config.data)
             let storedIDs = ids == .stored ? try config.data.format.storedLabelMap(config.data).storedIDs(classes: job.classes) : nil
             let shard = job.files[BatchSlices(even: job.files.count, ranks: comm.size).range(rank: comm.rank)]
             let bar = coordinator.isRoot ? ProgressBar(total: shard.count, style: try ProgressStyle.fromEnvironment()) : nil

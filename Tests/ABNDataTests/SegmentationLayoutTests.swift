@@ -3,7 +3,7 @@ import ABNTestSupport
 import Foundation
 import Testing
 
-@Suite("Segmentation layouts: Cityscapes, Pascal VOC, ADE20K")
+@Suite("Segmentation layouts: Cityscapes, Pascal VOC, ADE20K, Mapillary Vistas")
 struct SegmentationLayoutTests {
     /// A fresh folder, removed afterwards.
     func withFolder(_ body: (String) throws -> Void) throws {
@@ -17,6 +17,7 @@ struct SegmentationLayoutTests {
         case .cityscapes: try Cityscapes.open(root: root, split: split)
         case .voc: try PascalVOC.open(root: root, split: split)
         case .ade20k: try ADE20K.open(root: root, split: split)
+        case .vistas: try MapillaryVistas.open(root: root, split: split)
         }
     }
 
@@ -27,7 +28,7 @@ struct SegmentationLayoutTests {
             for (split, masks) in expected {
                 let set = try Self.open(layout, root, split)
                 #expect(set.count == masks.count)
-                #expect(set.classNames.count == [LayoutWriter.Layout.cityscapes: 19, .voc: 21, .ade20k: 150][layout])
+                #expect(set.classNames.count == [LayoutWriter.Layout.cityscapes: 19, .voc: 21, .ade20k: 150, .vistas: 19][layout])
                 for i in 0..<set.count {
                     let sample = try set.sample(i)
                     guard case .mask(let mask) = sample.target else { Issue.record("not a mask"); return }
@@ -46,6 +47,30 @@ struct SegmentationLayoutTests {
             #expect(set.masks.allSatisfy { $0.hasSuffix("_gtFine_labelTrainIds.png") })
             guard case .mask(let mask) = try set.sample(0).target else { Issue.record("not a mask"); return }
             #expect(mask.pixels == expected["train"]![0])
+        }
+    }
+
+    @Test("Mapillary Vistas: the v1 release layout too; classes named and colored by the table; a missing table is refused")
+    func vistas() throws {
+        try withFolder { root in
+            let expected = try LayoutWriter.write(.vistas, root: root)
+            let table = try MapillaryVistas.labelTable(root: root)
+            #expect(table.classNames == LayoutWriter.vistasClasses)
+            let colors = table.palette.colors
+            #expect(colors[0] == (0, 255, 0) && colors[5] == (72, 183, 30) && colors[18] == (228, 27, 95))  // labels 0, 6 and 19
+            #expect(try table.labelMap.storedIDs(classes: 19) == [0, 1, 2, 3, 4] + (6...19).map(UInt8.init))
+            // the v1 releases: ROOT/config.json and SPLIT/labels
+            let files = FileManager.default
+            try files.moveItem(atPath: root + "/config_v1.2.json", toPath: root + "/config.json")
+            for split in ["training", "validation"] {
+                try files.moveItem(atPath: "\(root)/\(split)/v1.2/labels", toPath: "\(root)/\(split)/labels")
+            }
+            let set = try MapillaryVistas.open(root: root, split: "validation")
+            #expect(set.masks.allSatisfy { $0.contains("/validation/labels/") })
+            guard case .mask(let mask) = try set.sample(1).target else { Issue.record("not a mask"); return }
+            #expect(mask.pixels == expected["validation"]![1])
+            try files.removeItem(atPath: root + "/config.json")
+            #expect(dataError { _ = try MapillaryVistas.open(root: root, split: "training") }.contains("cannot read the label table"))
         }
     }
 

@@ -2,13 +2,15 @@ import ABNData
 import ABNTensor
 import Foundation
 
-/// Writes small segmentation sets in the layouts users bring (Cityscapes, Pascal VOC, ADE20K),
-/// for tests on a bare clone. Each image shows horizontal bands, one class per band, each class
-/// in its own color (plus noise), at several sizes; the masks store the ids as the layout does:
-/// Cityscapes label ids (ids that the table ignores included) and optionally train ids, VOC
-/// palette PNGs with 255 on band borders, ADE20K gray PNGs with 0 ("other") on some bands.
+/// Writes small segmentation sets in the layouts users bring (Cityscapes, Pascal VOC, ADE20K,
+/// Mapillary Vistas), for tests on a bare clone. Each image shows horizontal bands, one class per
+/// band, each class in its own color (plus noise), at several sizes; the masks store the ids as
+/// the layout does: Cityscapes label ids (ids that the table ignores included) and optionally
+/// train ids, VOC palette PNGs with 255 on band borders, ADE20K gray PNGs with 0 ("other") on
+/// some bands, Vistas label ids of a 21-label table (v2.0 release layout) whose labels 5 and 20
+/// are not evaluated, on band borders and some bands.
 public enum LayoutWriter {
-    public enum Layout: String, CaseIterable, Sendable { case cityscapes, voc, ade20k }
+    public enum Layout: String, CaseIterable, Sendable { case cityscapes, voc, ade20k, vistas }
 
     /// Image sizes (width, height), cycled through.
     static let sizes = [(64, 48), (56, 56), (72, 40)]
@@ -21,7 +23,8 @@ public enum LayoutWriter {
                              trainIDs: Bool = false) throws -> [String: [[UInt8]]] {
         var rng = SplitMix64(seed: seed)
         var expected: [String: [[UInt8]]] = [:]
-        let splits = layout == .ade20k ? [("training", train), ("validation", test)] : [("train", train), ("val", test)]
+        let splits = [.ade20k, .vistas].contains(layout) ? [("training", train), ("validation", test)] : [("train", train), ("val", test)]
+        if layout == .vistas { try writeVistasTable(root: root) }
         for (split, count) in splits {
             var masks: [[UInt8]] = []
             var names: [String] = []
@@ -70,6 +73,10 @@ public enum LayoutWriter {
         case .ade20k:
             // id 0 is "other" (ignored); id k is class k - 1
             return band % 5 == 0 ? (0, 255) : (UInt8(band + 1), UInt8(band))
+        case .vistas:
+            // labels 0-4 and 6-19 are the classes 0-18; 5 (on borders) and 20 (on bands of class 6) are ignored
+            if border { return (5, 255) }
+            return band == 6 ? (20, 255) : (UInt8(band < 5 ? band : band + 1), UInt8(band))
         }
     }
 
@@ -91,7 +98,23 @@ public enum LayoutWriter {
         case .ade20k:
             try writeFile(path("images/\(split)/\(name).jpg"), JPEGCodec.encode(image, quality: 95))
             try writeFile(path("annotations/\(split)/\(name).png"), PNGCodec.encode(mask))
+        case .vistas:
+            try writeFile(path("\(split)/images/\(name).jpg"), JPEGCodec.encode(image, quality: 95))
+            try writeFile(path("\(split)/v1.2/labels/\(name).png"), PNGCodec.encode(mask))
         }
+    }
+
+    /// The readable names of the Vistas table's labels, and the classes' names (its evaluated labels).
+    public static let vistasLabels = (0..<21).map { "Label \($0)" }
+    public static let vistasClasses = vistasLabels.indices.filter { $0 != 5 && $0 != 20 }.map { vistasLabels[$0] }
+
+    /// ROOT/config_v1.2.json: 21 labels, 5 and 20 not evaluated, as the release's table lists them.
+    private static func writeVistasTable(root: String) throws {
+        let labels = vistasLabels.enumerated().map { id, readable in
+            "{\"name\": \"test--label-\(id)\", \"readable\": \"\(readable)\", \"color\": [\(id * 12), \(255 - id * 12), \(id * 5)], "
+                + "\"instances\": false, \"evaluate\": \(id != 5 && id != 20)}"
+        }
+        try writeFile((root as NSString).appendingPathComponent("config_v1.2.json"), Array("{\"labels\": [\(labels.joined(separator: ", "))]}".utf8))
     }
 
     /// Masks in the order of their files' paths (the loader sorts Cityscapes' files by path).

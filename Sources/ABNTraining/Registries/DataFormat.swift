@@ -16,12 +16,14 @@ public enum DataFormat: String, ConfigChoice {
     case voc
     /// ROOT/images and ROOT/annotations (`ADE20K`).
     case ade20k
+    /// ROOT/SPLIT/images, ROOT/SPLIT/(v1.2/)labels and the label table (`MapillaryVistas`).
+    case vistas
 
     /// The task of its sets.
     public var task: TaskKind {
         switch self {
         case .fashionMNIST, .imageFolder: .classification
-        case .segmentationFolder, .cityscapes, .voc, .ade20k: .segmentation
+        case .segmentationFolder, .cityscapes, .voc, .ade20k, .vistas: .segmentation
         }
     }
 
@@ -33,7 +35,7 @@ public enum DataFormat: String, ConfigChoice {
         switch self {
         case .fashionMNIST, .imageFolder, .segmentationFolder: ("train", "test")
         case .cityscapes, .voc: ("train", "val")
-        case .ade20k: ("training", "validation")
+        case .ade20k, .vistas: ("training", "validation")
         }
     }
 
@@ -43,20 +45,24 @@ public enum DataFormat: String, ConfigChoice {
     }
 
     /// How the ids the data set's evaluation expects map to classes: the configured label map,
-    /// else the layout's own (Cityscapes' label ids, ADE20K's ids 1-150, the others as stored).
-    public func storedLabelMap(_ d: TrainingConfig.DataSettings) -> LabelMap {
+    /// else the layout's own (Cityscapes' label ids, ADE20K's ids 1-150, Mapillary Vistas' label
+    /// table at `data.root`, the others as stored).
+    public func storedLabelMap(_ d: TrainingConfig.DataSettings) throws -> LabelMap {
         if let configured = Self.configuredLabelMap(d) { return configured }
         switch self {
         case .cityscapes: return Cityscapes.labelIDs
         case .ade20k: return .reducedZero
+        case .vistas: return try MapillaryVistas.labelTable(root: d.root).labelMap
         case .fashionMNIST, .imageFolder, .segmentationFolder, .voc: return .identity
         }
     }
 
-    /// The colors of its masks' classes in pictures and palette PNGs.
-    public var palette: MaskPalette {
+    /// The colors of its masks' classes in pictures and palette PNGs: Cityscapes' official ones,
+    /// Mapillary Vistas' from its label table at `data.root` when that reads, else the VOC palette.
+    public func palette(_ d: TrainingConfig.DataSettings) -> MaskPalette {
         switch self {
         case .cityscapes: Cityscapes.palette
+        case .vistas: (try? MapillaryVistas.labelTable(root: d.root).palette) ?? .voc
         case .fashionMNIST, .imageFolder, .segmentationFolder, .voc, .ade20k: .voc
         }
     }
@@ -91,6 +97,9 @@ public enum DataFormat: String, ConfigChoice {
         case .ade20k:
             let train = try ADE20K.open(root: d.root, split: splits.train, labelMap: labelMap, channels: channels, limit: d.trainLimit)
             return (train, try ADE20K.open(root: d.root, split: splits.test, labelMap: labelMap, channels: train.channels, limit: d.testLimit))
+        case .vistas:
+            let train = try MapillaryVistas.open(root: d.root, split: splits.train, labelMap: labelMap, channels: channels, limit: d.trainLimit)
+            return (train, try MapillaryVistas.open(root: d.root, split: splits.test, labelMap: labelMap, channels: train.channels, limit: d.testLimit))
         }
     }
 }
