@@ -32,11 +32,7 @@ public final class PreActResNet: Network {
 
     private let body: Backbone<PreActBlock>
     private let headNorm: NormAct
-    private let fc: LinearLayer
-
-    // kept for backward
-    private var pooled: Tensor?
-    private var headShape: [Int] = []
+    private let head: PooledClassifier
 
     /// Builds the network with weights drawn from `seed` (He-normal convolutions, PyTorch's
     /// default linear initialization, norm weight 1 and bias 0).
@@ -55,8 +51,8 @@ public final class PreActResNet: Network {
         body = try Backbone(stem: ConvStem(inChannels: shape.inChannels, outChannels: shape.widths[0], stride: 1, rng: &rng), stagePrefix: "stage",
                             stages: stages, norm: norm, rng: &rng)
         headNorm = try norm.layer("head_norm", channels: body.outChannels)
-        fc = LinearLayer("fc", inFeatures: body.outChannels, outFeatures: shape.classes, rng: &rng)
-        parameters = ParameterStore(body.allParameters + headNorm.allParameters + fc.allParameters)
+        head = PooledClassifier(channels: body.outChannels, classes: shape.classes, rng: &rng)
+        parameters = ParameterStore(body.allParameters + headNorm.allParameters + head.allParameters)
     }
 
     public var normLayers: [NormAct] { body.normLayers + [headNorm] }
@@ -70,30 +66,19 @@ public final class PreActResNet: Network {
     /// logits (N, classes) for images (N, inChannels, H, W). The images are kept (not changed)
     /// for the backward pass.
     public func forward(_ images: Tensor) throws -> Tensor {
-        let h = try headNorm.forward(body.forward(images, workspace: workspace))
-        let pooled = Tensor(uninitialized: [h.shape[0], h.shape[1]])
-        globalAveragePoolForward(output: pooled, input: h)
-        self.pooled = pooled
-        headShape = h.shape
-        return fc.forward(pooled)
+        head.forward(try headNorm.forward(body.forward(images, workspace: workspace)))
     }
 
     /// Backward from dLogits (N, classes); parameter gradients land in `parameters.gradients`.
     public func backward(_ dLogits: Tensor) {
-        guard let pooled else { preconditionFailure("PreActResNet.backward before forward") }
         let ready = gradientsReady ?? { _ in }
-        let dPooled = fc.backward(dLogits, input: pooled)
-        ready(fc.weight); ready(fc.bias)
-        self.pooled = nil
-        let dh = Tensor(uninitialized: headShape)
-        globalAveragePoolBackward(dInput: dh, dOutput: dPooled)
-        var dx = headNorm.backward(dh)
+        var dx = headNorm.backward(head.backward(dLogits, gradientsReady: ready))
         ready(headNorm.weight); ready(headNorm.bias)
         body.backward(&dx, workspace: workspace, gradientsReady: ready)
     }
 
     /// Multiply-adds of convolutions and the linear layer for one image of size h x w, forward.
     public func forwardMultiplyAdds(height: Int, width: Int) -> Double {
-        body.multiplyAdds(height: height, width: width).count + Double(fc.weight.count)
+        body.multiplyAdds(height: height, width: width).count + head.multiplyAdds
     }
 }

@@ -26,11 +26,7 @@ final class ResNetClassifier<Block: ResidualBlock>: Network {
     var gradientsReady: ((Parameter) -> Void)?
 
     private let body: Backbone<Block>
-    private let fc: LinearLayer
-
-    // kept for backward
-    private var pooled: Tensor?
-    private var bodyShape: [Int] = []
+    private let head: PooledClassifier
 
     /// Weights drawn from `seed` (He-normal convolutions, PyTorch's default linear
     /// initialization, norm weight 1 and bias 0).
@@ -43,8 +39,8 @@ final class ResNetClassifier<Block: ResidualBlock>: Network {
         let stem = try ResNetStem("", inChannels: shape.inChannels, outChannels: shape.baseWidth, norm: norm, rng: &rng)
         body = try Backbone(stem: stem, stagePrefix: "layer", stages: shape.depth.stages(baseWidth: shape.baseWidth, outputStride: 32),
                             norm: norm, rng: &rng)
-        fc = LinearLayer("fc", inFeatures: body.outChannels, outFeatures: shape.classes, rng: &rng)
-        parameters = ParameterStore(body.allParameters + fc.allParameters)
+        head = PooledClassifier(channels: body.outChannels, classes: shape.classes, rng: &rng)
+        parameters = ParameterStore(body.allParameters + head.allParameters)
     }
 
     var normLayers: [NormAct] { body.normLayers }
@@ -58,27 +54,17 @@ final class ResNetClassifier<Block: ResidualBlock>: Network {
 
     /// Logits (N, classes) for images (N, inChannels, H, W), which are kept (not changed).
     func forward(_ images: Tensor) throws -> Tensor {
-        let h = try body.forward(images, workspace: workspace)
-        let pooled = Tensor(uninitialized: [h.shape[0], h.shape[1]])
-        globalAveragePoolForward(output: pooled, input: h)
-        self.pooled = pooled
-        bodyShape = h.shape
-        return fc.forward(pooled)
+        head.forward(try body.forward(images, workspace: workspace))
     }
 
     func backward(_ dLogits: Tensor) {
-        guard let pooled else { preconditionFailure("ResNetClassifier.backward before forward") }
         let ready = gradientsReady ?? { _ in }
-        let dPooled = fc.backward(dLogits, input: pooled)
-        ready(fc.weight); ready(fc.bias)
-        self.pooled = nil
-        var dx = Tensor(uninitialized: bodyShape)
-        globalAveragePoolBackward(dInput: dx, dOutput: dPooled)
+        var dx = head.backward(dLogits, gradientsReady: ready)
         body.backward(&dx, workspace: workspace, gradientsReady: ready)
     }
 
     func forwardMultiplyAdds(height: Int, width: Int) -> Double {
-        body.multiplyAdds(height: height, width: width).count + Double(fc.weight.count)
+        body.multiplyAdds(height: height, width: width).count + head.multiplyAdds
     }
 }
 
