@@ -3,7 +3,8 @@ import Foundation
 /// A segmentation split as pairs of files: images (PNG or JPEG, any size) and their masks (8-bit
 /// gray or palette PNGs of the image's size), the mask ids becoming classes through a label map.
 /// Each sample is read when asked for, so a set larger than memory streams. The layouts
-/// (`SegmentationFolder`, `Cityscapes`, `PascalVOC`, `ADE20K`, `MapillaryVistas`) find the pairs.
+/// (`SegmentationFolder`, `Cityscapes`, `PascalVOC`, `ADE20K`, `MapillaryVistas`, `COCOStuff`)
+/// find the pairs.
 public struct LabeledSegmentationSet: Dataset {
     public let classNames: [String]
     public let channels: Int

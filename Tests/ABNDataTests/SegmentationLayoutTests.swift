@@ -3,7 +3,7 @@ import ABNTestSupport
 import Foundation
 import Testing
 
-@Suite("Segmentation layouts: Cityscapes, Pascal VOC, ADE20K, Mapillary Vistas")
+@Suite("Segmentation layouts: Cityscapes, Pascal VOC, ADE20K, Mapillary Vistas, COCO-Stuff")
 struct SegmentationLayoutTests {
     /// A fresh folder, removed afterwards.
     func withFolder(_ body: (String) throws -> Void) throws {
@@ -18,6 +18,7 @@ struct SegmentationLayoutTests {
         case .voc: try PascalVOC.open(root: root, split: split)
         case .ade20k: try ADE20K.open(root: root, split: split)
         case .vistas: try MapillaryVistas.open(root: root, split: split)
+        case .cocoStuff: try COCOStuff.open(root: root, split: split)
         }
     }
 
@@ -28,7 +29,7 @@ struct SegmentationLayoutTests {
             for (split, masks) in expected {
                 let set = try Self.open(layout, root, split)
                 #expect(set.count == masks.count)
-                #expect(set.classNames.count == [LayoutWriter.Layout.cityscapes: 19, .voc: 21, .ade20k: 150, .vistas: 19][layout])
+                #expect(set.classNames.count == [LayoutWriter.Layout.cityscapes: 19, .voc: 21, .ade20k: 150, .vistas: 19, .cocoStuff: 171][layout])
                 for i in 0..<set.count {
                     let sample = try set.sample(i)
                     guard case .mask(let mask) = sample.target else { Issue.record("not a mask"); return }
@@ -47,6 +48,24 @@ struct SegmentationLayoutTests {
             #expect(set.masks.allSatisfy { $0.hasSuffix("_gtFine_labelTrainIds.png") })
             guard case .mask(let mask) = try set.sample(0).target else { Issue.record("not a mask"); return }
             #expect(mask.pixels == expected["train"]![0])
+        }
+    }
+
+    @Test("COCO-Stuff: the stuffthingmaps ids as mmsegmentation's converter maps them; train ids where the user made them")
+    func cocoStuff() throws {
+        // samples of mmsegmentation's clsID_to_trID (coco_stuff164k.py): each used id, its train id
+        let map = COCOStuff.categoryIDs
+        let samples: [(id: UInt8, trainID: UInt8)] = [(0, 0), (10, 10), (12, 11), (24, 23), (26, 24), (27, 25), (30, 26), (43, 39), (45, 40),
+                                                      (89, 79), (91, 80), (181, 170)]
+        let stored = Image8(width: samples.count + 3, height: 1, channels: 1, pixels: samples.map(\.id) + [11, 90, 255])
+        #expect(try map.apply(to: stored, classes: 171, source: "m").pixels == samples.map(\.trainID) + [255, 255, 255])
+        #expect(COCOStuff.classNames.count == 171 && COCOStuff.classNames[80] == "banner" && COCOStuff.classNames[170] == "wood")
+        try withFolder { root in
+            let expected = try LayoutWriter.write(.cocoStuff, root: root, trainIDs: true)
+            let set = try COCOStuff.open(root: root, split: "val2017")
+            #expect(set.masks.allSatisfy { $0.hasSuffix("_labelTrainIds.png") })
+            guard case .mask(let mask) = try set.sample(0).target else { Issue.record("not a mask"); return }
+            #expect(mask.pixels == expected["val2017"]![0])
         }
     }
 

@@ -3,27 +3,35 @@ import ABNTensor
 import Foundation
 
 /// Writes small segmentation sets in the layouts users bring (Cityscapes, Pascal VOC, ADE20K,
-/// Mapillary Vistas), for tests on a bare clone. Each image shows horizontal bands, one class per
+/// Mapillary Vistas, COCO-Stuff), for tests on a bare clone. Each image shows horizontal bands, one class per
 /// band, each class in its own color (plus noise), at several sizes; the masks store the ids as
 /// the layout does: Cityscapes label ids (ids that the table ignores included) and optionally
 /// train ids, VOC palette PNGs with 255 on band borders, ADE20K gray PNGs with 0 ("other") on
 /// some bands, Vistas label ids of a 21-label table (v2.0 release layout) whose labels 5 and 20
-/// are not evaluated, on band borders and some bands.
+/// are not evaluated, on band borders and some bands, COCO-Stuff stuffthingmaps ids (an id no
+/// category uses on some bands, 255 on borders) and optionally train ids.
 public enum LayoutWriter {
-    public enum Layout: String, CaseIterable, Sendable { case cityscapes, voc, ade20k, vistas }
+    public enum Layout: String, CaseIterable, Sendable {
+        case cityscapes, voc, ade20k, vistas
+        case cocoStuff = "coco-stuff"
+    }
 
     /// Image sizes (width, height), cycled through.
     static let sizes = [(64, 48), (56, 56), (72, 40)]
 
     /// Writes `train` and `test` samples of `layout` under `root`; `trainIDs` also writes
-    /// Cityscapes' labelTrainIds masks. Returns, per split, the classes (after the layout's own
+    /// Cityscapes' and COCO-Stuff's labelTrainIds masks. Returns, per split, the classes (after the layout's own
     /// map) that each written mask holds, image by image, as the loader should read them.
     @discardableResult
     public static func write(_ layout: Layout, root: String, train: Int = 6, test: Int = 3, seed: UInt64 = 1,
                              trainIDs: Bool = false) throws -> [String: [[UInt8]]] {
         var rng = SplitMix64(seed: seed)
         var expected: [String: [[UInt8]]] = [:]
-        let splits = [.ade20k, .vistas].contains(layout) ? [("training", train), ("validation", test)] : [("train", train), ("val", test)]
+        let splits = switch layout {
+        case .ade20k, .vistas: [("training", train), ("validation", test)]
+        case .cocoStuff: [("train2017", train), ("val2017", test)]
+        case .cityscapes, .voc: [("train", train), ("val", test)]
+        }
         if layout == .vistas { try writeVistasTable(root: root) }
         for (split, count) in splits {
             var masks: [[UInt8]] = []
@@ -77,6 +85,11 @@ public enum LayoutWriter {
             // labels 0-4 and 6-19 are the classes 0-18; 5 (on borders) and 20 (on bands of class 6) are ignored
             if border { return (5, 255) }
             return band == 6 ? (20, 255) : (UInt8(band < 5 ? band : band + 1), UInt8(band))
+        case .cocoStuff:
+            // the stuffthingmaps id of class `band`: ids 0-10 are classes 0-10, id 11 is unused
+            // (stored on bands of class 2, ignored), 12-24 are classes 11-23
+            if border { return (255, 255) }
+            return band == 2 ? (11, 255) : (UInt8(band < 11 ? band : band + 1), UInt8(band))
         }
     }
 
@@ -101,6 +114,13 @@ public enum LayoutWriter {
         case .vistas:
             try writeFile(path("\(split)/images/\(name).jpg"), JPEGCodec.encode(image, quality: 95))
             try writeFile(path("\(split)/v1.2/labels/\(name).png"), PNGCodec.encode(mask))
+        case .cocoStuff:
+            try writeFile(path("images/\(split)/\(name).jpg"), JPEGCodec.encode(image, quality: 95))
+            try writeFile(path("annotations/\(split)/\(name).png"), PNGCodec.encode(mask))
+            if let trainIDs {
+                let train = Image8(width: mask.width, height: mask.height, channels: 1, pixels: trainIDs)
+                try writeFile(path("annotations/\(split)/\(name)_labelTrainIds.png"), PNGCodec.encode(train))
+            }
         }
     }
 

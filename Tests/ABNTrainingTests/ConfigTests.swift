@@ -57,7 +57,7 @@ struct ConfigTests {
     @Test("a name outside its set is refused with the names the key takes; every name of each set is accepted")
     func choices() throws {
         #expect(error("model:\n  arch: vgg\n") == "model.arch: must be resnet, deeplab, resnet18, resnet34, resnet50, resnet101 or deeplabv3, got 'vgg'.")
-        #expect(error("data:\n  format: coco\n") == "data.format: must be fashion-mnist, image-folder, segmentation-folder, cityscapes, voc, ade20k or vistas, got 'coco'.")
+        #expect(error("data:\n  format: coco\n") == "data.format: must be fashion-mnist, image-folder, segmentation-folder, cityscapes, voc, ade20k, vistas or coco-stuff, got 'coco'.")
         #expect(error("train:\n  schedule: step\n") == "train.schedule: must be cosine, poly or constant, got 'step'.")
         #expect(error("model:\n  norm: fused\n") == "model.norm: must be inplace, standard or checkpoint, got 'fused'.")
         #expect(error("", overrides: ["eval.mode=tiles"]) == "eval.mode: must be whole or slide, got 'tiles'.")

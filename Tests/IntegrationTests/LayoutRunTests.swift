@@ -4,7 +4,7 @@ import Testing
 
 /// The shipped configs of the public layouts, with only data.root (and a small backbone)
 /// changed, train on sets written in each layout (`LayoutWriter`) and evaluate.
-@Suite("Cityscapes, Pascal VOC, ADE20K and Mapillary Vistas layouts through the shipped configs", .serialized)
+@Suite("Cityscapes, Pascal VOC, ADE20K, Mapillary Vistas and COCO-Stuff layouts through the shipped configs", .serialized)
 struct LayoutRunTests {
     @Test("a few steps of training and an evaluation per layout", arguments: LayoutWriter.Layout.allCases)
     func trainAndEvaluate(layout: LayoutWriter.Layout) throws {
@@ -17,7 +17,7 @@ struct LayoutRunTests {
         let train = try BinaryRunner.run(["train", "--config", config, "--set", "data.root=\(root)", "--max-steps", "2", "--run-dir", run] + small,
                                          ranks: 2)
         #expect(train.status == 0, "stderr: \(train.stderr)")
-        let classes = ["cityscapes": 19, "voc": 21, "ade20k": 150, "vistas": 19][layout.rawValue]!
+        let classes = ["cityscapes": 19, "voc": 21, "ade20k": 150, "vistas": 19, "coco-stuff": 171][layout.rawValue]!
         #expect(train.stdout.contains("3 channel(s), \(classes) classes"), "stdout: \(train.stdout)")
         let eval = try BinaryRunner.run(["eval", "--checkpoint", run + "/checkpoints/step-00000002.safetensors", "--json"])
         let line = try #require(eval.jsonLines.first, "stderr: \(eval.stderr)")

@@ -18,12 +18,14 @@ public enum DataFormat: String, ConfigChoice {
     case ade20k
     /// ROOT/SPLIT/images, ROOT/SPLIT/(v1.2/)labels and the label table (`MapillaryVistas`).
     case vistas
+    /// ROOT/images and ROOT/annotations of COCO-Stuff 164k (`COCOStuff`).
+    case cocoStuff = "coco-stuff"
 
     /// The task of its sets.
     public var task: TaskKind {
         switch self {
         case .fashionMNIST, .imageFolder: .classification
-        case .segmentationFolder, .cityscapes, .voc, .ade20k, .vistas: .segmentation
+        case .segmentationFolder, .cityscapes, .voc, .ade20k, .vistas, .cocoStuff: .segmentation
         }
     }
 
@@ -36,6 +38,7 @@ public enum DataFormat: String, ConfigChoice {
         case .fashionMNIST, .imageFolder, .segmentationFolder: ("train", "test")
         case .cityscapes, .voc: ("train", "val")
         case .ade20k, .vistas: ("training", "validation")
+        case .cocoStuff: ("train2017", "val2017")
         }
     }
 
@@ -46,13 +49,14 @@ public enum DataFormat: String, ConfigChoice {
 
     /// How the ids the data set's evaluation expects map to classes: the configured label map,
     /// else the layout's own (Cityscapes' label ids, ADE20K's ids 1-150, Mapillary Vistas' label
-    /// table at `data.root`, the others as stored).
+    /// table at `data.root`, COCO-Stuff's stuffthingmaps ids, the others as stored).
     public func storedLabelMap(_ d: TrainingConfig.DataSettings) throws -> LabelMap {
         if let configured = Self.configuredLabelMap(d) { return configured }
         switch self {
         case .cityscapes: return Cityscapes.labelIDs
         case .ade20k: return .reducedZero
         case .vistas: return try MapillaryVistas.labelTable(root: d.root).labelMap
+        case .cocoStuff: return COCOStuff.categoryIDs
         case .fashionMNIST, .imageFolder, .segmentationFolder, .voc: return .identity
         }
     }
@@ -63,7 +67,7 @@ public enum DataFormat: String, ConfigChoice {
         switch self {
         case .cityscapes: Cityscapes.palette
         case .vistas: (try? MapillaryVistas.labelTable(root: d.root).palette) ?? .voc
-        case .fashionMNIST, .imageFolder, .segmentationFolder, .voc, .ade20k: .voc
+        case .fashionMNIST, .imageFolder, .segmentationFolder, .voc, .ade20k, .cocoStuff: .voc
         }
     }
 
@@ -100,6 +104,9 @@ public enum DataFormat: String, ConfigChoice {
         case .vistas:
             let train = try MapillaryVistas.open(root: d.root, split: splits.train, labelMap: labelMap, channels: channels, limit: d.trainLimit)
             return (train, try MapillaryVistas.open(root: d.root, split: splits.test, labelMap: labelMap, channels: train.channels, limit: d.testLimit))
+        case .cocoStuff:
+            let train = try COCOStuff.open(root: d.root, split: splits.train, labelMap: labelMap, channels: channels, limit: d.trainLimit)
+            return (train, try COCOStuff.open(root: d.root, split: splits.test, labelMap: labelMap, channels: train.channels, limit: d.testLimit))
         }
     }
 }
